@@ -1,0 +1,1 @@
+"""The demo: a churn-like dataset generator and the runner behind the README's demo command."""

@@ -1,0 +1,56 @@
+"""Static provider metadata: Airflow reads it through the ``apache_airflow_provider`` entry point.
+
+A literal dict with no imports, so ``airflow providers list`` costs nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def get_provider_info() -> dict[str, Any]:
+    return {
+        "package-name": "airflow-trainkit",
+        "name": "Trainkit",
+        "description": "ML training pipelines: data contracts, one training spec for SageMaker, Vertex AI, "
+        "Azure ML and on-prem GPUs, MLflow promotion, drift checks and training cost comparison.",
+        "versions": ["0.1.0"],
+        "integrations": [
+            {
+                "integration-name": "Trainkit training",
+                "external-doc-url": "https://github.com/airflow-trainkit/airflow-trainkit",
+                "tags": ["software"],
+            },
+        ],
+        "operators": [
+            {
+                "integration-name": "Trainkit training",
+                "python-modules": ["airflow_trainkit.operators.training"],
+            },
+        ],
+        "sensors": [
+            {
+                "integration-name": "Trainkit training",
+                "python-modules": ["airflow_trainkit.sensors.training"],
+            },
+        ],
+        "triggers": [
+            {
+                "integration-name": "Trainkit training",
+                "python-modules": ["airflow_trainkit.triggers.training"],
+            },
+        ],
+        "hooks": [
+            {
+                "integration-name": "Trainkit training",
+                "python-modules": ["airflow_trainkit.hooks.onprem"],
+            },
+        ],
+        "connection-types": [
+            {
+                "connection-type": "trainkit_onprem",
+                "hook-class-name": "airflow_trainkit.hooks.onprem.OnPremGpuHook",
+            },
+        ],
+        "extra-links": [],
+    }

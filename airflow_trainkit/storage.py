@@ -1,0 +1,147 @@
+"""Reading tables and writing files at a URI: local paths, ``file://`` and Airflow object storage.
+
+Writes are whole or not at all: local files are written to a temporary sibling and renamed;
+on object stores each object is put in one request and a folder of files gets its ``_SUCCESS``
+marker last, so a reader that checks for it never sees half a report.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+SUCCESS_MARKER = "_SUCCESS"
+
+
+def is_local(uri: str) -> bool:
+    """Whether ``uri`` is a plain path or a ``file://`` URI."""
+    scheme = urlparse(str(uri)).scheme
+    return scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt")
+
+
+def local_path(uri: str) -> Path:
+    """The filesystem path of a local URI (``file:///x`` or ``/x``)."""
+    parsed = urlparse(str(uri))
+    if parsed.scheme == "file":
+        return Path(parsed.path)
+    return Path(uri).expanduser()
+
+
+def join_uri(base: str, *parts: str) -> str:
+    """``base`` with ``parts`` appended, keeping the scheme."""
+    return "/".join([str(base).rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def write_bytes_atomic(uri: str, data: bytes) -> str:
+    """Write one file whole or not at all; returns the URI written."""
+    if is_local(uri):
+        path = local_path(uri)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return str(path)
+    target = _object_path(uri)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)  # one PUT: object stores never show half an object
+    return uri
+
+
+def write_folder_atomic(uri: str, files: Mapping[str, bytes | str]) -> str:
+    """Write a folder of files whole or not at all; an existing folder is replaced.
+
+    Locally the files go to a hidden sibling folder that is renamed into place. On object stores
+    the files are put one by one and ``_SUCCESS`` last.
+    """
+    payload = {name: data.encode() if isinstance(data, str) else data for name, data in files.items()}
+    for name in payload:
+        if name.startswith("/") or ".." in Path(name).parts:
+            raise ValueError(f"report file name {name!r} must be relative and stay inside the folder")
+    if is_local(uri):
+        final = local_path(uri)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+        try:
+            for name, data in payload.items():
+                (staging / name).parent.mkdir(parents=True, exist_ok=True)
+                (staging / name).write_bytes(data)
+            (staging / SUCCESS_MARKER).write_bytes(b"")
+            if final.exists():
+                old = final.with_name(f".{final.name}.old-{uuid.uuid4().hex[:8]}")
+                os.replace(final, old)
+                os.replace(staging, final)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return str(final)
+    base = _object_path(uri)
+    (base / SUCCESS_MARKER).unlink(missing_ok=True)
+    for name, data in payload.items():
+        (base / name).write_bytes(data)
+    (base / SUCCESS_MARKER).write_bytes(b"")
+    return uri
+
+
+def read_table(uri: str, *, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a CSV or Parquet table (a file, or a folder of Parquet parts) into pandas.
+
+    :raises ValueError: the format is not known from the extension.
+    :raises OSError: the URI cannot be read; the message names the URI and the cause.
+    """
+    import pandas as pd  # heavy: only when data is read, never at DAG parse
+
+    kind = table_format(uri)
+    try:
+        if is_local(uri):
+            source: Any = local_path(uri)
+            if not source.exists():
+                raise FileNotFoundError(f"no such file: {source}")
+        else:
+            source = _object_path(uri).open("rb")
+        if kind == "parquet":
+            return pd.read_parquet(source, columns=columns)
+        return pd.read_csv(source, usecols=columns)
+    except (OSError, ValueError) as err:
+        raise OSError(f"cannot read table {uri!r}: {err}") from err
+
+
+def table_format(uri: str) -> str:
+    """``"csv"`` or ``"parquet"``, from the URI's extension."""
+    name = urlparse(str(uri)).path.lower().rstrip("/")
+    if name.endswith((".parquet", ".pq")) or name.endswith(".parquet.gz"):
+        return "parquet"
+    if name.endswith((".csv", ".csv.gz", ".tsv")):
+        return "csv"
+    raise ValueError(f"cannot tell the format of {uri!r}: expected a .csv or .parquet file")
+
+
+def exists(uri: str) -> bool:
+    """Whether something exists at ``uri``."""
+    if is_local(uri):
+        return local_path(uri).exists()
+    return _object_path(uri).exists()
+
+
+def _object_path(uri: str) -> Any:
+    from airflow_trainkit._compat import ObjectStoragePath
+
+    return ObjectStoragePath(uri)
