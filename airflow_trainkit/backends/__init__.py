@@ -1,0 +1,1 @@
+"""Compute backends, one module each; see ``airflow_trainkit.training.backend``."""
