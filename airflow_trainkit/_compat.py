@@ -40,3 +40,24 @@ __all__ = [
     "TriggerEvent",
     "mask_secret",
 ]
+
+
+def task_state_now(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str | None:
+    """The task instance's state as the scheduler sees it now, through the supervisor.
+
+    Works in a task process and in the triggerer (from a thread other than the event loop's).
+    """
+    from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+    states = RuntimeTaskInstance.get_task_states(
+        dag_id=dag_id, map_index=map_index, task_ids=[task_id], run_ids=[run_id]
+    )
+    key = task_id if map_index < 0 else f"{task_id}_{map_index}"
+    return states.get(run_id, {}).get(key)
+
+
+def xcom_value(ti_key: object, key: str) -> object:
+    """One XCom of a task instance, for extra links."""
+    from airflow.sdk.execution_time.xcom import XCom
+
+    return XCom.get_value(ti_key=ti_key, key=key)  # type: ignore[arg-type]

@@ -23,7 +23,13 @@ class TrainingJobFailed(TrainkitError):
     """
 
     def __init__(
-        self, message: str, *, backend: str, job_id: str, state: str, reason: str | None = None,
+        self,
+        message: str,
+        *,
+        backend: str,
+        job_id: str,
+        state: str,
+        reason: str | None = None,
         log_tail: list[str] | None = None,
     ) -> None:
         super().__init__(message)
@@ -57,7 +63,9 @@ class TrainingJobUnreachable(TrainkitError):
 class DataValidationFailed(TrainkitError):
     """Data broke its contract. ``failed_checks`` holds one dict per failed check."""
 
-    def __init__(self, message: str, *, failed_checks: list[dict[str, Any]], report_uri: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, failed_checks: list[dict[str, Any]], report_uri: str | None = None
+    ) -> None:
         super().__init__(message)
         self.failed_checks = failed_checks
         self.report_uri = report_uri
@@ -66,7 +74,9 @@ class DataValidationFailed(TrainkitError):
 class DriftDetected(TrainkitError):
     """Drift was found and the task was asked to fail on it."""
 
-    def __init__(self, message: str, *, drifted_columns: list[dict[str, Any]], report_uri: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, drifted_columns: list[dict[str, Any]], report_uri: str | None = None
+    ) -> None:
         super().__init__(message)
         self.drifted_columns = drifted_columns
         self.report_uri = report_uri

@@ -11,12 +11,13 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import pandas as pd
 
 SUCCESS_MARKER = "_SUCCESS"

@@ -23,7 +23,9 @@ PAYMENT_METHODS = ["card", "bank-transfer", "paper-check"]
 REGIONS = ["north", "south", "east", "west"]
 
 
-def make_churn_frame(rows: int = 5000, *, seed: int = 7, drift: float = 0.0, missing: float = 0.02) -> pd.DataFrame:
+def make_churn_frame(
+    rows: int = 5000, *, seed: int = 7, drift: float = 0.0, missing: float = 0.02
+) -> pd.DataFrame:
     """Build the table.
 
     :param rows: number of customers.

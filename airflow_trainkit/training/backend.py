@@ -13,12 +13,13 @@ import importlib
 import json
 import pkgutil
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from airflow_trainkit.training.spec import TrainingJobSpec
 
 _REGISTRY: dict[str, type[TrainingBackend]] = {}
@@ -159,7 +160,9 @@ class TrainingBackend(ABC):
             return None
         return data if isinstance(data, dict) else None
 
-    def result(self, status: JobStatus, spec: TrainingJobSpec | None = None, attempt: int = 1) -> dict[str, Any]:
+    def result(
+        self, status: JobStatus, spec: TrainingJobSpec | None = None, attempt: int = 1
+    ) -> dict[str, Any]:
         """The small JSON result a training task returns."""
         return {
             "backend": self.name,

@@ -19,10 +19,24 @@ DEFAULT_MAX_RUNTIME = 24 * 3600  # seconds; SageMaker's own default for MaxRunti
 # GPU models a spec may name. Which instance carries each one is each backend's (and the cost
 # catalog's) business; this list only decides which names are valid at all.
 KNOWN_GPUS = (
-    "K80", "P4", "P100", "T4", "V100", "A10", "A10G", "L4", "L40S", "A100", "A100-80GB", "H100", "H200",
+    "K80",
+    "P4",
+    "P100",
+    "T4",
+    "V100",
+    "A10",
+    "A10G",
+    "L4",
+    "L40S",
+    "A100",
+    "A100-80GB",
+    "H100",
+    "H200",
 )
 _GPU_LOOKUP = {name.upper(): name for name in KNOWN_GPUS}
-_DURATION = re.compile(r"^\s*(?:(?P<h>\d+(?:\.\d+)?)h)?\s*(?:(?P<m>\d+(?:\.\d+)?)m)?\s*(?:(?P<s>\d+(?:\.\d+)?)s)?\s*$")
+_DURATION = re.compile(
+    r"^\s*(?:(?P<h>\d+(?:\.\d+)?)h)?\s*(?:(?P<m>\d+(?:\.\d+)?)m)?\s*(?:(?P<s>\d+(?:\.\d+)?)s)?\s*$"
+)
 
 
 @dataclass(frozen=True)
@@ -42,7 +56,9 @@ class Accelerator:
         try:
             count = int(count_text) if count_text else 1
         except ValueError:
-            raise ValueError(f"spec.accelerator: count in {value!r} must be a whole number, e.g. 'T4:1'") from None
+            raise ValueError(
+                f"spec.accelerator: count in {value!r} must be a whole number, e.g. 'T4:1'"
+            ) from None
         if count < 1:
             raise ValueError(f"spec.accelerator: count in {value!r} must be at least 1")
         if name.strip().lower() == "gpu":
@@ -121,7 +137,9 @@ class TrainingJobSpec:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
-            raise ValueError(f"spec: unknown field(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}")
+            raise ValueError(
+                f"spec: unknown field(s) {', '.join(map(repr, unknown))}; known: {', '.join(sorted(known))}"
+            )
         if "command" not in data:
             raise ValueError("spec.command is required: the program and its arguments, as a list of strings")
         return cls(**_checked(data))
@@ -215,7 +233,9 @@ def _checked(data: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(data.get(flag, False), bool):
             raise ValueError(f"spec.{flag} must be true or false, got {data[flag]!r}")
     max_runtime = data.get("max_runtime")
-    out["max_runtime"] = DEFAULT_MAX_RUNTIME if max_runtime is None else parse_duration("max_runtime", max_runtime)
+    out["max_runtime"] = (
+        DEFAULT_MAX_RUNTIME if max_runtime is None else parse_duration("max_runtime", max_runtime)
+    )
     if data.get("max_wait") is not None:
         out["max_wait"] = parse_duration("max_wait", data["max_wait"])
         if out["max_wait"] < out["max_runtime"]:

@@ -1,0 +1,213 @@
+"""The process that supervises one on-prem job: ``python -m airflow_trainkit.backends.onprem.runner JOB_DIR``.
+
+It is started detached by the backend, takes the GPUs the job needs (one lock file per GPU),
+starts the command in a process group of its own, enforces the runtime limit, forwards a stop
+as SIGTERM to the group and escalates to SIGKILL after the grace period, and records the outcome
+in ``state.json``. It is the only writer of that file once it runs.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from airflow_trainkit.backends.onprem.transport import parse_gpu_list, process_start_ticks
+from airflow_trainkit.storage import write_bytes_atomic
+
+POLL_SECONDS = 0.5
+GPU_WAIT_SECONDS = 2.0
+
+
+def utcnow() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+class Runner:
+    def __init__(self, job_dir: Path) -> None:
+        self.job_dir = job_dir
+        self.job = json.loads((job_dir / "job.json").read_text())
+        self.state: dict[str, Any] = json.loads((job_dir / "state.json").read_text())
+        self.stop_signalled = False
+        self.lock_files: list[Any] = []
+
+    def write_state(self, **changes: Any) -> None:
+        self.state.update(changes)
+        write_bytes_atomic(str(self.job_dir / "state.json"), json.dumps(self.state, indent=1).encode())
+
+    def stop_request(self) -> dict[str, Any] | None:
+        path = self.job_dir / "stop.json"
+        if path.exists():
+            try:
+                return json.loads(path.read_text())
+            except ValueError:
+                return {"reason": "stop requested"}
+        if self.stop_signalled:
+            return {"reason": "runner received SIGTERM"}
+        return None
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+        self.write_state(runner_pid=os.getpid(), runner_start_ticks=process_start_ticks(os.getpid()))
+        gpus = self.take_gpus()
+        if gpus is None:
+            return 0
+        env = dict(self.job["env"])
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(g["index"] for g in gpus)
+        env["TRAINKIT_GPU_COUNT"] = str(len(gpus))
+        log = open(self.job_dir / "output.log", "ab", buffering=0)  # noqa: SIM115 - child writes to it
+        try:
+            child = subprocess.Popen(
+                self.job["command"],
+                cwd=self.job["workdir"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                process_group=0,
+                # The child holds the GPU locks too, so they stay taken if this runner dies first.
+                pass_fds=[f.fileno() for f in self.lock_files],
+            )
+        except OSError as err:
+            log.write(f"trainkit: cannot start {self.job['command'][0]!r}: {err}\n".encode())
+            self.write_state(
+                state="FAILED", message=f"cannot start command: {err}", ended_at=utcnow(), exit_code=None
+            )
+            return 0
+        started = time.monotonic()
+        self.write_state(
+            state="RUNNING", child_pid=child.pid, child_pgid=child.pid, started_at=utcnow(), gpus=gpus
+        )
+        return self.supervise(child, started, log)
+
+    def supervise(self, child: subprocess.Popen[bytes], started: float, log: Any) -> int:
+        max_runtime = float(self.job["max_runtime"])
+        grace = float(self.job["grace_seconds"])
+        terminate_at: float | None = None
+        outcome: tuple[str, str] | None = None
+        while True:
+            code = child.poll()
+            if code is not None:
+                break
+            if outcome is None:
+                request = self.stop_request()
+                if request is not None:
+                    outcome = ("STOPPED", str(request.get("reason") or "stop requested"))
+                elif time.monotonic() - started > max_runtime:
+                    outcome = ("FAILED", f"exceeded max_runtime of {int(max_runtime)} s")
+                if outcome is not None:
+                    self.write_state(state="STOPPING", message=outcome[1])
+                    log.write(f"\ntrainkit: {outcome[1]}; sending SIGTERM\n".encode())
+                    _killpg(child.pid, signal.SIGTERM)
+                    terminate_at = time.monotonic() + grace
+            elif terminate_at is not None and time.monotonic() > terminate_at:
+                log.write(f"trainkit: still running {int(grace)} s after SIGTERM; sending SIGKILL\n".encode())
+                _killpg(child.pid, signal.SIGKILL)
+                terminate_at = None
+            time.sleep(POLL_SECONDS)
+        # Whatever the command left behind in its group goes with it.
+        _killpg(child.pid, signal.SIGKILL)
+        ended = utcnow()
+        if outcome is not None:
+            state, message = outcome
+        elif code == 0:
+            state, message = "SUCCEEDED", "exit code 0"
+        else:
+            state, message = "FAILED", _exit_message(code)
+        self.write_state(
+            state=state,
+            message=message,
+            exit_code=code,
+            ended_at=ended,
+            billable_seconds=round(time.monotonic() - started, 3),
+        )
+        log.close()
+        return 0
+
+    def take_gpus(self) -> list[dict[str, str]] | None:
+        """Lock ``gpu_count`` free GPUs, waiting while they are busy; ``None`` if stopped meanwhile."""
+        needed = int(self.job["gpu_count"])
+        if needed == 0:
+            return []
+        host_gpus = parse_gpu_list(",".join(g["index"] for g in self.job["host_gpus"]))
+        lock_dir = Path(self.job["root"]) / "gpu-locks"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + float(self.job["max_wait"])
+        waiting_logged = False
+        while True:
+            taken: list[tuple[dict[str, str], Any]] = []
+            for gpu in host_gpus:
+                handle = open(lock_dir / f"gpu{gpu['index']}.lock", "a+")  # noqa: SIM115 - held for the job
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    handle.close()
+                    continue
+                taken.append((gpu, handle))
+                if len(taken) == needed:
+                    break
+            if len(taken) == needed:
+                self.lock_files = [handle for _, handle in taken]
+                for _, handle in taken:
+                    handle.seek(0)
+                    handle.truncate()
+                    handle.write(self.job["job_id"])
+                    handle.flush()
+                return [gpu for gpu, _ in taken]
+            for _, handle in taken:
+                handle.close()
+            if not waiting_logged:
+                self.write_state(message=f"waiting for {needed} free GPU(s)")
+                waiting_logged = True
+            request = self.stop_request()
+            if request is not None:
+                self.write_state(state="STOPPED", message=str(request.get("reason")), ended_at=utcnow())
+                return None
+            if time.monotonic() > deadline:
+                self.write_state(
+                    state="FAILED", message=f"no {needed} free GPU(s) within max_wait", ended_at=utcnow()
+                )
+                return None
+            time.sleep(GPU_WAIT_SECONDS)
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self.stop_signalled = True
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _exit_message(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by signal {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit code {code}"
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 1:
+        print("usage: python -m airflow_trainkit.backends.onprem.runner JOB_DIR", file=sys.stderr)
+        return 2
+    runner = Runner(Path(argv[0]))
+    try:
+        return runner.run()
+    except BaseException as err:
+        runner.write_state(state="FAILED", message=f"runner error: {err!r}", ended_at=utcnow())
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,184 @@
+"""One trigger for every backend: waits for a training job to end, by the clock, in the triggerer."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow_trainkit._compat import BaseTrigger, TriggerEvent
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+log = logging.getLogger(__name__)
+
+# After this many status calls in a row fail with an error the backend does not call
+# transient, the trigger gives up (the operator then tries to stop the job).
+MAX_PERSISTENT_ERRORS = 5
+MAX_BACKOFF_SECONDS = 300.0
+# Task states after which the task runs again: a kill that leads there must not stop the job,
+# because the next try re-attaches to it (a clear of a deferred task calls on_kill too).
+WILL_RUN_AGAIN = {
+    "scheduled",
+    "queued",
+    "running",
+    "restarting",
+    "up_for_retry",
+    "up_for_reschedule",
+    "deferred",
+}
+
+
+class TrainingJobTrigger(BaseTrigger):
+    """Poll a training job until it reaches a terminal state or its deadline passes.
+
+    Yields exactly one event: ``{"status": "done", "job": <JobStatus dict>}``,
+    ``{"status": "timeout", ...}`` (the job was asked to stop) or ``{"status": "error", ...}``.
+
+    :param backend: backend name, e.g. ``"onprem"``.
+    :param job_id: the backend's id of the job.
+    :param conn_id: the backend's connection id.
+    :param deadline: wall-clock time (epoch seconds) after which the job is stopped. Absolute,
+        so a restarted triggerer keeps the same deadline.
+    :param poll_interval: seconds between status calls; ``None`` for the backend's default.
+    :param stop_on_kill: stop the job when the deferred task is marked failed or success.
+        Sensors watching a job started elsewhere set it to ``False``.
+    :param identity: dag_id, run_id, task_id and map_index of the waiting task.
+    """
+
+    def __init__(
+        self,
+        backend: str,
+        job_id: str,
+        conn_id: str | None = None,
+        deadline: float | None = None,
+        poll_interval: float | None = None,
+        stop_on_kill: bool = True,
+        identity: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.backend_name = backend
+        self.job_id = job_id
+        self.conn_id = conn_id
+        self.deadline = deadline
+        self.poll_interval = poll_interval
+        self.stop_on_kill = stop_on_kill
+        self.identity = identity or {}
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "backend": self.backend_name,
+                "job_id": self.job_id,
+                "conn_id": self.conn_id,
+                "deadline": self.deadline,
+                "poll_interval": self.poll_interval,
+                "stop_on_kill": self.stop_on_kill,
+                "identity": self.identity,
+            },
+        )
+
+    def _backend(self) -> Any:
+        from airflow_trainkit.training.backend import get_backend
+
+        return get_backend(self.backend_name)(self.conn_id)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        from airflow_trainkit.exceptions import TrainingJobNotFound, TrainingJobUnreachable
+
+        backend = await asyncio.to_thread(self._backend)
+        interval = float(self.poll_interval or backend.poll_interval)
+        last_state: str | None = None
+        errors = 0
+        persistent_errors = 0
+        while True:
+            # Wall clock, not monotonic: the deadline must survive a triggerer restart.
+            if self.deadline is not None and time.time() >= self.deadline:
+                message = f"{self.backend_name} job {self.job_id} passed its deadline; asked it to stop"
+                try:
+                    await backend.stop_async(self.job_id, reason="deadline passed")
+                except Exception as err:
+                    message += f" (stop failed: {err!r})"
+                yield TriggerEvent({"status": "timeout", "job_id": self.job_id, "message": message})
+                return
+            try:
+                status = await backend.describe_async(self.job_id)
+            except (TrainingJobNotFound, TrainingJobUnreachable) as err:
+                yield TriggerEvent({"status": "error", "job_id": self.job_id, "message": str(err)})
+                return
+            except Exception as err:
+                errors += 1
+                persistent_errors = 0 if backend.is_transient(err) else persistent_errors + 1
+                if persistent_errors >= MAX_PERSISTENT_ERRORS:
+                    yield TriggerEvent(
+                        {
+                            "status": "error",
+                            "job_id": self.job_id,
+                            "message": f"status of {self.backend_name} job {self.job_id} failed "
+                            f"{persistent_errors} times in a row: {err!r}",
+                        }
+                    )
+                    return
+                delay = min(interval * 2 ** min(errors, 8), MAX_BACKOFF_SECONDS)
+                log.warning(
+                    "Status of %s job %s failed (%r); retrying in %.0f s",
+                    self.backend_name,
+                    self.job_id,
+                    err,
+                    delay,
+                )
+                await asyncio.sleep(delay)
+                continue
+            errors = persistent_errors = 0
+            if status.state != last_state:
+                log.info(
+                    "%s job %s is %s%s",
+                    self.backend_name,
+                    self.job_id,
+                    status.state,
+                    f": {status.message}" if status.message else "",
+                )
+                last_state = status.state
+            if status.phase.terminal:
+                yield TriggerEvent({"status": "done", "job_id": self.job_id, "job": status.to_dict()})
+                return
+            await asyncio.sleep(interval)
+
+    async def on_kill(self) -> None:
+        """Stop the job when the task will not run again (marked failed or success)."""
+        if not self.stop_on_kill:
+            return
+        state = await self._task_state()
+        if state in WILL_RUN_AGAIN:
+            log.info(
+                "Task is %s and will run again: leaving %s job %s for it to re-attach",
+                state,
+                self.backend_name,
+                self.job_id,
+            )
+            return
+        log.info("Task is %s: stopping %s job %s", state, self.backend_name, self.job_id)
+        backend = await asyncio.to_thread(self._backend)
+        await backend.stop_async(self.job_id, reason=f"Airflow task was set to {state} while deferred")
+
+    async def _task_state(self) -> str | None:
+        """The waiting task's state as the scheduler sees it now; ``"unknown"`` if it cannot be read."""
+        ident = self.identity
+        if not ident.get("dag_id"):
+            return "unknown"
+
+        def read() -> str | None:
+            from airflow_trainkit._compat import task_state_now
+
+            return task_state_now(
+                ident["dag_id"], ident["run_id"], ident["task_id"], int(ident.get("map_index", -1))
+            )
+
+        try:
+            return await asyncio.to_thread(read)
+        except Exception as err:
+            log.warning("Cannot read the task's state (%r); stopping the job to be safe", err)
+            return "unknown"
