@@ -11,6 +11,7 @@ from airflow.sdk import (
     Connection,
     ObjectStoragePath,
 )
+from airflow.sdk.bases.sensor import PokeReturnValue
 from airflow.sdk.exceptions import (
     AirflowException,
     AirflowFailException,
@@ -34,6 +35,7 @@ __all__ = [
     "BaseTrigger",
     "Connection",
     "ObjectStoragePath",
+    "PokeReturnValue",
     "TaskDeferralError",
     "TaskDeferralTimeout",
     "TaskDeferred",

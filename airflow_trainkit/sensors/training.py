@@ -1,0 +1,115 @@
+"""``TrainingJobSensor``: wait for a training job that something else started."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow_trainkit._compat import BaseSensorOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+    from airflow_trainkit.training.backend import JobStatus, TrainingBackend
+
+
+class TrainingJobSensor(BaseSensorOperator):
+    """Wait until a training job, found by backend and job id, ends; fail unless it succeeded.
+
+    The sensor never stops the job it watches: the job belongs to whoever started it.
+
+    :param backend: backend name, e.g. ``"sagemaker"``. (templated)
+    :param job_id: the backend's id of the job. (templated)
+    :param conn_id: the backend's connection. (templated)
+    :param deferrable: wait in the triggerer (default).
+    """
+
+    template_fields: Sequence[str] = ("backend", "job_id", "conn_id")
+
+    def __init__(
+        self,
+        *,
+        backend: str,
+        job_id: str,
+        conn_id: str | None = None,
+        deferrable: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.backend = backend
+        self.job_id = job_id
+        self.conn_id = conn_id
+        self.deferrable = deferrable
+
+    def _get_backend(self) -> TrainingBackend:
+        from airflow_trainkit.training.backend import get_backend
+
+        return get_backend(self.backend)(self.conn_id)
+
+    def execute(self, context: Context) -> Any:
+        if not self.deferrable:
+            return super().execute(context)
+        from airflow_trainkit.training.identity import JobIdentity
+        from airflow_trainkit.triggers.training import TrainingJobTrigger
+
+        backend = self._get_backend()
+        status = backend.describe(self.job_id)
+        if status.phase.terminal:
+            return self._result(backend, status)
+        timeout = float(self.timeout) if self.timeout else None
+        self.defer(
+            trigger=TrainingJobTrigger(
+                backend=backend.name,
+                job_id=self.job_id,
+                conn_id=self.conn_id,
+                deadline=time.time() + timeout if timeout else None,
+                poll_interval=float(self.poke_interval),
+                stop_on_kill=False,
+                identity=JobIdentity.from_context(context).to_dict(),
+            ),
+            method_name="execute_complete",
+            timeout=timedelta(seconds=timeout) if timeout else None,
+        )
+
+    def poke(self, context: Context) -> Any:
+        from airflow_trainkit._compat import PokeReturnValue
+
+        backend = self._get_backend()
+        status = backend.describe(self.job_id)
+        if not status.phase.terminal:
+            self.log.info("%s job %s is %s", backend.name, self.job_id, status.state)
+            return False
+        return PokeReturnValue(is_done=True, xcom_value=self._result(backend, status))
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        from airflow_trainkit.exceptions import TrainingJobFailed
+        from airflow_trainkit.training.backend import JobStatus
+
+        backend = self._get_backend()
+        if event.get("status") != "done":
+            raise TrainingJobFailed(
+                str(event.get("message")),
+                backend=backend.name,
+                job_id=self.job_id,
+                state=str(event.get("status")).upper(),
+            )
+        return self._result(backend, JobStatus.from_dict(event["job"]))
+
+    def _result(self, backend: TrainingBackend, status: JobStatus) -> dict[str, Any]:
+        from airflow_trainkit.exceptions import TrainingJobFailed
+        from airflow_trainkit.training.backend import JobPhase
+
+        if status.phase != JobPhase.SUCCEEDED:
+            tail = backend.log_tail(self.job_id, 20)
+            raise TrainingJobFailed(
+                f"{backend.name} job {self.job_id} ended {status.state}: {status.message or 'no reason given'}"
+                + ("\nLast log lines:\n" + "\n".join(tail) if tail else ""),
+                backend=backend.name,
+                job_id=self.job_id,
+                state=status.state,
+                reason=status.message,
+                log_tail=tail,
+            )
+        return backend.result(status)
