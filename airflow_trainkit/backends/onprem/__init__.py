@@ -186,6 +186,14 @@ class OnPremBackend(TrainingBackend):
         )
         return self.describe(job_id)
 
+    def find(self, job_id: str) -> JobStatus | None:
+        # Called by the worker that is about to submit: a root that does not exist yet is new, not
+        # invisible, so make it here and keep "unreachable" for readers such as the triggerer.
+        if not self.transport.exists(self.root / ROOT_MARKER):
+            self.transport.make_dirs(self.root)
+            self.transport.write_text_atomic(self.root / ROOT_MARKER, "trainkit on-prem job root\n")
+        return super().find(job_id)
+
     def describe(self, job_id: str) -> JobStatus:
         from airflow_trainkit.exceptions import TrainingJobNotFound, TrainingJobUnreachable
 
@@ -256,11 +264,10 @@ class OnPremBackend(TrainingBackend):
                 job_dir / "stop.json", json.dumps({"reason": reason, "requested_at": _utcnow()})
             )
         if self._runner_alive(job_dir, state):
-            runner = json.loads(self.transport.read_text(job_dir / "runner.json") or "{}")
-            pid = state.get("runner_pid") or runner.get("pid")
-            if pid:
-                # The runner forwards SIGTERM to the job's group and escalates to SIGKILL itself.
-                self.transport.signal_group(int(pid), SIGTERM)
+            # A runner that has not yet recorded its pid reads stop.json before it starts the
+            # command; one that has gets SIGTERM, forwards it to the job's group and escalates.
+            if state.get("runner_pid"):
+                self.transport.signal_group(int(state["runner_pid"]), SIGTERM)
         elif state.get("child_pgid"):
             # No runner left to escalate: the orphaned job gets no grace.
             self.transport.signal_group(int(state["child_pgid"]), SIGKILL)

@@ -55,7 +55,12 @@ class Runner:
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_sigterm)
+        # From here on a stopper signals this process rather than relying on stop.json alone.
         self.write_state(runner_pid=os.getpid(), runner_start_ticks=process_start_ticks(os.getpid()))
+        request = self.stop_request()
+        if request is not None:
+            self.write_state(state="STOPPED", message=str(request.get("reason")), ended_at=utcnow())
+            return 0
         gpus = self.take_gpus()
         if gpus is None:
             return 0

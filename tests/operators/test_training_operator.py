@@ -1,0 +1,235 @@
+"""TrainModelOperator's lifecycle against the real on-prem backend and short real commands."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from conftest import TaskStateStore, make_context
+
+from airflow_trainkit._compat import AirflowException, TaskDeferralTimeout, TaskDeferred
+from airflow_trainkit.backends.onprem import OnPremBackend
+from airflow_trainkit.exceptions import TrainingJobFailed
+from airflow_trainkit.operators.training import STATE_KEY, TrainModelOperator
+
+
+def operator(script: str, **spec_extra) -> TrainModelOperator:
+    return TrainModelOperator(
+        task_id="train",
+        backend="onprem",
+        spec={"command": ["sh", "-c", script], **spec_extra},
+        poll_interval=0.05,
+    )
+
+
+def run_trigger(deferred: TaskDeferred) -> dict:
+    """Run the deferred trigger to its one event, as the triggerer would."""
+
+    async def first_event():
+        async for event in deferred.trigger.run():
+            return event.payload
+
+    return asyncio.run(first_event())
+
+
+def resume(op: TrainModelOperator, context: dict, deferred: TaskDeferred):
+    return op.execute_complete(context, event=run_trigger(deferred), **deferred.kwargs)
+
+
+def test_defers_then_returns_a_small_json_result(onprem_root):
+    op = operator('echo \'{"auc_roc": 0.9}\' > "$TRAINKIT_OUTPUT_URI/metrics.json"; echo trained')
+    context = make_context()
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    assert deferred.value.method_name == "execute_complete"
+    assert deferred.value.timeout.total_seconds() > 24 * 3600  # the spec's default limit plus slack
+    result = resume(op, context, deferred.value)
+    assert json.loads(json.dumps(result)) == result
+    assert result["backend"] == "onprem" and result["state"] == "SUCCEEDED" and result["attempt"] == 1
+    assert result["job_id"].startswith("tk-dag-train-") and result["job_id"].endswith("-a1")
+    assert result["metrics"] == {"auc_roc": 0.9}
+    assert result["billable_seconds"] >= 0 and result["started_at"] and result["ended_at"]
+    assert context["task_state_store"].get(STATE_KEY)["returned"] is True
+
+
+def test_a_retry_reattaches_to_the_running_job_instead_of_starting_another(onprem_root):
+    op = operator("sleep 2; echo done")
+    store = TaskStateStore()
+    with pytest.raises(TaskDeferred) as first:
+        op.execute(make_context(store=store, try_number=1))
+    # A new try of the same task instance (a worker restart, or a retry) while the job runs:
+    retry_context = make_context(store=store, try_number=2)
+    with pytest.raises(TaskDeferred) as second:
+        operator("sleep 2; echo done").execute(retry_context)
+    assert second.value.trigger.job_id == first.value.trigger.job_id
+    assert [p.name for p in onprem_root.iterdir() if p.is_dir()] == [first.value.trigger.job_id]
+    assert resume(op, retry_context, second.value)["state"] == "SUCCEEDED"
+
+
+def test_a_retry_without_the_store_finds_the_job_by_its_name(onprem_root):
+    with pytest.raises(TaskDeferred) as first:
+        operator("sleep 2").execute(make_context())
+    with pytest.raises(TaskDeferred) as second:
+        operator("sleep 2").execute(make_context())  # fresh store: only the name finds the job
+    assert second.value.trigger.job_id == first.value.trigger.job_id
+
+
+def test_a_retry_after_success_returns_that_result_and_a_clear_trains_anew(onprem_root):
+    store = TaskStateStore()
+    op = operator("echo once")
+    context = make_context(store=store)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    job_id = deferred.value.trigger.job_id
+    while OnPremBackend().describe(job_id).phase.active:
+        time.sleep(0.1)
+    # The task died before returning (say, the worker was lost): the retry returns the result.
+    store.values[STATE_KEY]["returned"] = False
+    result = operator("echo once").execute(make_context(store=store, try_number=2))
+    assert result["job_id"] == job_id and result["state"] == "SUCCEEDED"
+    # The task returned, and the user clears it: a new attempt trains again.
+    with pytest.raises(TaskDeferred) as cleared:
+        operator("echo once").execute(make_context(store=store, try_number=3))
+    assert cleared.value.trigger.job_id.endswith("-a2")
+
+
+def test_a_failed_job_fails_the_task_with_exit_code_and_log_then_a_retry_starts_attempt_two(onprem_root):
+    store = TaskStateStore()
+    op = operator("echo 'CUDA out of memory' >&2; exit 7")
+    context = make_context(store=store)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    with pytest.raises(TrainingJobFailed) as failed:
+        resume(op, context, deferred.value)
+    assert failed.value.state == "FAILED" and failed.value.reason == "exit code 7"
+    assert "exit code 7" in str(failed.value) and "CUDA out of memory" in str(failed.value)
+    with pytest.raises(TaskDeferred) as retry:
+        operator("exit 0").execute(make_context(store=store, try_number=2))
+    assert retry.value.trigger.job_id.endswith("-a2")
+
+
+def test_a_job_stopped_from_outside_never_succeeds(onprem_root):
+    op = operator("sleep 30")
+    context = make_context()
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    OnPremBackend().stop(deferred.value.trigger.job_id, reason="someone pressed stop")
+    with pytest.raises(TrainingJobFailed, match="ended STOPPED: someone pressed stop"):
+        resume(op, context, deferred.value)
+
+
+def test_a_job_stopped_by_an_earlier_try_is_replaced_not_failed(onprem_root):
+    """A clear of a deferred task races with the old trigger's on_kill: the new try trains anew."""
+    store = TaskStateStore()
+    with pytest.raises(TaskDeferred) as old:
+        operator("sleep 30").execute(make_context(store=store, try_number=1))
+    new_context = make_context(store=store, try_number=2)
+    new_op = operator("sleep 30")
+    with pytest.raises(TaskDeferred) as reattached:
+        new_op.execute(new_context)
+    assert reattached.value.kwargs["job"]["adopted"] is True
+    OnPremBackend().stop(old.value.trigger.job_id, reason="Airflow task was set to failed while deferred")
+    with pytest.raises(TaskDeferred) as replaced:
+        resume(new_op, new_context, reattached.value)
+    assert replaced.value.trigger.job_id.endswith("-a2")
+    OnPremBackend().stop(replaced.value.trigger.job_id)
+
+
+def test_deferral_timeout_stops_the_job(onprem_root):
+    store = TaskStateStore()
+    with pytest.raises(TaskDeferred) as deferred:
+        operator("sleep 30").execute(make_context(store=store))
+    job_id = deferred.value.trigger.job_id
+    fresh = operator("sleep 30")  # the scheduler resumes the task in a new process
+    with pytest.raises(TaskDeferralTimeout):
+        fresh.resume_execution(
+            "__fail__", {"error": "Trigger timeout"}, make_context(store=store, try_number=1)
+        )
+    end = time.monotonic() + 20
+    while OnPremBackend().describe(job_id).phase.active and time.monotonic() < end:
+        time.sleep(0.1)
+    assert OnPremBackend().describe(job_id).state == "STOPPED"
+
+
+def test_the_spec_deadline_stops_a_job_that_overruns(onprem_root):
+    op = operator("sleep 30")
+    context = make_context()
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    trigger = deferred.value.trigger
+    trigger.deadline = time.time()  # as if max_runtime plus slack had passed
+    with pytest.raises(TrainingJobFailed, match="passed its deadline"):
+        op.execute_complete(context, event=run_trigger(deferred.value), **deferred.value.kwargs)
+    end = time.monotonic() + 20
+    while OnPremBackend().describe(trigger.job_id).phase.active and time.monotonic() < end:
+        time.sleep(0.1)
+    assert OnPremBackend().describe(trigger.job_id).state == "STOPPED"
+
+
+def test_not_deferrable_waits_in_the_worker_and_a_kill_stops_the_job(onprem_root):
+    import threading
+
+    op = TrainModelOperator(
+        task_id="train", spec={"command": ["sleep", "30"]}, deferrable=False, poll_interval=0.05
+    )
+    threading.Timer(1.5, op.on_kill).start()  # SIGTERM's handler runs on_kill while execute() waits
+    with pytest.raises(AirflowException, match="killed"):
+        op.execute(make_context())
+    job_id = op._job["job_id"]
+    end = time.monotonic() + 20
+    while OnPremBackend().describe(job_id).phase.active and time.monotonic() < end:
+        time.sleep(0.1)
+    assert OnPremBackend().describe(job_id).state == "STOPPED"
+
+
+def test_not_deferrable_returns_the_result(onprem_root):
+    op = TrainModelOperator(task_id="train", spec={"command": ["true"]}, deferrable=False, poll_interval=0.05)
+    assert op.execute(make_context())["state"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize(
+    ("backend", "spec", "message"),
+    [
+        ("onprem", {"command": ["true"], "max_runtime": 0}, "spec.max_runtime must be positive, got 0"),
+        ("onprem", {"command": ["true"], "max_runtime": -1}, "spec.max_runtime must be positive, got -1"),
+        ("nosuch", {"command": ["true"]}, "backend 'nosuch' is not known"),
+        (
+            "onprem",
+            {"command": ["true"], "accelerator": "B300:1"},
+            "spec.accelerator: unknown accelerator 'B300:1'",
+        ),
+        (
+            "onprem",
+            {"command": ["true"], "spot": True},
+            "spec.checkpoint_uri is required when spec.spot is true",
+        ),
+        (
+            "onprem",
+            {"command": "python train.py"},
+            "spec.command must be a non-empty list of strings, got 'python train.py'",
+        ),
+        (
+            "onprem",
+            {"command": ["true"], "inputs": {"train": "/no/such.csv"}},
+            "spec.inputs['train']: no such file",
+        ),
+        (
+            "onprem",
+            {"command": ["true"], "accelerator": "gpu:1"},
+            "spec.accelerator 'gpu:1' asks for 1 GPU(s)",
+        ),
+    ],
+)
+def test_bad_input_fails_before_any_job_starts(onprem_root, backend, spec, message):
+    op = TrainModelOperator(task_id="train", backend=backend, spec=spec)
+    with pytest.raises(ValueError) as err:
+        op.execute(make_context())
+    assert message in str(err.value)
+    assert not onprem_root.exists() or not any(onprem_root.iterdir())
+
+
+def test_constructor_only_assigns():
+    op = TrainModelOperator(task_id="t", backend="{{ params.backend }}", spec={"command": "{{ not a list }}"})
+    assert op.backend == "{{ params.backend }}"

@@ -1,0 +1,128 @@
+"""TrainingJobTrigger: serialization, exactly one terminal event, deadlines, kills, retries."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import time
+from enum import Enum
+
+import pytest
+
+from airflow_trainkit.training.backend import JobPhase, JobStatus, TrainingBackend, register_backend
+from airflow_trainkit.training.spec import TrainingJobSpec
+from airflow_trainkit.triggers.training import TrainingJobTrigger
+
+
+class ScriptedState(str, Enum):
+    RUNNING = "Running"
+    DONE = "Done"
+    STOPPED = "Stopped"
+
+
+@register_backend("scripted")
+class ScriptedBackend(TrainingBackend):
+    """A backend whose answers a test scripts: a fake remote service, not a mock of the trigger."""
+
+    State = ScriptedState
+    PHASES = {
+        ScriptedState.RUNNING: JobPhase.RUNNING,
+        ScriptedState.DONE: JobPhase.SUCCEEDED,
+        ScriptedState.STOPPED: JobPhase.STOPPED,
+    }
+    script: list = []
+    stops: list = []
+    calls = 0
+
+    def submit(self, spec: TrainingJobSpec, job_id: str) -> JobStatus:
+        raise NotImplementedError
+
+    def describe(self, job_id: str) -> JobStatus:
+        type(self).calls += 1
+        answer = self.script.pop(0) if len(self.script) > 1 else self.script[0]
+        if isinstance(answer, BaseException):
+            raise answer
+        return JobStatus(job_id=job_id, state=answer, phase=self.phase_of(answer))
+
+    def stop(self, job_id: str, *, reason: str = "") -> None:
+        self.stops.append((job_id, reason))
+
+    def is_transient(self, error: BaseException) -> bool:
+        return "Throttling" in str(error)
+
+
+@pytest.fixture
+def scripted():
+    ScriptedBackend.script, ScriptedBackend.stops, ScriptedBackend.calls = [], [], 0
+    return ScriptedBackend
+
+
+async def collect(trigger: TrainingJobTrigger) -> list:
+    return [event async for event in trigger.run()]
+
+
+def test_serialize_round_trips_through_its_classpath():
+    trigger = TrainingJobTrigger(
+        "onprem",
+        "job-1",
+        "conn",
+        deadline=123.5,
+        poll_interval=2,
+        stop_on_kill=False,
+        identity={"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": -1},
+    )
+    classpath, kwargs = trigger.serialize()
+    module, _, name = classpath.rpartition(".")
+    again = getattr(importlib.import_module(module), name)(**kwargs)
+    assert again.serialize() == (classpath, kwargs)
+    assert classpath == "airflow_trainkit.triggers.training.TrainingJobTrigger"
+
+
+def test_exactly_one_event_when_the_job_ends(scripted):
+    scripted.script = ["Running", "Running", "Done"]
+    events = asyncio.run(collect(TrainingJobTrigger("scripted", "j", poll_interval=0.01)))
+    assert len(events) == 1
+    assert events[0].payload["status"] == "done" and events[0].payload["job"]["phase"] == "succeeded"
+
+
+def test_throttling_never_fails_a_live_job_and_there_is_no_poll_count(scripted):
+    scripted.script = [RuntimeError("ThrottlingException: slow down")] * 6 + ["Running"] * 600 + ["Done"]
+    trigger = TrainingJobTrigger("scripted", "j", poll_interval=0.0001)
+    events = asyncio.run(collect(trigger))
+    assert [e.payload["status"] for e in events] == ["done"]
+    assert scripted.calls == 607
+
+
+def test_persistent_errors_end_with_one_error_event(scripted):
+    scripted.script = [PermissionError("AccessDenied")]
+    events = asyncio.run(collect(TrainingJobTrigger("scripted", "j", poll_interval=0.0001)))
+    assert [e.payload["status"] for e in events] == ["error"]
+    assert "AccessDenied" in events[0].payload["message"]
+
+
+def test_a_passed_deadline_stops_the_job(scripted):
+    scripted.script = ["Running"]
+    events = asyncio.run(collect(TrainingJobTrigger("scripted", "j", deadline=time.time() - 1)))
+    assert [e.payload["status"] for e in events] == ["timeout"]
+    assert scripted.stops == [("j", "deadline passed")]
+
+
+def test_on_kill_stops_the_job_when_the_task_state_cannot_be_read(scripted):
+    asyncio.run(TrainingJobTrigger("scripted", "j").on_kill())
+    assert scripted.stops and scripted.stops[0][0] == "j"
+
+
+def test_on_kill_leaves_jobs_it_only_watches(scripted):
+    asyncio.run(TrainingJobTrigger("scripted", "j", stop_on_kill=False).on_kill())
+    assert scripted.stops == []
+
+
+def test_on_kill_leaves_the_job_to_a_task_that_will_run_again(scripted, monkeypatch):
+    import airflow_trainkit._compat as compat
+
+    identity = {"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": -1}
+    for state, stopped in (("restarting", False), ("queued", False), ("failed", True), ("success", True)):
+        scripted.stops = []
+        monkeypatch.setattr(compat, "task_state_now", lambda *a, s=state: s)
+        asyncio.run(TrainingJobTrigger("scripted", "j", identity=identity).on_kill())
+        assert bool(scripted.stops) is stopped, state
