@@ -58,6 +58,21 @@ def task_state_now(dag_id: str, run_id: str, task_id: str, map_index: int = -1) 
     return states.get(run_id, {}).get(key)
 
 
+async def atask_state_now(dag_id: str, run_id: str, task_id: str, map_index: int = -1) -> str | None:
+    """``task_state_now`` from a trigger, on the triggerer's event loop."""
+    from airflow.sdk.execution_time import task_runner
+    from airflow.sdk.execution_time.comms import GetTaskStates
+
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    if comms is None or not hasattr(comms, "asend"):
+        raise LookupError("no Airflow supervisor to ask (not running in a triggerer)")
+    response = await comms.asend(
+        GetTaskStates(dag_id=dag_id, map_index=map_index, task_ids=[task_id], run_ids=[run_id])
+    )
+    key = task_id if map_index < 0 else f"{task_id}_{map_index}"
+    return response.task_states.get(run_id, {}).get(key)
+
+
 def xcom_value(ti_key: object, key: str) -> object:
     """One XCom of a task instance, for extra links."""
     from airflow.sdk.execution_time.xcom import XCom

@@ -12,7 +12,7 @@ import sys
 def main(dag_id: str) -> int:
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(include_examples=False)
+    bag = DagBag()
     if dag_id not in bag.dags:
         print(f"no DAG {dag_id!r} in the DAGs folder; import errors: {bag.import_errors}", file=sys.stderr)
         return 2

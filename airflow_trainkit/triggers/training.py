@@ -18,9 +18,15 @@ log = logging.getLogger(__name__)
 # transient, the trigger gives up (the operator then tries to stop the job).
 MAX_PERSISTENT_ERRORS = 5
 MAX_BACKOFF_SECONDS = 300.0
+# How long the kill decision keeps asking for the task's state, and the limit of each question.
+TASK_STATE_WINDOW_SECONDS = 120.0
+TASK_STATE_TIMEOUT_SECONDS = 15.0
+_DECISIONS: set[asyncio.Task[None]] = set()
 # Task states after which the task runs again: a kill that leads there must not stop the job,
 # because the next try re-attaches to it (a clear of a deferred task calls on_kill too).
+# None is a cleared task that is not scheduled yet.
 WILL_RUN_AGAIN = {
+    None,
     "scheduled",
     "queued",
     "running",
@@ -66,6 +72,7 @@ class TrainingJobTrigger(BaseTrigger):
         self.poll_interval = poll_interval
         self.stop_on_kill = stop_on_kill
         self.identity = identity or {}
+        self.decision: asyncio.Task[None] | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -148,37 +155,56 @@ class TrainingJobTrigger(BaseTrigger):
             await asyncio.sleep(interval)
 
     async def on_kill(self) -> None:
-        """Stop the job when the task will not run again (marked failed or success)."""
+        """Stop the job unless the task will run again (cleared, rather than marked failed or success).
+
+        Airflow calls this for a clear and for a mark alike; only the task's new state tells them
+        apart. The triggerer answers that query only some seconds after the cancel (seen live on
+        3.3.2: 10-25 s) while on_kill has 30 s in all, so the decision runs in a task of its own.
+        """
         if not self.stop_on_kill:
             return
+        self.decision = asyncio.get_running_loop().create_task(self._stop_unless_task_runs_again())
+        _DECISIONS.add(self.decision)  # the loop keeps only weak references to tasks
+        self.decision.add_done_callback(_DECISIONS.discard)
+
+    async def _stop_unless_task_runs_again(self) -> None:
         state = await self._task_state()
         if state in WILL_RUN_AGAIN:
             log.info(
-                "Task is %s and will run again: leaving %s job %s for it to re-attach",
-                state,
+                "Task is %s and will run again: leaving %s job %s for it to re-attach to",
+                state or "cleared",
                 self.backend_name,
                 self.job_id,
             )
             return
         log.info("Task is %s: stopping %s job %s", state, self.backend_name, self.job_id)
-        backend = await asyncio.to_thread(self._backend)
-        await backend.stop_async(self.job_id, reason=f"Airflow task was set to {state} while deferred")
+        try:
+            backend = await asyncio.to_thread(self._backend)
+            await backend.stop_async(self.job_id, reason=f"Airflow task was set to {state} while deferred")
+        except Exception:
+            log.exception("Could not stop %s job %s", self.backend_name, self.job_id)
 
     async def _task_state(self) -> str | None:
         """The waiting task's state as the scheduler sees it now; ``"unknown"`` if it cannot be read."""
+        from airflow_trainkit._compat import atask_state_now
+
         ident = self.identity
         if not ident.get("dag_id"):
             return "unknown"
-
-        def read() -> str | None:
-            from airflow_trainkit._compat import task_state_now
-
-            return task_state_now(
-                ident["dag_id"], ident["run_id"], ident["task_id"], int(ident.get("map_index", -1))
-            )
-
-        try:
-            return await asyncio.to_thread(read)
-        except Exception as err:
-            log.warning("Cannot read the task's state (%r); stopping the job to be safe", err)
-            return "unknown"
+        end = time.monotonic() + TASK_STATE_WINDOW_SECONDS
+        while True:
+            try:
+                return await asyncio.wait_for(
+                    atask_state_now(
+                        ident["dag_id"], ident["run_id"], ident["task_id"], int(ident.get("map_index", -1))
+                    ),
+                    timeout=TASK_STATE_TIMEOUT_SECONDS,
+                )
+            except LookupError as err:  # not inside a triggerer: nobody to ask
+                log.warning("Cannot read the task's state (%s); stopping the job to be safe", err)
+                return "unknown"
+            except Exception as err:
+                if time.monotonic() >= end:
+                    log.warning("Cannot read the task's state (%r); stopping the job to be safe", err)
+                    return "unknown"
+                await asyncio.sleep(2)

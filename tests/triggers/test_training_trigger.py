@@ -107,22 +107,56 @@ def test_a_passed_deadline_stops_the_job(scripted):
     assert scripted.stops == [("j", "deadline passed")]
 
 
+async def kill(trigger: TrainingJobTrigger) -> None:
+    """on_kill as the triggerer calls it, then its detached decision to the end."""
+    await trigger.on_kill()
+    if trigger.decision is not None:
+        await trigger.decision
+
+
 def test_on_kill_stops_the_job_when_the_task_state_cannot_be_read(scripted):
-    asyncio.run(TrainingJobTrigger("scripted", "j").on_kill())
+    identity = {"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": -1}
+    asyncio.run(kill(TrainingJobTrigger("scripted", "j", identity=identity)))  # no triggerer to ask
     assert scripted.stops and scripted.stops[0][0] == "j"
 
 
 def test_on_kill_leaves_jobs_it_only_watches(scripted):
-    asyncio.run(TrainingJobTrigger("scripted", "j", stop_on_kill=False).on_kill())
+    asyncio.run(kill(TrainingJobTrigger("scripted", "j", stop_on_kill=False)))
     assert scripted.stops == []
 
 
 def test_on_kill_leaves_the_job_to_a_task_that_will_run_again(scripted, monkeypatch):
+    """The real answer comes from the triggerer's supervisor (shown by the live test); here the
+    question is answered as the supervisor would, after a few failed tries."""
     import airflow_trainkit._compat as compat
+    import airflow_trainkit.triggers.training as module
 
+    monkeypatch.setattr(module, "TASK_STATE_TIMEOUT_SECONDS", 0.05)
     identity = {"dag_id": "d", "run_id": "r", "task_id": "t", "map_index": -1}
-    for state, stopped in (("restarting", False), ("queued", False), ("failed", True), ("success", True)):
+    for state, stopped in (
+        (None, False),
+        ("queued", False),
+        ("deferred", False),
+        ("failed", True),
+        ("success", True),
+    ):
         scripted.stops = []
-        monkeypatch.setattr(compat, "task_state_now", lambda *a, s=state: s)
-        asyncio.run(TrainingJobTrigger("scripted", "j", identity=identity).on_kill())
+        answers = [TimeoutError(), TimeoutError(), state]
+
+        async def answer(*args, answers=answers):
+            reply = answers.pop(0)
+            if isinstance(reply, BaseException):
+                raise reply
+            return reply
+
+        monkeypatch.setattr(compat, "atask_state_now", answer)
+        monkeypatch.setattr(module.asyncio, "sleep", _no_sleep)
+        asyncio.run(kill(TrainingJobTrigger("scripted", "j", identity=identity)))
         assert bool(scripted.stops) is stopped, state
+
+
+_real_sleep = asyncio.sleep
+
+
+async def _no_sleep(seconds):
+    await _real_sleep(0)
