@@ -227,8 +227,6 @@ def main(argv: list[str] | None = None) -> None:
 
 def train(config: XGBoostConfig) -> dict[str, Any]:
     """Read, train, evaluate and write; returns ``{"metrics": ..., "meta": ..., "output_uri": ...}``."""
-    import xgboost as xgb  # heavy: only when a job trains
-
     from airflow_trainkit import storage
     from airflow_trainkit.trainers.contract import read_channel
 
@@ -248,6 +246,8 @@ def train(config: XGBoostConfig) -> dict[str, Any]:
         x_train.shape[1],
         len(data.categories),
     )
+
+    import xgboost as xgb  # heavy: only when a job trains, after the input checks
 
     params = _params(config, data, y_train)
     dtrain = xgb.DMatrix(x_train, label=y_train, enable_categorical=True, nthread=-1)
