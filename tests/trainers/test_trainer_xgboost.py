@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from airflow_trainkit.trainers.contract import EXIT_BAD_INPUT, EXIT_UNEXPECTED, TrainerEnv, read_channel, run_main
+from airflow_trainkit.trainers.contract import (
+    EXIT_BAD_INPUT,
+    EXIT_UNEXPECTED,
+    TrainerEnv,
+    read_channel,
+    run_main,
+)
 from airflow_trainkit.trainers.xgboost import PROG, build_parser, main, resolve_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,7 +96,12 @@ def classification_run(data_dir: Path) -> tuple[subprocess.CompletedProcess[str]
 def test_classification_writes_model_and_metrics(classification_run) -> None:
     proc, out = classification_run
     assert proc.returncode == 0, proc.stderr
-    assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS", "metrics.json", "model.json", "model_meta.json"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "_SUCCESS",
+        "metrics.json",
+        "model.json",
+        "model_meta.json",
+    ]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["auc_roc"] > 0.7
     assert 0 < metrics["f1_weighted"] <= 1
@@ -184,7 +195,9 @@ def test_validation_file_and_scale_pos_weight_auto(data_dir: Path, tmp_path: Pat
     clean_env.setenv("TRAINKIT_INPUT_VALIDATION", str(data_dir / "holdout.csv"))
     clean_env.setenv(
         "TRAINKIT_HYPERPARAMETERS",
-        json.dumps({"target": "churned", "scale_pos_weight": "auto", "drop_columns": "customer_id", "max_depth": 3}),
+        json.dumps(
+            {"target": "churned", "scale_pos_weight": "auto", "drop_columns": "customer_id", "max_depth": 3}
+        ),
     )
     clean_env.setenv("TRAINKIT_OUTPUT_URI", str(out))
     code = run_inline(["--num-boost-round", "40"])
@@ -307,7 +320,11 @@ def test_failure_after_training_leaves_the_old_output(
 )
 def test_device_follows_the_gpus_given(gpus: str, visible: str, device: str) -> None:
     env = TrainerEnv.from_env(
-        {"TRAINKIT_GPU_COUNT": gpus, "CUDA_VISIBLE_DEVICES": visible, "TRAINKIT_HYPERPARAMETERS": '{"target": "y"}'}
+        {
+            "TRAINKIT_GPU_COUNT": gpus,
+            "CUDA_VISIBLE_DEVICES": visible,
+            "TRAINKIT_HYPERPARAMETERS": '{"target": "y"}',
+        }
     )
     config = resolve_config(build_parser().parse_args(["--train", "t.csv", "--output", "/o"]), env)
     assert config.device == device
@@ -319,7 +336,9 @@ def test_flags_override_hyperparameters_and_unknown_ones_pass_through() -> None:
             "TRAINKIT_INPUTS": '{"train": "/a.csv", "validation": "/v.csv"}',
             "TRAINKIT_INPUT_TRAIN": "/b.csv",
             "TRAINKIT_OUTPUT_URI": "/out",
-            "TRAINKIT_HYPERPARAMETERS": json.dumps({"target": "y", "max_depth": 8, "subsample": 0.7, "seed": "3"}),
+            "TRAINKIT_HYPERPARAMETERS": json.dumps(
+                {"target": "y", "max_depth": 8, "subsample": 0.7, "seed": "3"}
+            ),
         }
     )
     args = build_parser().parse_args(["--max-depth", "2", "--param", "min_child_weight=4"])
