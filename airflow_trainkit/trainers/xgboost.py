@@ -459,7 +459,8 @@ def _params(config: XGBoostConfig, data: _Prepared, y_train: Any) -> dict[str, A
         "seed": config.seed,
     }
     if data.task == "classification" and len(data.classes) == 2:
-        params.update(objective="binary:logistic", eval_metric=["auc", "logloss"])
+        # early stopping watches the last metric: AUC ranks, so it is not fooled by scale_pos_weight
+        params.update(objective="binary:logistic", eval_metric=["logloss", "auc"])
     elif data.task == "classification":
         params.update(objective="multi:softprob", num_class=len(data.classes), eval_metric=["mlogloss"])
     else:
