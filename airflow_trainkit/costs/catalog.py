@@ -11,14 +11,16 @@ import csv
 import io
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_trainkit.home import trainkit_home
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
