@@ -129,6 +129,10 @@ def parse_host(raw: Mapping[str, Any], *, where: str) -> OnPremHost:
     gpu_count = number("gpu_count", required=gpu_model is not None, strict=gpu_model is not None) or 0.0
     if gpu_count != int(gpu_count):
         raise ValueError(f"{where}.gpu_count must be a whole number, got {raw.get('gpu_count')!r}")
+    purchase_price = number("purchase_price") or 0.0
+    amortization_years = number("amortization_years", strict=True) or 1.0
+    power_watts = number("power_watts") or 0.0
+    electricity_per_kwh = number("electricity_per_kwh") or 0.0
     utilization = number("utilization", strict=True) or 0.0
     if utilization > 1:
         raise ValueError(f"{where}.utilization must be a share in (0, 1], got {raw.get('utilization')!r}")
@@ -142,10 +146,10 @@ def parse_host(raw: Mapping[str, Any], *, where: str) -> OnPremHost:
         name=name,
         gpu_model=gpu_model,
         gpu_count=int(gpu_count),
-        purchase_price=number("purchase_price") or 0.0,
-        amortization_years=number("amortization_years", strict=True) or 1.0,
-        power_watts=number("power_watts") or 0.0,
-        electricity_per_kwh=number("electricity_per_kwh") or 0.0,
+        purchase_price=purchase_price,
+        amortization_years=amortization_years,
+        power_watts=power_watts,
+        electricity_per_kwh=electricity_per_kwh,
         utilization=utilization,
         yearly_other_costs=number("yearly_other_costs", required=False) or 0.0,
         currency=str(value("currency") or "USD").strip().upper(),
