@@ -3,7 +3,7 @@ from __future__ import annotations
 import csv
 from datetime import date
 from importlib import resources
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -11,6 +11,9 @@ from airflow_trainkit.costs.catalog import load_catalog, parse_catalog, write_ca
 from airflow_trainkit.costs.onprem import load_onprem_rows
 from airflow_trainkit.costs.quotes import expected_hours, format_quote_table, quote_job
 from airflow_trainkit.training.instances import instance_table
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 FRESH = date(2025, 6, 15)  # within 90 days of the shipped snapshot's as_of
 ONPREM = [
