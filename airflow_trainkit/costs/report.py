@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_trainkit.costs.quotes import QuoteTable, format_quote_table
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 CSV_COLUMNS = (
     "provider",
@@ -144,7 +146,7 @@ def quotes_chart_png(table: QuoteTable | Mapping[str, Any]) -> bytes:
         axes.bar(
             [p + width / 2 for p in positions], spot, width, label="spot / low-priority", color="#55a868"
         )
-        for p, q in zip(positions, quotes):
+        for p, q in zip(positions, quotes, strict=True):
             if q.get("spot_total") is None:
                 axes.annotate("no spot", (p + width / 2, 0), ha="center", va="bottom", fontsize=8)
         axes.set_xticks(positions)

@@ -1,11 +1,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from airflow_trainkit import cli
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def test_costs_compare_prints_the_table(trainkit_home: Path, capsys) -> None:

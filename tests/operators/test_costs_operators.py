@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import date
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
