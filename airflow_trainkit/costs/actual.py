@@ -37,7 +37,10 @@ BILLING: dict[str, BillingRule] = {
         spot_rate="on_demand",
         basis="BillableTimeInSeconds x instances x on-demand price (managed spot bills fewer seconds)",
     ),
-    "onprem": BillingRule(spot_rate="on_demand", basis="wall time x GPUs used x your hourly cost per GPU"),
+    "onprem": BillingRule(
+        spot_rate="on_demand",
+        basis="wall time x your hourly cost of the host x the share of its GPUs used (whole host for CPU runs)",
+    ),
 }
 DEFAULT_BILLING = BillingRule(spot_rate="spot", basis="billable (wall) time x instances x hourly price")
 
@@ -102,7 +105,7 @@ def actual_cost(
             warnings.append("no spot price in the catalog: costed at the on-demand price (an upper bound)")
     hours = seconds / 3600.0
     return {
-        "amount": round(hours * hourly * count, 4),
+        "amount": round(hours * hourly * count, 6),
         "currency": priced[0][0].currency,
         "billable_seconds": seconds,
         "billable_hours": round(hours, 6),

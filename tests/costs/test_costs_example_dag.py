@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from pathlib import Path
 
 import pytest
-
-if TYPE_CHECKING:
-    from pathlib import Path
 
 pytest.importorskip(
     "airflow_trainkit.operators.training", reason="TrainModelOperator is not on this branch yet"
@@ -22,7 +19,7 @@ def test_compare_cloud_costs_dag(airflow_db, tmp_path: Path, monkeypatch: pytest
 
     monkeypatch.setenv("TRAINKIT_HOME", str(tmp_path / "trainkit"))
     monkeypatch.setenv("TRAINKIT_ONPREM_ROOT", str(tmp_path / "jobs"))
-    bag = DagBag(include_examples=False)
+    bag = DagBag(dag_folder=str(Path(__file__).resolve().parents[2] / "example_dags"))
     assert not bag.import_errors, bag.import_errors
     dag = bag.dags["compare_cloud_costs"]
     run = dag.test()
@@ -40,4 +37,6 @@ def test_compare_cloud_costs_dag(airflow_db, tmp_path: Path, monkeypatch: pytest
     assert actual is not None and actual["amount"] > 0
     assert actual["price_row"]["provider"] == "onprem"
     # The actual cost is the run's billable hours at the hourly cost of the host it used.
-    assert actual["amount"] == pytest.approx(actual["billable_hours"] * actual["hourly_price"], rel=1e-3)
+    assert actual["amount"] == pytest.approx(
+        actual["billable_seconds"] / 3600 * actual["hourly_price"], abs=1e-6
+    )
