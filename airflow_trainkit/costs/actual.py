@@ -1,0 +1,203 @@
+"""Actual cost after a run: the backend's billable facts times the catalog price that applied.
+
+How each provider bills is declared here as data (``BILLING``), not as branches in the code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from airflow_trainkit.costs.catalog import Catalog, PriceRow, load_catalog, max_age_days, row_warnings
+from airflow_trainkit.training.instances import instance_for, table_providers
+from airflow_trainkit.training.spec import Accelerator
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BillingRule:
+    """How a provider turns run time into money.
+
+    :param spot_rate: ``"spot"``: a spot run's seconds are billed at the spot price;
+        ``"on_demand"``: the provider already shrinks the billable seconds of a spot run and bills them
+        at the on-demand price.
+    :param basis: one line for the report saying what was multiplied.
+    """
+
+    spot_rate: str
+    basis: str
+
+
+BILLING: dict[str, BillingRule] = {
+    "sagemaker": BillingRule(
+        spot_rate="on_demand",
+        basis="BillableTimeInSeconds x instances x on-demand price (managed spot bills fewer seconds)",
+    ),
+    "onprem": BillingRule(
+        spot_rate="on_demand",
+        basis="wall time x your hourly cost of the host x the share of its GPUs used (whole host for CPU runs)",
+    ),
+}
+DEFAULT_BILLING = BillingRule(spot_rate="spot", basis="billable (wall) time x instances x hourly price")
+
+
+def actual_cost(
+    result: Mapping[str, Any],
+    *,
+    catalog: Catalog | None = None,
+    onprem: Any = None,
+    today: date | None = None,
+    max_age: int | None = None,
+) -> dict[str, Any] | None:
+    """What a finished (or failed) training run cost, from its result dict.
+
+    :param result: the training result (``backend``, ``billable_seconds`` or ``started_at``/``ended_at``,
+        ``instance_type``, ``instance_count``, ``spot``, ``accelerator``, ``details``).
+    :param catalog: prices to use (default :func:`load_catalog` with ``onprem`` settings).
+    :return: ``{"amount", "currency", "billable_hours", "hourly_price", "pricing", "price_row",
+        "price_rows", "basis", "warnings"}``, or ``None`` when the backend or instance has no price or
+        the run has no time to bill.
+    :raises ValueError: ``result`` is not a training result (the message names the field and value).
+    """
+    if not isinstance(result, Mapping):
+        raise ValueError(f"result must be a training result dict, got {type(result).__name__}")
+    backend = result.get("backend")
+    if not isinstance(backend, str) or not backend:
+        raise ValueError(f"result.backend must be a backend name, got {backend!r}")
+    count = result.get("instance_count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"result.instance_count must be a whole number of at least 1, got {count!r}")
+    seconds = _billable_seconds(result)
+    if seconds is None:
+        log.info(
+            "No cost for %s job %s: it has no billable seconds and no start/end time",
+            backend,
+            result.get("job_id"),
+        )
+        return None
+    cat = catalog if catalog is not None else load_catalog(onprem=onprem)
+    priced = _price_rows(backend, result, cat)
+    if priced is None:
+        log.info(
+            "No cost for %s job %s: no price for instance %s in %s",
+            backend,
+            result.get("job_id"),
+            result.get("instance_type"),
+            cat.path,
+        )
+        return None
+    rule = BILLING.get(backend, DEFAULT_BILLING)
+    spot = bool(result.get("spot"))
+    day = today or date.today()
+    warnings: list[str] = []
+    for row, _ in priced:
+        warnings.extend(row_warnings(row, today=day, max_age=max_age_days(max_age)))
+    on_demand = sum(row.on_demand_per_hour * share for row, share in priced)
+    hourly = on_demand
+    if spot and rule.spot_rate == "spot":
+        if all(row.spot_per_hour is not None for row, _ in priced):
+            hourly = sum((row.spot_per_hour or 0.0) * share for row, share in priced)
+        else:
+            warnings.append("no spot price in the catalog: costed at the on-demand price (an upper bound)")
+    hours = seconds / 3600.0
+    return {
+        "amount": round(hours * hourly * count, 6),
+        "currency": priced[0][0].currency,
+        "billable_seconds": seconds,
+        "billable_hours": round(hours, 6),
+        "instance_count": count,
+        "hourly_price": round(hourly, 6),
+        "pricing": "spot" if spot else "on_demand",
+        "price_row": priced[0][0].provenance(),
+        "price_rows": [row.provenance() for row, _ in priced],
+        "basis": rule.basis,
+        "warnings": warnings,
+    }
+
+
+def _billable_seconds(result: Mapping[str, Any]) -> float | None:
+    billable = result.get("billable_seconds")
+    if billable is not None:
+        if isinstance(billable, bool) or not isinstance(billable, (int, float)) or billable < 0:
+            raise ValueError(f"result.billable_seconds must be a number of at least 0, got {billable!r}")
+        return float(billable)
+    started, ended = result.get("started_at"), result.get("ended_at")
+    if not started or not ended:
+        return None
+    start, end = _when("started_at", started), _when("ended_at", ended)
+    seconds = (end - start).total_seconds()
+    if seconds < 0:
+        raise ValueError(f"result.ended_at ({ended!r}) is before result.started_at ({started!r})")
+    return seconds
+
+
+def _when(name: str, value: Any) -> datetime:
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"result.{name} must be an ISO date-time, got {value!r}") from None
+
+
+def _accelerator(result: Mapping[str, Any]) -> Accelerator | None:
+    try:
+        return Accelerator.parse(result.get("accelerator"))
+    except ValueError:
+        raise ValueError(f"result.accelerator is not an accelerator: {result.get('accelerator')!r}") from None
+
+
+def _price_rows(
+    backend: str, result: Mapping[str, Any], catalog: Catalog
+) -> list[tuple[PriceRow, float]] | None:
+    """The rows that price one instance of this run and the share of each, or ``None``."""
+    instance_type = result.get("instance_type")
+    details = result.get("details") or {}
+    if backend not in table_providers():  # own hardware: pay for the GPUs the run held
+        return _settings_rows(backend, instance_type, details, _accelerator(result), catalog)
+    if not instance_type:
+        return None
+    row = catalog.find(backend, instance_type)
+    if row is None:
+        return None
+    if row.kind == "instance":
+        return [(row, 1.0)]
+    if row.kind != "machine":
+        return None
+    # Machine plus accelerators: the accelerator type from the result, else from the shared table.
+    accelerator = _accelerator(result)
+    accelerator_type = details.get("accelerator_type") if isinstance(details, Mapping) else None
+    gpus = details.get("accelerator_count") if isinstance(details, Mapping) else None
+    if accelerator is not None and not accelerator_type:
+        try:
+            accelerator_type = instance_for(backend, accelerator).accelerator_type
+        except ValueError:
+            return None
+    rows: list[tuple[PriceRow, float]] = [(row, 1.0)]
+    if accelerator_type:
+        gpu = catalog.find(backend, accelerator_type, kind="accelerator")
+        if gpu is None:
+            return None
+        rows.append((gpu, float(gpus or (accelerator.count if accelerator else 1))))
+    return rows
+
+
+def _settings_rows(
+    backend: str, instance_type: Any, details: Any, accelerator: Accelerator | None, catalog: Catalog
+) -> list[tuple[PriceRow, float]] | None:
+    rows = catalog.for_provider(backend)
+    named = [row for row in rows if row.instance_type == instance_type]
+    if named:
+        rows = named
+    used_gpus = details.get("gpus") if isinstance(details, Mapping) else None
+    used = len(used_gpus) if isinstance(used_gpus, list) else (accelerator.count if accelerator else 0)
+    if used == 0:
+        cpu = [row for row in rows if row.gpu_model is None]
+        return [(cpu[0], 1.0)] if cpu else None
+    model = accelerator.model if accelerator else None
+    for row in sorted(rows, key=lambda r: r.on_demand_per_hour / max(r.gpu_count, 1)):
+        if row.gpu_model is not None and model in (None, row.gpu_model) and row.gpu_count >= used:
+            return [(row, used / row.gpu_count)]
+    return None

@@ -1,0 +1,471 @@
+"""Refresh the price catalog from the public price APIs, whole or not at all.
+
+AWS Price List (boto3 ``pricing`` client, ``AmazonSageMaker``), Azure Retail Prices (no auth) and the
+Google Cloud Billing Catalog (Vertex AI SKUs, API key). Every row of the catalog in force is looked up;
+a row the answer does not price keeps its old price and date, so quotes go on flagging it as stale.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import Any
+
+from airflow_trainkit.costs.catalog import (
+    PriceRow,
+    catalog_location,
+    load_catalog,
+    refreshed_catalog_path,
+    replace_rows,
+    write_catalog,
+)
+
+log = logging.getLogger(__name__)
+
+Fetch = Callable[[str], Any]
+AWS_PRICING_REGION = "us-east-1"  # the Price List API answers from us-east-1 (and ap-south-1) only
+AZURE_PRICES_URL = "https://prices.azure.com/api/retail/prices"
+AZURE_API_VERSION = "2023-01-01-preview"
+GOOGLE_BILLING_URL = "https://cloudbilling.googleapis.com/v1"
+VERTEX_AI_SERVICE_ID = "C7E2-9256-1C43"
+GOOGLE_KEY_ENV = "TRAINKIT_GOOGLE_BILLING_API_KEY"
+REFRESHABLE = ("sagemaker", "azure_ml", "vertex_ai")
+MAX_PAGES = 200
+
+# Vertex AI accelerator type -> a pattern of its SKU description (the Billing Catalog has no GPU field).
+VERTEX_GPU_PATTERNS = {
+    "NVIDIA_TESLA_T4": r"\bT4\b",
+    "NVIDIA_TESLA_P100": r"\bP100\b",
+    "NVIDIA_TESLA_V100": r"\bV100\b",
+    "NVIDIA_L4": r"\bL4\b",
+    "NVIDIA_TESLA_A100": r"\bA100\b(?!\s*80)",
+    "NVIDIA_A100_80GB": r"\bA100 80GB\b",
+    "NVIDIA_H100_80GB": r"\bH100\b",
+}
+
+
+@dataclass
+class ProviderRefresh:
+    """What a refresh found for one provider."""
+
+    provider: str
+    source: str
+    updated: list[str] = field(default_factory=list)
+    kept: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"provider": self.provider, "source": self.source, "updated": self.updated, "kept": self.kept}
+
+
+def http_get_json(url: str, *, timeout: float = 60.0) -> Any:
+    """GET ``url`` and decode its JSON; errors name the URL without its query's secrets."""
+    request = urllib.request.Request(
+        url, headers={"Accept": "application/json", "User-Agent": "airflow-trainkit"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - https price APIs
+            body = response.read()
+    except OSError as err:
+        raise OSError(f"GET {redact_url(url)} failed: {getattr(err, 'reason', None) or err}") from None
+    try:
+        return json.loads(body)
+    except json.JSONDecodeError as err:
+        raise ValueError(f"GET {redact_url(url)}: the answer is not JSON ({err})") from None
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the values of ``key``/``token`` query parameters replaced, for messages and logs."""
+    parts = urllib.parse.urlsplit(url)
+    query = [
+        (k, "***" if k.lower() in ("key", "api_key", "token", "access_token") else v)
+        for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query, safe="$'(), *")))
+
+
+def refresh_catalog(
+    providers: Iterable[str] = REFRESHABLE,
+    *,
+    path: str | None = None,
+    source_path: str | None = None,
+    fetch: Fetch | None = None,
+    pricing_client: Any = None,
+    google_api_key: str | None = None,
+    today: date | None = None,
+) -> dict[str, Any]:
+    """Fetch current prices for ``providers`` and write a new catalog that takes precedence over the shipped one.
+
+    :param providers: any of ``sagemaker``, ``azure_ml``, ``vertex_ai``.
+    :param path: the catalog file to write (default ``<trainkit home>/costs/price_catalog.csv``).
+    :param source_path: the catalog whose rows are refreshed (default: the one in force).
+    :param fetch: ``url -> decoded JSON`` for Azure and Google (default: an HTTPS GET).
+    :param pricing_client: a boto3 ``pricing`` client (default: one for us-east-1 from the default chain).
+    :param google_api_key: Cloud Billing API key (default ``$TRAINKIT_GOOGLE_BILLING_API_KEY``).
+    :return: a summary: the path written, and per provider the rows updated and the rows kept.
+    :raises ValueError: an answer in an unexpected shape or a provider unknown; nothing is written.
+    """
+    import os
+
+    names = list(dict.fromkeys([providers] if isinstance(providers, str) else providers))
+    for name in names:
+        if name not in REFRESHABLE:
+            raise ValueError(f"providers: cannot refresh {name!r}; refreshable: {', '.join(REFRESHABLE)}")
+    if not names:
+        raise ValueError("providers: name at least one provider to refresh")
+    current = [row for row in load_catalog(source_path, onprem=[]).rows]
+    day = today or date.today()
+    get = fetch or http_get_json
+    new_rows: list[PriceRow] = []
+    summaries = []
+    for name in names:
+        targets = [row for row in current if row.provider == name]
+        if not targets:
+            raise ValueError(
+                f"providers: the catalog {catalog_location(source_path)} has no {name} rows to refresh"
+            )
+        refresher = _REFRESHERS[name]
+        rows, summary = refresher(
+            targets,
+            fetch=get,
+            client=pricing_client,
+            api_key=google_api_key or os.environ.get(GOOGLE_KEY_ENV),
+            today=day,
+        )
+        new_rows.extend(rows)
+        summaries.append(summary)
+    written = write_catalog(replace_rows(current, new_rows, names), path or refreshed_catalog_path())
+    for summary in summaries:
+        log.info(
+            "Refreshed %s from %s: %s rows updated, %s kept (%s)",
+            summary.provider,
+            summary.source,
+            len(summary.updated),
+            len(summary.kept),
+            ", ".join(summary.kept) or "none",
+        )
+    return {"path": written, "providers": [s.to_dict() for s in summaries]}
+
+
+def _merge(
+    provider: str,
+    targets: Sequence[PriceRow],
+    found: Mapping[str, tuple[float | None, float | None]],
+    source: str,
+    today: date,
+) -> tuple[list[PriceRow], ProviderRefresh]:
+    summary = ProviderRefresh(provider=provider, source=source)
+    rows = []
+    for row in targets:
+        on_demand, spot = found.get(row.instance_type, (None, None))
+        if on_demand is None:
+            summary.kept.append(row.instance_type)
+            rows.append(row)
+            continue
+        summary.updated.append(row.instance_type)
+        rows.append(
+            replace(
+                row,
+                on_demand_per_hour=round(on_demand, 6),
+                spot_per_hour=round(spot, 6) if spot is not None else None,
+                as_of=today,
+                source=source,
+            )
+        )
+    if not summary.updated:
+        raise ValueError(
+            f"{provider} refresh: the answer from {source} priced none of the catalog's "
+            f"{len(targets)} rows ({', '.join(r.instance_type for r in targets[:5])}, ...); catalog unchanged"
+        )
+    return rows, summary
+
+
+# --- AWS Price List ---------------------------------------------------------------------------------
+
+
+def refresh_sagemaker(
+    targets: Sequence[PriceRow], *, client: Any = None, today: date
+) -> tuple[list[PriceRow], ProviderRefresh]:
+    """SageMaker training prices from the AWS Price List ``GetProducts`` answer."""
+    if client is None:
+        import boto3  # heavy, and only needed for this refresh
+
+        client = boto3.client("pricing", region_name=AWS_PRICING_REGION)
+    found: dict[str, tuple[float | None, float | None]] = {}
+    for region in sorted({row.region for row in targets}):
+        paginator = client.get_paginator("get_products")
+        pages = paginator.paginate(
+            ServiceCode="AmazonSageMaker",
+            Filters=[{"Type": "TERM_MATCH", "Field": "regionCode", "Value": region}],
+            FormatVersion="aws_v1",
+        )
+        for page_number, page in enumerate(pages, start=1):
+            items = page.get("PriceList")
+            if not isinstance(items, list):
+                raise ValueError(
+                    f"AWS Price List answer, page {page_number}: no PriceList list; got keys {sorted(page)}"
+                )
+            for index, item in enumerate(items):
+                parsed = parse_aws_price_item(
+                    item, where=f"AWS Price List page {page_number}, PriceList[{index}]"
+                )
+                if parsed is not None and parsed[1] == region:
+                    found[parsed[0]] = (parsed[2], None)
+    source = f"aws-pricing:GetProducts AmazonSageMaker ({', '.join(sorted({r.region for r in targets}))})"
+    return _merge("sagemaker", targets, found, source, today)
+
+
+def parse_aws_price_item(item: Any, *, where: str) -> tuple[str, str, float] | None:
+    """``(instance type, region, on-demand USD per hour)`` of one training product, ``None`` for others.
+
+    :raises ValueError: the item is not a Price List product document.
+    """
+    try:
+        doc = json.loads(item) if isinstance(item, str) else item
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{where}: not a JSON product document ({err})") from None
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("product"), Mapping):
+        raise ValueError(f"{where}: no 'product' object")
+    attributes = doc["product"].get("attributes")
+    if not isinstance(attributes, Mapping):
+        raise ValueError(f"{where}: no product.attributes")
+    usage = str(attributes.get("usagetype", ""))
+    if "-Train:" not in usage and attributes.get("component") != "Training":
+        return None
+    instance = attributes.get("instanceName") or usage.rpartition(":")[2]
+    if not str(instance).startswith("ml."):
+        return None
+    on_demand = (doc.get("terms") or {}).get("OnDemand")
+    if not isinstance(on_demand, Mapping) or not on_demand:
+        raise ValueError(f"{where}: {instance} has no terms.OnDemand")
+    prices = []
+    for term in on_demand.values():
+        for dimension in (term or {}).get("priceDimensions", {}).values():
+            if str(dimension.get("unit", "")).lower() not in ("hrs", "hours", "hour"):
+                continue
+            value: Any = (dimension.get("pricePerUnit") or {}).get("USD")
+            try:
+                prices.append(float(value))
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: {instance} pricePerUnit.USD is not a number: {value!r}") from None
+    if not prices:
+        raise ValueError(f"{where}: {instance} has no hourly priceDimensions.pricePerUnit.USD")
+    return str(instance), str(attributes.get("regionCode", "")), max(prices)
+
+
+# --- Azure Retail Prices ----------------------------------------------------------------------------
+
+
+def azure_prices_url(region: str, arm_skus: Sequence[str]) -> str:
+    skus = " or ".join(f"armSkuName eq '{sku}'" for sku in arm_skus)
+    query = f"serviceName eq 'Virtual Machines' and armRegionName eq '{region}' and ({skus})"
+    return f"{AZURE_PRICES_URL}?" + urllib.parse.urlencode(
+        {"api-version": AZURE_API_VERSION, "$filter": query}, quote_via=urllib.parse.quote
+    )
+
+
+def refresh_azure(
+    targets: Sequence[PriceRow], *, fetch: Fetch, today: date
+) -> tuple[list[PriceRow], ProviderRefresh]:
+    """Azure ML compute prices (Linux VM rates, pay-as-you-go and Spot) from the Azure Retail Prices API."""
+    found: dict[str, tuple[float | None, float | None]] = {}
+    for region in sorted({row.region for row in targets}):
+        skus = [row.instance_type for row in targets if row.region == region]
+        prices: dict[str, dict[str, float]] = {}
+        for page_number, page in enumerate(
+            _pages(fetch, azure_prices_url(region, skus), "NextPageLink"), start=1
+        ):
+            items = page.get("Items") if isinstance(page, Mapping) else None
+            if not isinstance(items, list):
+                keys = sorted(page) if isinstance(page, Mapping) else type(page).__name__
+                raise ValueError(f"Azure Retail Prices answer, page {page_number}: no Items list; got {keys}")
+            for index, item in enumerate(items):
+                parsed = parse_azure_item(
+                    item, where=f"Azure Retail Prices page {page_number}, Items[{index}]"
+                )
+                if parsed is not None and parsed[1] == region:
+                    prices.setdefault(parsed[0], {})[parsed[2]] = parsed[3]
+        for sku, tiers in prices.items():
+            spot = tiers.get("spot", tiers.get("low_priority"))
+            found[sku] = (tiers.get("on_demand"), spot)
+    return _merge("azure_ml", targets, found, f"{AZURE_PRICES_URL} (Virtual Machines, Linux)", today)
+
+
+def parse_azure_item(item: Any, *, where: str) -> tuple[str, str, str, float] | None:
+    """``(arm sku, region, tier, USD/hour)`` of a Linux pay-as-you-go VM meter, ``None`` for others."""
+    if not isinstance(item, Mapping):
+        raise ValueError(f"{where}: not an object: {item!r}")
+    for key in ("armSkuName", "armRegionName", "retailPrice", "type", "skuName", "productName"):
+        if key not in item:
+            raise ValueError(f"{where}: no {key!r}")
+    if item["type"] != "Consumption" or str(item["productName"]).endswith("Windows"):
+        return None
+    if item.get("unitOfMeasure", "1 Hour") != "1 Hour":
+        return None
+    sku_name = str(item["skuName"])
+    tier = (
+        "spot"
+        if sku_name.endswith(" Spot")
+        else "low_priority"
+        if sku_name.endswith(" Low Priority")
+        else "on_demand"
+    )
+    try:
+        price = float(item["retailPrice"])
+    except (TypeError, ValueError):
+        raise ValueError(f"{where}: retailPrice is not a number: {item['retailPrice']!r}") from None
+    return str(item["armSkuName"]), str(item["armRegionName"]), tier, price
+
+
+# --- Google Cloud Billing Catalog -------------------------------------------------------------------
+
+
+def refresh_vertex(
+    targets: Sequence[PriceRow],
+    *,
+    fetch: Fetch,
+    api_key: str,
+    today: date,
+    service_id: str = VERTEX_AI_SERVICE_ID,
+) -> tuple[list[PriceRow], ProviderRefresh]:
+    """Vertex AI custom training prices: machine types from per-vCPU and per-GiB SKUs, GPUs from GPU SKUs."""
+    url = f"{GOOGLE_BILLING_URL}/services/{service_id}/skus?" + urllib.parse.urlencode(
+        {"key": api_key, "currencyCode": "USD", "pageSize": 5000}
+    )
+    skus: list[Mapping[str, Any]] = []
+    for page_number, page in enumerate(_pages(fetch, url, "nextPageToken", token_param="pageToken"), start=1):
+        items = page.get("skus") if isinstance(page, Mapping) else None
+        if not isinstance(items, list):
+            keys = sorted(page) if isinstance(page, Mapping) else type(page).__name__
+            raise ValueError(f"Cloud Billing Catalog answer, page {page_number}: no skus list; got {keys}")
+        skus.extend(items)
+    parsed = [parse_google_sku(sku, where=f"Cloud Billing Catalog skus[{i}]") for i, sku in enumerate(skus)]
+    found: dict[str, tuple[float | None, float | None]] = {}
+    for row in targets:
+        if row.kind == "accelerator":
+            pattern = VERTEX_GPU_PATTERNS.get(row.instance_type)
+            if pattern is None:
+                continue
+            on_demand = _google_price(parsed, row.region, "GPU", "OnDemand", pattern)
+            spot = _google_price(parsed, row.region, "GPU", "Preemptible", pattern)
+            found[row.instance_type] = (on_demand, spot)
+        elif row.kind == "machine" and row.vcpus is not None and row.memory_gib is not None:
+            family = row.instance_type.split("-")[0].upper()
+            prices = []
+            for usage in ("OnDemand", "Preemptible"):
+                core = _google_price(parsed, row.region, "CPU", usage, rf"\b{family}\b.*\bCore\b")
+                ram = _google_price(parsed, row.region, "RAM", usage, rf"\b{family}\b.*\bRam\b")
+                prices.append(
+                    None if core is None or ram is None else core * row.vcpus + ram * row.memory_gib
+                )
+            found[row.instance_type] = (prices[0], prices[1])
+    return _merge("vertex_ai", targets, found, f"{GOOGLE_BILLING_URL}/services/{service_id}/skus", today)
+
+
+@dataclass(frozen=True)
+class _Sku:
+    description: str
+    group: str
+    usage: str
+    regions: tuple[str, ...]
+    unit: str
+    price: float
+
+
+def parse_google_sku(sku: Any, *, where: str) -> _Sku:
+    """One SKU's description, category, regions and USD price per unit (the last tier's ``units + nanos``)."""
+    if not isinstance(sku, Mapping):
+        raise ValueError(f"{where}: not an object: {sku!r}")
+    try:
+        category = sku["category"]
+        info = sku["pricingInfo"][0]["pricingExpression"]
+        rate = info["tieredRates"][-1]["unitPrice"]
+        price = int(rate.get("units") or 0) + int(rate.get("nanos") or 0) / 1e9
+        return _Sku(
+            description=str(sku["description"]),
+            group=str(category.get("resourceGroup", "")),
+            usage=str(category.get("usageType", "")),
+            regions=tuple(sku.get("serviceRegions") or ()),
+            unit=str(info["usageUnit"]),
+            price=price,
+        )
+    except (KeyError, IndexError, TypeError) as err:
+        raise ValueError(
+            f"{where}: not a Billing Catalog SKU (need description, category, "
+            f"pricingInfo[0].pricingExpression.tieredRates[].unitPrice; missing {err})"
+        ) from None
+    except ValueError:
+        raise ValueError(
+            f"{where}: unitPrice units/nanos are not numbers: {sku.get('pricingInfo')!r}"
+        ) from None
+
+
+def _google_price(skus: Sequence[_Sku], region: str, group: str, usage: str, pattern: str) -> float | None:
+    regex = re.compile(pattern)
+    for sku in skus:
+        if (
+            region in sku.regions
+            and sku.usage == usage
+            and "Training" in sku.description
+            and regex.search(sku.description)
+            and (sku.group == group or group.lower() in sku.description.lower())
+            and sku.unit in ("h", "GiBy.h")
+        ):
+            return sku.price
+    return None
+
+
+def _pages(fetch: Fetch, url: str, next_key: str, *, token_param: str | None = None) -> Iterable[Any]:
+    """Pages of a paged JSON API: ``next_key`` holds a full next URL, or a token for ``token_param``."""
+    current: str | None = url
+    for _ in range(MAX_PAGES):
+        if current is None:
+            return
+        page = fetch(current)
+        yield page
+        following = page.get(next_key) if isinstance(page, Mapping) else None
+        if not following:
+            return
+        if token_param:
+            parts = urllib.parse.urlsplit(url)
+            query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query) if k != token_param]
+            query.append((token_param, str(following)))
+            current = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+        else:
+            current = str(following)
+    raise ValueError(f"{redact_url(url)}: more than {MAX_PAGES} pages; stopped")
+
+
+def _sagemaker(
+    targets: Sequence[PriceRow], *, client: Any, today: date, **_: Any
+) -> tuple[list[PriceRow], ProviderRefresh]:
+    return refresh_sagemaker(targets, client=client, today=today)
+
+
+def _azure(
+    targets: Sequence[PriceRow], *, fetch: Fetch, today: date, **_: Any
+) -> tuple[list[PriceRow], ProviderRefresh]:
+    return refresh_azure(targets, fetch=fetch, today=today)
+
+
+def _vertex(
+    targets: Sequence[PriceRow], *, fetch: Fetch, api_key: str | None, today: date, **_: Any
+) -> tuple[list[PriceRow], ProviderRefresh]:
+    if not api_key:
+        raise ValueError(
+            f"google_api_key: a Cloud Billing API key is needed to refresh vertex_ai; set ${GOOGLE_KEY_ENV}"
+        )
+    return refresh_vertex(targets, fetch=fetch, api_key=api_key, today=today)
+
+
+# Provider -> how its prices are fetched; each is called with targets, fetch, client, api_key, today.
+_REFRESHERS: dict[str, Callable[..., tuple[list[PriceRow], ProviderRefresh]]] = {
+    "sagemaker": _sagemaker,
+    "azure_ml": _azure,
+    "vertex_ai": _vertex,
+}

@@ -1,0 +1,183 @@
+"""The cost comparison report: the quote table as CSV and Markdown, and a bar chart of cost per provider."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import TYPE_CHECKING, Any
+
+from airflow_trainkit.costs.quotes import QuoteTable, format_quote_table
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+CSV_COLUMNS = (
+    "provider",
+    "available",
+    "service",
+    "region",
+    "instance_type",
+    "accelerator_type",
+    "accelerator",
+    "instance_count",
+    "hours",
+    "pricing",
+    "on_demand_hourly",
+    "spot_hourly",
+    "hourly_price",
+    "total",
+    "on_demand_total",
+    "spot_total",
+    "spot_saving",
+    "spot_saving_pct",
+    "currency",
+    "retired",
+    "price_as_of",
+    "price_source",
+    "warnings",
+)
+LIMITS = (
+    "List prices only: no taxes, discounts, commitments, storage, data transfer (egress) or "
+    "provisioning time. Shipped prices are a snapshot; refresh with `trainkit costs refresh`."
+)
+
+
+def _as_dict(table: QuoteTable | Mapping[str, Any]) -> dict[str, Any]:
+    return table.to_dict() if isinstance(table, QuoteTable) else dict(table)
+
+
+def quotes_csv(table: QuoteTable | Mapping[str, Any]) -> str:
+    """One CSV row per provider, with the provenance of the prices used."""
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(CSV_COLUMNS), lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for quote in _as_dict(table)["quotes"]:
+        rows = quote.get("price_rows") or []
+        writer.writerow(
+            {
+                **{k: "" if v is None else v for k, v in quote.items()},
+                "price_as_of": "; ".join(r["as_of"] for r in rows),
+                "price_source": "; ".join(r["source"] for r in rows),
+                "warnings": " | ".join(quote.get("warnings") or []),
+            }
+        )
+    return out.getvalue()
+
+
+def quotes_markdown(table: QuoteTable | Mapping[str, Any]) -> str:
+    """A Markdown report: the request, one row per provider, the cheapest, every warning, the limits."""
+    data = _as_dict(table)
+    request = data.get("request") or {}
+    lines = ["# Training cost comparison", ""]
+    what = request.get("accelerator") or request.get("instance_type")
+    lines.append(
+        f"Job: {request.get('instance_count', 1)} x {what}, {request.get('hours', 0):g} h, "
+        f"{'spot' if request.get('spot') else 'on-demand'}; prices judged on {request.get('today')} "
+        f"(stale after {request.get('max_age_days')} days); catalog: `{data.get('catalog')}`."
+    )
+    lines += [
+        "",
+        "| provider | instance | GPUs | pricing | per hour | total | on-demand total | spot saving |",
+    ]
+    lines.append("|---|---|---|---|---:|---:|---:|---:|")
+    for q in data["quotes"]:
+        if not q.get("available"):
+            lines.append(f"| {q['provider']} | not available | - | - | - | - | - | - |")
+            continue
+        instance = q["instance_type"] + (f" + {q['accelerator_type']}" if q.get("accelerator_type") else "")
+        currency = q.get("currency") or ""
+        saving = (
+            f"{q['spot_saving']:.2f} ({q['spot_saving_pct']:.0f}%)"
+            if q.get("spot_saving") is not None
+            else "-"
+        )
+        lines.append(
+            f"| {q['provider']} | {instance} | {q.get('accelerator') or '-'} | {q['pricing']} | "
+            f"{q['hourly_price']:.4f} {currency} | **{q['total']:.2f} {currency}** | "
+            f"{q['on_demand_total']:.2f} | {saving} |"
+        )
+    cheapest = data.get("cheapest")
+    lines.append("")
+    if cheapest:
+        lines.append(
+            f"Cheapest: **{cheapest['provider']}** ({cheapest['instance_type']}), "
+            f"{cheapest['total']:.2f} {cheapest['currency']}."
+        )
+    else:
+        lines.append("No provider can be recommended: none is available with a current size.")
+    warnings = data.get("warnings") or []
+    if warnings:
+        lines += ["", "## Warnings", ""] + [f"- {w}" for w in warnings]
+    lines += ["", "## Where the prices come from", ""]
+    for q in data["quotes"]:
+        for row in q.get("price_rows") or []:
+            lines.append(
+                f"- {row['provider']} {row['instance_type']} ({row['region']}): as of {row['as_of']}, {row['source']}"
+            )
+    lines += ["", f"_{LIMITS}_", ""]
+    return "\n".join(lines)
+
+
+def quotes_chart_png(table: QuoteTable | Mapping[str, Any]) -> bytes:
+    """A bar chart of the job's total per provider, on-demand next to spot."""
+    import matplotlib  # heavy (the costs extra): only when a report is drawn
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    data = _as_dict(table)
+    quotes = [q for q in data["quotes"] if q.get("available")]
+    cheapest = (data.get("cheapest") or {}).get("provider")
+    names = [
+        q["provider"]
+        + ("\n(retired size)" if q.get("retired") else "")
+        + ("\n(cheapest)" if q["provider"] == cheapest else "")
+        for q in quotes
+    ]
+    on_demand = [q.get("on_demand_total") or 0.0 for q in quotes]
+    spot = [q.get("spot_total") or 0.0 for q in quotes]
+    currency = quotes[0].get("currency") if quotes else ""
+    figure, axes = plt.subplots(figsize=(7, 4), dpi=100)
+    try:
+        positions = list(range(len(names)))
+        width = 0.38
+        axes.bar([p - width / 2 for p in positions], on_demand, width, label="on-demand", color="#4c72b0")
+        axes.bar(
+            [p + width / 2 for p in positions], spot, width, label="spot / low-priority", color="#55a868"
+        )
+        for p, q in zip(positions, quotes, strict=True):
+            if q.get("spot_total") is None:
+                axes.annotate("no spot", (p + width / 2, 0), ha="center", va="bottom", fontsize=8)
+        axes.set_xticks(positions)
+        axes.set_xticklabels(names)
+        axes.set_ylabel(f"job total ({currency})")
+        request = data.get("request") or {}
+        what = request.get("accelerator") or request.get("instance_type")
+        axes.set_title(f"{what} for {request.get('hours', 0):g} h: cost per provider")
+        axes.legend()
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        return buffer.getvalue()
+    finally:
+        plt.close(figure)
+
+
+def report_files(table: QuoteTable | Mapping[str, Any]) -> dict[str, bytes | str]:
+    """Every file of the report, by name."""
+    data = _as_dict(table)
+    return {
+        "quotes.csv": quotes_csv(data),
+        "report.md": quotes_markdown(data),
+        "quotes.txt": format_quote_table(data) + "\n",
+        "quotes.json": json.dumps(data, indent=1, default=str),
+        "cost_per_provider.png": quotes_chart_png(data),
+    }
+
+
+def write_report(table: QuoteTable | Mapping[str, Any], uri: str) -> str:
+    """Write the report folder at ``uri`` whole or not at all; returns the URI."""
+    from airflow_trainkit.storage import write_folder_atomic
+
+    return write_folder_atomic(uri, report_files(table))

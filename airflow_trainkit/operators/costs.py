@@ -1,0 +1,202 @@
+"""Operators for training cost: quote a job on every provider (and pick the cheapest); refresh the prices."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from airflow_trainkit._compat import BaseOperator, mask_secret
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+PICK_MODES = (None, "cheapest")
+
+
+class CompareTrainingCostsOperator(BaseOperator):
+    """Quote one training job on SageMaker, Vertex AI, Azure ML and on-prem; write a report.
+
+    Returns the quote table (``request``, ``quotes``, ``cheapest``, ``warnings``, ``catalog``,
+    ``report_uri``). With ``pick="cheapest"`` it also pushes the cheapest provider's name under the
+    XCom key ``backend``, so a training task can take ``backend="{{ ti.xcom_pull('quote', key='backend') }}"``,
+    and fails when no provider can run the job.
+
+    :param spec: the ``TrainingJobSpec`` (or its dict) to price; accelerator or instance type, instance
+        count and spot are used. (templated)
+    :param hours: expected hours of training; or ``epochs`` and ``seconds_per_epoch``. (templated)
+    :param epochs: expected epochs. (templated)
+    :param seconds_per_epoch: seconds one epoch takes. (templated)
+    :param providers: providers to quote; default all four. (templated)
+    :param pick: ``None`` or ``"cheapest"``.
+    :param pick_from: providers the cheapest may be chosen from, e.g. those you have connections for. (templated)
+    :param onprem: on-prem cost settings: a list of dicts or a CSV path; default the settings file. (templated)
+    :param catalog_path: a price catalog CSV instead of the one in force. (templated)
+    :param max_age_days: flag prices older than this many days (default 90). (templated)
+    :param report_uri: folder for the report (CSV, Markdown, PNG chart); default
+        ``<trainkit home>/reports/costs/<dag>/<run>/<task>``. (templated)
+    """
+
+    template_fields: Sequence[str] = (
+        "spec",
+        "hours",
+        "epochs",
+        "seconds_per_epoch",
+        "providers",
+        "pick_from",
+        "onprem",
+        "catalog_path",
+        "max_age_days",
+        "report_uri",
+    )
+    template_fields_renderers = {"spec": "json", "onprem": "json"}
+    ui_color = "#fdebd0"
+
+    def __init__(
+        self,
+        *,
+        spec: Any,
+        hours: float | str | None = None,
+        epochs: float | str | None = None,
+        seconds_per_epoch: float | str | None = None,
+        providers: list[str] | None = None,
+        pick: str | None = None,
+        pick_from: list[str] | None = None,
+        onprem: Any = None,
+        catalog_path: str | None = None,
+        max_age_days: int | str | None = None,
+        report_uri: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.spec = spec.to_dict() if hasattr(spec, "to_dict") else spec
+        self.hours = hours
+        self.epochs = epochs
+        self.seconds_per_epoch = seconds_per_epoch
+        self.providers = providers
+        self.pick = pick
+        self.pick_from = pick_from
+        self.onprem = onprem
+        self.catalog_path = catalog_path
+        self.max_age_days = max_age_days
+        self.report_uri = report_uri
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_trainkit.costs.catalog import load_catalog
+        from airflow_trainkit.costs.quotes import format_quote_table, quote_job
+        from airflow_trainkit.costs.report import write_report
+
+        if self.pick not in PICK_MODES:
+            raise ValueError(f"pick must be None or 'cheapest', got {self.pick!r}")
+        catalog = load_catalog(self.catalog_path, onprem=self.onprem)
+        table = quote_job(
+            self.spec,
+            hours=self.hours,
+            epochs=self.epochs,
+            seconds_per_epoch=self.seconds_per_epoch,
+            providers=self.providers,
+            pick_from=self.pick_from,
+            catalog=catalog,
+            max_age=int(self.max_age_days) if self.max_age_days not in (None, "") else None,
+        )
+        self.log.info("Quotes from %s:\n%s", catalog.path, format_quote_table(table))
+        uri = self.report_uri or default_report_uri(context, "costs")
+        result = table.to_dict()
+        result["report_uri"] = write_report(table, uri)
+        self.log.info("Cost report written to %s", result["report_uri"])
+        if self.pick == "cheapest":
+            if table.cheapest is None:
+                raise ValueError(
+                    "pick='cheapest': no provider can run this job with a current size; "
+                    + "; ".join(table.warnings)
+                )
+            context["ti"].xcom_push(key="backend", value=table.cheapest.provider)
+            self.log.info(
+                "Cheapest: %s %s at %.2f %s",
+                table.cheapest.provider,
+                table.cheapest.instance_type,
+                table.cheapest.total,
+                table.cheapest.currency,
+            )
+        return result
+
+
+class RefreshPriceCatalogOperator(BaseOperator):
+    """Fetch current prices from the AWS, Azure and Google price APIs and write a new price catalog.
+
+    The new file is written whole or not at all and takes precedence over the shipped snapshot; an
+    answer in an unexpected shape fails the task and leaves the previous catalog untouched.
+
+    :param providers: any of ``sagemaker``, ``azure_ml``, ``vertex_ai``. (templated)
+    :param output_path: the catalog file to write; default ``<trainkit home>/costs/price_catalog.csv``. (templated)
+    :param aws_conn_id: AWS connection for the Price List API (needs the amazon provider); ``None``
+        for boto3's default credential chain.
+    :param google_api_key_conn_id: a connection whose password is a Cloud Billing API key; ``None``
+        for ``$TRAINKIT_GOOGLE_BILLING_API_KEY``.
+    """
+
+    template_fields: Sequence[str] = ("providers", "output_path")
+    ui_color = "#fdebd0"
+
+    def __init__(
+        self,
+        *,
+        providers: list[str] | None = None,
+        output_path: str | None = None,
+        aws_conn_id: str | None = None,
+        google_api_key_conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.providers = providers
+        self.output_path = output_path
+        self.aws_conn_id = aws_conn_id
+        self.google_api_key_conn_id = google_api_key_conn_id
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_trainkit.costs.refresh import REFRESHABLE, refresh_catalog
+
+        providers = self.providers or list(REFRESHABLE)
+        client = None
+        if self.aws_conn_id and "sagemaker" in providers:
+            # The amazon provider is an extra: imported only when an AWS connection is named.
+            from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+            client = AwsBaseHook(
+                aws_conn_id=self.aws_conn_id, client_type="pricing", region_name="us-east-1"
+            ).get_conn()
+        api_key = None
+        if self.google_api_key_conn_id and "vertex_ai" in providers:
+            from airflow_trainkit._compat import BaseHook
+
+            api_key = BaseHook.get_connection(self.google_api_key_conn_id).password
+            if api_key:
+                mask_secret(api_key)
+        summary = refresh_catalog(
+            providers, path=self.output_path, pricing_client=client, google_api_key=api_key
+        )
+        for provider in summary["providers"]:
+            self.log.info(
+                "%s: %s rows updated, old price kept for %s",
+                provider["provider"],
+                len(provider["updated"]),
+                ", ".join(provider["kept"]) or "none",
+            )
+        return summary
+
+
+def default_report_uri(context: Context, area: str) -> str:
+    """``<trainkit home>/reports/<area>/<dag>/<run>/<task>[-<map index>]``, safe for any file system."""
+    from airflow_trainkit.home import reports_dir
+
+    ti = context["ti"]
+
+    def safe(value: Any) -> str:
+        return re.sub(r"[^A-Za-z0-9._-]+", "_", str(value)).strip("_") or "_"
+
+    task = safe(ti.task_id)
+    map_index = getattr(ti, "map_index", -1)
+    if map_index is not None and map_index >= 0:
+        task = f"{task}-{map_index}"
+    return str(reports_dir() / area / safe(ti.dag_id) / safe(ti.run_id) / task)

@@ -1,0 +1,431 @@
+from __future__ import annotations
+
+import csv
+from datetime import date
+from importlib import resources
+from typing import TYPE_CHECKING
+
+import pytest
+
+from airflow_trainkit.costs.catalog import load_catalog, parse_catalog, write_catalog
+from airflow_trainkit.costs.onprem import load_onprem_rows
+from airflow_trainkit.costs.quotes import expected_hours, format_quote_table, quote_job
+from airflow_trainkit.training.instances import instance_table
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+FRESH = date(2025, 6, 15)  # within 90 days of the shipped snapshot's as_of
+ONPREM = [
+    {
+        "name": "rack-t4",
+        "gpu_model": "T4",
+        "gpu_count": 4,
+        "purchase_price": 12000,
+        "amortization_years": 3,
+        "power_watts": 400,
+        "electricity_per_kwh": 0.2,
+        "utilization": 0.5,
+        "yearly_other_costs": 1000,
+    },
+    {
+        "name": "dgx-a100",
+        "gpu_model": "A100",
+        "gpu_count": 8,
+        "purchase_price": 200000,
+        "amortization_years": 4,
+        "power_watts": 6500,
+        "electricity_per_kwh": 0.12,
+        "utilization": 0.7,
+    },
+    {
+        "name": "v100-box",
+        "gpu_model": "V100",
+        "gpu_count": 2,
+        "purchase_price": 20000,
+        "amortization_years": 3,
+        "power_watts": 700,
+        "electricity_per_kwh": 0.15,
+        "utilization": 0.6,
+    },
+]
+# (provider, instance type) -> (on-demand, spot) per hour, read by hand from the shipped CSV.
+SHIPPED = {
+    ("sagemaker", "ml.g4dn.xlarge"): (0.736, None),
+    ("sagemaker", "ml.g5.xlarge"): (1.408, None),
+    ("sagemaker", "ml.g6.xlarge"): (1.0064, None),
+    ("sagemaker", "ml.p3.2xlarge"): (3.825, None),
+    ("sagemaker", "ml.p4d.24xlarge"): (37.688, None),
+    ("vertex_ai", "n1-standard-8"): (0.437, 0.088),
+    ("vertex_ai", "NVIDIA_TESLA_T4"): (0.4025, 0.138),
+    ("vertex_ai", "NVIDIA_TESLA_V100"): (2.852, 0.989),
+    ("vertex_ai", "g2-standard-8"): (0.3545, 0.1418),
+    ("vertex_ai", "NVIDIA_L4"): (0.644, 0.2576),
+    ("vertex_ai", "a2-highgpu-8g"): (6.9688, 2.7875),
+    ("vertex_ai", "NVIDIA_TESLA_A100"): (3.3741, 1.247),
+    ("azure_ml", "Standard_NC4as_T4_v3"): (0.526, 0.1578),
+    ("azure_ml", "Standard_NC6s_v3"): (3.06, 0.918),
+    ("azure_ml", "Standard_ND96asr_v4"): (27.197, 8.1591),
+}
+
+
+def onprem_hourly(purchase, years, watts, kwh, util, other=0.0):
+    return (purchase / years + other) / (8760 * util) + watts / 1000 * kwh
+
+
+def spec(accelerator: str, **extra):
+    return {"command": ["python", "train.py"], "accelerator": accelerator, **extra}
+
+
+def by_provider(table):
+    return {q.provider: q for q in table.quotes}
+
+
+@pytest.mark.parametrize(
+    ("accelerator", "expected"),
+    [
+        (
+            "T4:1",
+            {
+                "sagemaker": ("ml.g4dn.xlarge",),
+                "vertex_ai": ("n1-standard-8", "NVIDIA_TESLA_T4"),
+                "azure_ml": ("Standard_NC4as_T4_v3",),
+            },
+        ),
+        ("A10G:1", {"sagemaker": ("ml.g5.xlarge",)}),
+        ("L4:1", {"sagemaker": ("ml.g6.xlarge",), "vertex_ai": ("g2-standard-8", "NVIDIA_L4")}),
+        (
+            "V100:1",
+            {
+                "sagemaker": ("ml.p3.2xlarge",),
+                "vertex_ai": ("n1-standard-8", "NVIDIA_TESLA_V100"),
+                "azure_ml": ("Standard_NC6s_v3",),
+            },
+        ),
+        (
+            "A100:8",
+            {
+                "sagemaker": ("ml.p4d.24xlarge",),
+                "vertex_ai": ("a2-highgpu-8g", "NVIDIA_TESLA_A100"),
+                "azure_ml": ("Standard_ND96asr_v4",),
+            },
+        ),
+    ],
+)
+@pytest.mark.parametrize("spot", [False, True])
+def test_quotes_match_catalog_arithmetic(trainkit_home, accelerator, expected, spot) -> None:
+    hours = 3.5
+    count = int(accelerator.split(":")[1])
+    table = quote_job(
+        spec(accelerator, spot=spot, allow_spot_without_checkpoint=True),
+        hours=hours,
+        onprem=ONPREM,
+        today=FRESH,
+    )
+    quotes = by_provider(table)
+    for provider in ("sagemaker", "vertex_ai", "azure_ml"):
+        quote = quotes[provider]
+        if provider not in expected:
+            assert not quote.available and quote.total is None
+            assert any("no such GPU" in w for w in quote.warnings), quote.warnings
+            continue
+        names = expected[provider]
+        od = SHIPPED[(provider, names[0])][0] + sum(SHIPPED[(provider, n)][0] * count for n in names[1:])
+        spot_parts = [SHIPPED[(provider, names[0])][1]] + [SHIPPED[(provider, n)][1] for n in names[1:]]
+        sp = None
+        if all(p is not None for p in spot_parts):
+            sp = spot_parts[0] + sum(p * count for p in spot_parts[1:])
+        assert quote.instance_type == names[0]
+        assert quote.on_demand_total == pytest.approx(od * hours, abs=1e-3)
+        if spot and sp is not None:
+            assert quote.pricing == "spot"
+            assert quote.total == pytest.approx(sp * hours, abs=1e-3)
+            assert quote.spot_saving == pytest.approx((od - sp) * hours, abs=1e-3)
+        else:
+            assert quote.pricing == "on_demand"
+            assert quote.total == pytest.approx(od * hours, abs=1e-3)
+            if spot:
+                assert any(w.startswith("no spot price") for w in quote.warnings)
+        assert [r["instance_type"] for r in quote.price_rows] == list(names)
+        assert not any("stale" in w for w in quote.warnings)
+    onprem = quotes["onprem"]
+    model = accelerator.split(":")[0]
+    host = {"T4": ONPREM[0], "A100": ONPREM[1], "V100": ONPREM[2]}.get(model)
+    if host is None:
+        assert not onprem.available and "no such GPU" in onprem.warnings[0]
+    else:
+        per_gpu = (
+            onprem_hourly(
+                host["purchase_price"],
+                host["amortization_years"],
+                host["power_watts"],
+                host["electricity_per_kwh"],
+                host["utilization"],
+                host.get("yearly_other_costs", 0),
+            )
+            / host["gpu_count"]
+        )
+        assert onprem.total == pytest.approx(per_gpu * count * hours, abs=1e-3)
+        assert onprem.instance_type == host["name"]
+    available = [q for q in table.quotes if q.available and not q.retired]
+    assert table.cheapest is not None
+    assert table.cheapest.total == min(q.total for q in available)
+
+
+def test_onprem_hourly_cost_formula() -> None:
+    row = load_onprem_rows(ONPREM[:1])[0]
+    assert row.on_demand_per_hour == pytest.approx(5000 / 4380 + 0.08, abs=1e-6)
+    assert row.source.startswith("onprem settings argument: purchase_price=12000")
+
+
+def test_stale_price_flagged_in_every_quote_that_uses_it(trainkit_home) -> None:
+    table = quote_job(spec("T4:1"), hours=1, onprem=ONPREM, today=date(2025, 12, 1), max_age=90)
+    for provider in ("sagemaker", "azure_ml"):
+        warnings = by_provider(table)[provider].warnings
+        assert any(
+            w.startswith("stale price:") and "2025-06-01 (183 days old, more than 90)" in w for w in warnings
+        )
+    vertex = by_provider(table)["vertex_ai"].warnings
+    assert sum(w.startswith("stale price:") for w in vertex) == 2  # the machine and the GPU row
+    fresh = quote_job(spec("T4:1"), hours=1, onprem=ONPREM, today=date(2025, 12, 1), max_age=365)
+    assert not any("stale" in w for w in fresh.warnings)
+
+
+def test_stale_age_from_environment(trainkit_home, monkeypatch) -> None:
+    monkeypatch.setenv("TRAINKIT_PRICE_MAX_AGE_DAYS", "10")
+    table = quote_job(spec("T4:1"), hours=1, onprem=[], today=date(2025, 6, 20))
+    assert any("more than 10" in w for w in table.warnings)
+
+
+def test_retired_size_flagged_and_never_cheapest(trainkit_home) -> None:
+    table = quote_job(
+        spec("V100:1", spot=True, allow_spot_without_checkpoint=True), hours=2, onprem=[], today=FRESH
+    )
+    azure = by_provider(table)["azure_ml"]
+    assert not azure.retired
+    assert any(w.startswith("retiring size:") for w in azure.warnings)
+    later = quote_job(
+        spec("V100:1", spot=True, allow_spot_without_checkpoint=True),
+        hours=2,
+        onprem=[],
+        today=date(2025, 10, 1),
+        max_age=9999,
+    )
+    azure = by_provider(later)["azure_ml"]
+    assert azure.retired and any("retired after 2025-09-30" in w for w in azure.warnings)
+    assert azure.total < by_provider(later)["vertex_ai"].total  # cheaper, but retired: not picked
+    assert later.cheapest is not None and later.cheapest.provider == "vertex_ai"
+
+
+def test_cheapest_and_pick_from(trainkit_home) -> None:
+    table = quote_job(spec("T4:1"), hours=3, onprem=ONPREM, today=FRESH)
+    assert table.cheapest is not None and table.cheapest.provider == "onprem"
+    data = table.to_dict()
+    assert data["cheapest"]["backend"] == "onprem"
+    clouds = quote_job(spec("T4:1"), hours=3, onprem=ONPREM, today=FRESH, pick_from=["sagemaker", "azure_ml"])
+    assert clouds.cheapest is not None and clouds.cheapest.provider == "azure_ml"
+
+
+def test_instance_count_and_epochs(trainkit_home) -> None:
+    table = quote_job(
+        spec("T4:1", instance_count=3),
+        epochs=10,
+        seconds_per_epoch=540,
+        onprem=[],
+        today=FRESH,
+        providers=["sagemaker"],
+    )
+    quote = table.quotes[0]
+    assert quote.hours == pytest.approx(1.5)
+    assert quote.total == pytest.approx(0.736 * 3 * 1.5, abs=1e-3)
+    assert [q.provider for q in table.quotes] == ["sagemaker"]
+
+
+def test_explicit_instance_type(trainkit_home) -> None:
+    table = quote_job(
+        {"command": ["x"], "instance_type": {"sagemaker": "ml.m5.4xlarge", "azure_ml": "Standard_D4s_v3"}},
+        hours=2,
+        onprem=[],
+        today=FRESH,
+    )
+    quotes = by_provider(table)
+    assert quotes["sagemaker"].total == pytest.approx(0.922 * 2)
+    assert quotes["azure_ml"].total == pytest.approx(0.192 * 2)
+    assert not quotes["vertex_ai"].available
+    vertex = quote_job(
+        {"command": ["x"], "accelerator": "T4:1", "instance_type": {"vertex_ai": "n1-standard-4"}},
+        hours=1,
+        onprem=[],
+        today=FRESH,
+        providers=["vertex_ai"],
+    )
+    assert vertex.quotes[0].total == pytest.approx(0.2185 + 0.4025, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"spec": spec("X9:1"), "hours": 1}, r"spec\.accelerator: unknown accelerator 'X9:1'"),
+        ({"spec": spec("T4:1"), "hours": 0}, r"hours must be a positive number, got 0"),
+        ({"spec": spec("T4:1"), "hours": -2}, r"hours must be a positive number, got -2"),
+        ({"spec": spec("T4:1"), "hours": "soon"}, r"hours must be a positive number, got 'soon'"),
+        ({"spec": spec("T4:1")}, r"hours: a quote needs the expected hours"),
+        (
+            {"spec": spec("T4:1"), "epochs": 3, "seconds_per_epoch": 0},
+            r"seconds_per_epoch must be a positive",
+        ),
+        ({"spec": spec("T4:1"), "hours": 1, "providers": ["aws"]}, r"providers: unknown provider 'aws'"),
+        ({"spec": {"command": ["x"]}, "hours": 1}, r"spec\.accelerator: a quote needs an accelerator"),
+        (
+            {"spec": {"command": ["x"], "instance_type": "ml.nope"}, "hours": 1},
+            r"spec\.instance_type: no provider has a price for 'ml\.nope'",
+        ),
+        ({"spec": spec("P4:1"), "hours": 1}, r"spec\.accelerator: no provider can run 'P4:1'.*no such GPU"),
+    ],
+)
+def test_bad_input(trainkit_home, kwargs, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        quote_job(onprem=[], today=FRESH, **kwargs)
+
+
+def test_gpu_a_provider_lacks_is_a_warning_not_an_error(trainkit_home) -> None:
+    table = quote_job(spec("A10G:1"), hours=1, onprem=ONPREM, today=FRESH)
+    azure = by_provider(table)["azure_ml"]
+    assert not azure.available
+    assert azure.warnings == ["no such GPU: no azure_ml instance with A10G:1; azure_ml offers no A10G"]
+    assert "no onprem host with A10G:1" in by_provider(table)["onprem"].warnings[0]
+
+
+def test_no_onprem_settings_warns(trainkit_home) -> None:
+    onprem = by_provider(quote_job(spec("T4:1"), hours=1, today=FRESH))["onprem"]
+    assert not onprem.available and onprem.warnings[0].startswith("no onprem cost settings")
+
+
+def test_onprem_settings_file(trainkit_home, tmp_path: Path, monkeypatch) -> None:
+    path = tmp_path / "onprem.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(ONPREM[0]))
+        writer.writeheader()
+        writer.writerow(ONPREM[0])
+    monkeypatch.setenv("TRAINKIT_ONPREM_COSTS", str(path))
+    onprem = by_provider(quote_job(spec("T4:2"), hours=1, today=FRESH))["onprem"]
+    assert onprem.total == pytest.approx((5000 / 4380 + 0.08) / 2, abs=1e-4)
+    path.write_text("name,gpu_model,gpu_count,purchase_price\nbox,T4,2,lots\n")
+    with pytest.raises(
+        ValueError, match=rf"onprem cost settings {path}: row 2\.purchase_price must be a number"
+    ):
+        quote_job(spec("T4:1"), hours=1)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "message"),
+    [
+        ("utilization", 0, r"onprem\[0\]\.utilization must be greater than 0"),
+        ("utilization", 1.5, r"onprem\[0\]\.utilization must be a share in \(0, 1\]"),
+        ("gpu_model", "Z80", r"onprem\[0\]\.gpu_model: unknown GPU 'Z80'"),
+        ("purchase_price", -1, r"onprem\[0\]\.purchase_price must be at least 0"),
+        ("colour", "red", r"onprem\[0\]: unknown setting\(s\) colour"),
+    ],
+)
+def test_bad_onprem_settings(setting, value, message) -> None:
+    with pytest.raises(ValueError, match=message):
+        load_onprem_rows([{**ONPREM[0], setting: value}])
+
+
+def test_format_quote_table(trainkit_home) -> None:
+    table = quote_job(
+        spec("T4:1", spot=True, allow_spot_without_checkpoint=True), hours=3, onprem=ONPREM, today=FRESH
+    )
+    text = format_quote_table(table)
+    assert text == format_quote_table(table.to_dict())
+    lines = text.splitlines()
+    assert lines[0].split() == [
+        "provider",
+        "instance",
+        "GPUs",
+        "pricing",
+        "per",
+        "hour",
+        "hours",
+        "total",
+        "spot",
+        "saving",
+        "notes",
+    ]
+    vertex_line = next(line for line in lines if line.startswith("vertex_ai"))
+    assert "n1-standard-8 + NVIDIA_TESLA_T4" in vertex_line and " spot " in vertex_line
+    assert "0.68 USD" in vertex_line and "1.84 (73%)" in vertex_line  # (0.088 + 0.138) x 3 h, spot
+    azure_line = next(line for line in lines if line.startswith("azure_ml"))
+    assert "CHEAPEST" in azure_line and "0.47 USD" in azure_line  # 0.1578 x 3 h beats the on-prem T4 share
+    assert "warnings:" in lines
+    assert "sagemaker: no spot price" in text
+
+
+# --- the catalog file ---------------------------------------------------------------------------------
+
+
+def _shipped_text() -> str:
+    return resources.files("airflow_trainkit.costs").joinpath("price_catalog.csv").read_text()
+
+
+def test_every_instance_table_row_has_a_catalog_row() -> None:
+    catalog = load_catalog(onprem=[])
+    for choice in instance_table():
+        if choice.accelerator_type:
+            assert catalog.find(choice.provider, choice.instance_type, kind="machine"), choice
+            gpu = catalog.find(choice.provider, choice.accelerator_type, kind="accelerator")
+            assert gpu is not None and gpu.gpu_model == choice.gpu_model, choice
+        else:
+            row = catalog.find(choice.provider, choice.instance_type, kind="instance")
+            assert row is not None, choice
+            assert (row.gpu_model, row.gpu_count) == (choice.gpu_model, choice.gpu_count), choice
+
+
+def test_every_shipped_row_has_provenance() -> None:
+    for row in load_catalog(onprem=[]).rows:
+        assert row.source.startswith("https://") and row.as_of == date(2025, 6, 1) and row.currency == "USD"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda t: t.replace(",spot_per_hour", "", 1), r"missing column\(s\) spot_per_hour"),
+        (
+            lambda t: t.replace(",0.736,", ",cheap,", 1),
+            r"row 2, column on_demand_per_hour: not a number: 'cheap'",
+        ),
+        (
+            lambda t: t.replace("ml.g4dn.12xlarge,T4,4", "ml.g4dn.12xlarge,T4,four", 1),
+            r"row 3, column gpu_count",
+        ),
+        (lambda t: t.replace(",2025-06-01,", ",June,", 1), r"row 2, column as_of: not a date"),
+        (lambda t: t.replace("sagemaker,", "aws,", 1), r"row 2, column provider: unknown provider 'aws'"),
+        (lambda t: t + t.splitlines()[1] + "\n", r"row \d+ repeats row 2"),
+    ],
+)
+def test_malformed_catalog_names_file_row_and_column(tmp_path, edit, message) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(edit(_shipped_text()))
+    with pytest.raises(ValueError, match=rf"price catalog {path}: {message}"):
+        load_catalog(path, onprem=[])
+
+
+def test_catalog_precedence_and_round_trip(trainkit_home, tmp_path, monkeypatch) -> None:
+    shipped = load_catalog(onprem=[])
+    assert shipped.path.startswith("package:")
+    rows = list(shipped.rows)
+    written = write_catalog(rows)
+    refreshed = load_catalog(onprem=[])
+    assert refreshed.path == written and refreshed.rows == shipped.rows
+    explicit = tmp_path / "mine.csv"
+    explicit.write_text(_shipped_text())
+    monkeypatch.setenv("TRAINKIT_PRICE_CATALOG", str(explicit))
+    assert load_catalog(onprem=[]).path == str(explicit)
+    assert parse_catalog(_shipped_text(), source="x") == shipped.rows
+
+
+def test_expected_hours() -> None:
+    assert expected_hours(2) == 2
+    assert expected_hours(epochs=4, seconds_per_epoch=900) == 1
+    with pytest.raises(ValueError, match="not both"):
+        expected_hours(1, epochs=1, seconds_per_epoch=1)

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+ONPREM = [
+    {
+        "name": "workstation-t4",
+        "gpu_model": "T4",
+        "gpu_count": 1,
+        "purchase_price": 4000,
+        "amortization_years": 4,
+        "power_watts": 300,
+        "electricity_per_kwh": 0.15,
+        "utilization": 0.4,
+    }
+]
+
+
+class _TI(SimpleNamespace):
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+
+def _context(task_id: str = "quote") -> dict[str, Any]:
+    ti = _TI(
+        dag_id="costs dag",
+        run_id="manual__2026-11-25T00:00:00+00:00",
+        task_id=task_id,
+        map_index=-1,
+        xcoms={},
+    )
+    return {"ti": ti, "task_instance": ti}
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("TRAINKIT_HOME", str(tmp_path / "trainkit"))
+    for name in ("TRAINKIT_PRICE_CATALOG", "TRAINKIT_ONPREM_COSTS", "TRAINKIT_PRICE_MAX_AGE_DAYS"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path / "trainkit"
+
+
+def test_compare_operator_picks_cheapest_and_writes_report(home: Path) -> None:
+    from airflow_trainkit.operators.costs import CompareTrainingCostsOperator
+
+    op = CompareTrainingCostsOperator(
+        task_id="quote",
+        spec={"command": ["python", "train.py"], "accelerator": "T4:1"},
+        hours="2",
+        pick="cheapest",
+        onprem=ONPREM,
+    )
+    context = _context()
+    result = op.execute(context)
+    json.dumps(result)  # XCom-safe
+    hourly = 1000 / (8760 * 0.4) + 0.3 * 0.15
+    assert result["cheapest"]["backend"] == "onprem"
+    assert result["cheapest"]["total"] == pytest.approx(2 * hourly, abs=1e-3)
+    assert context["ti"].xcoms == {"backend": "onprem"}
+    report = Path(result["report_uri"])
+    assert report == home / "reports" / "costs" / "costs_dag" / "manual__2026-11-25T00_00_00_00_00" / "quote"
+    assert {p.name for p in report.iterdir()} == {
+        "_SUCCESS",
+        "quotes.csv",
+        "report.md",
+        "quotes.txt",
+        "quotes.json",
+        "cost_per_provider.png",
+    }
+    assert (report / "cost_per_provider.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with (report / "quotes.csv").open() as handle:
+        rows = {row["provider"]: row for row in csv.DictReader(handle)}
+    assert set(rows) == {"sagemaker", "vertex_ai", "azure_ml", "onprem"}
+    assert rows["sagemaker"]["instance_type"] == "ml.g4dn.xlarge"
+    assert float(rows["sagemaker"]["total"]) == pytest.approx(0.736 * 2)
+    assert rows["sagemaker"]["price_source"] == "https://aws.amazon.com/sagemaker/pricing/"
+    markdown = (report / "report.md").read_text()
+    assert "Cheapest: **onprem** (workstation-t4)" in markdown
+    assert "stale price" in markdown and "no taxes" in markdown
+
+
+def test_compare_operator_bad_input(home: Path) -> None:
+    from airflow_trainkit.operators.costs import CompareTrainingCostsOperator
+
+    spec = {"command": ["x"], "accelerator": "T4:1"}
+    with pytest.raises(ValueError, match="pick must be None or 'cheapest', got 'fastest'"):
+        CompareTrainingCostsOperator(task_id="q", spec=spec, hours=1, pick="fastest").execute(_context())
+    with pytest.raises(ValueError, match="hours must be a positive number, got '0'"):
+        CompareTrainingCostsOperator(task_id="q", spec=spec, hours="0").execute(_context())
+    op = CompareTrainingCostsOperator(
+        task_id="q",
+        spec={"command": ["x"], "accelerator": "V100:1"},
+        hours=1,
+        pick="cheapest",
+        providers=["azure_ml"],
+        max_age_days=100000,
+    )
+    with pytest.raises(ValueError, match="no provider can run this job with a current size.*retired size"):
+        op.execute(_context("q"))
+    # The report is stored before the task fails, so the user can see why.
+    assert (home / "reports" / "costs" / "costs_dag").exists()
+
+
+def test_refresh_operator_writes_catalog(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import airflow_trainkit.costs.refresh as refresh_module
+    from airflow_trainkit.operators.costs import RefreshPriceCatalogOperator
+
+    recorded = Path(__file__).parents[1] / "costs" / "recorded"
+
+    def fetch(url: str) -> Any:
+        page = 2 if "$skip" in url else 1
+        return json.loads((recorded / f"azure_retail_prices_page{page}.json").read_text())
+
+    monkeypatch.setattr(refresh_module, "http_get_json", fetch)
+    summary = RefreshPriceCatalogOperator(task_id="refresh", providers=["azure_ml"]).execute(
+        _context("refresh")
+    )
+    assert summary["path"] == str(home / "costs" / "price_catalog.csv")
+    assert len(summary["providers"][0]["updated"]) == 10
+
+
+@pytest.mark.integration
+def test_operators_import_nothing_heavy() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import airflow_trainkit.operators.costs, airflow_trainkit.costs;"
+        "heavy = [m for m in ('boto3', 'matplotlib', 'pandas', 'numpy') if m in sys.modules];"
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
