@@ -10,6 +10,7 @@ from airflow.sdk import (
     BaseSensorOperator,
     Connection,
     ObjectStoragePath,
+    get_current_context,
 )
 from airflow.sdk.exceptions import (
     AirflowException,
@@ -38,6 +39,7 @@ __all__ = [
     "TaskDeferralTimeout",
     "TaskDeferred",
     "TriggerEvent",
+    "get_current_context",
     "mask_secret",
 ]
 
