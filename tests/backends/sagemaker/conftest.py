@@ -51,7 +51,7 @@ def connection_json(moto_endpoint: str, sagemaker_endpoint: str, **extra: object
                 "endpoint_url": moto_endpoint,
                 "service_config": {"sagemaker": {"endpoint_url": sagemaker_endpoint}},
                 # The trigger does its own backoff; botocore's retries would hide the fake's throttling.
-                "config_kwargs": {"retries": {"mode": "standard", "max_attempts": 1}},
+                "config_kwargs": {"retries": {"mode": "standard", "total_max_attempts": 1}},
                 **extra,
             },
         }
