@@ -87,6 +87,10 @@ class SageMakerBackend(TrainingBackend):
     }
     poll_interval = 30.0
 
+    def __init__(self, conn_id: str | None = None) -> None:
+        super().__init__(conn_id)
+        self._aio_session: Any = None
+
     @property
     def aws_conn_id(self) -> str:
         return self.conn_id or DEFAULT_CONN_ID
@@ -110,6 +114,14 @@ class SageMakerBackend(TrainingBackend):
     @cached_property
     def region(self) -> str:
         return str(self.client.meta.region_name)
+
+    async def _async_session(self) -> Any:
+        """One aiobotocore session per backend object (it caches the service model between polls)."""
+        if self._aio_session is None:
+            import asyncio
+
+            self._aio_session = await asyncio.to_thread(self._sagemaker_hook.get_session, deferrable=True)
+        return self._aio_session
 
     def _connection_extra(self) -> dict[str, Any]:
         return dict(self._sagemaker_hook.conn_config.extra_config or {})
@@ -404,8 +416,16 @@ class SageMakerBackend(TrainingBackend):
         """``DescribeTrainingJob`` through aiobotocore, with the connection's credentials and endpoint."""
         from botocore.exceptions import ClientError
 
-        hook = self._hook("sagemaker")
-        async with await hook.get_async_conn() as client:
+        session = await self._async_session()
+        hook = self._sagemaker_hook
+        client_context = session.create_client(
+            "sagemaker",
+            region_name=hook.region_name,
+            endpoint_url=hook.conn_config.get_service_endpoint_url(service_name="sagemaker"),
+            config=hook.config,
+            verify=hook.verify,
+        )
+        async with client_context as client:
             try:
                 response = await client.describe_training_job(TrainingJobName=job_id)
             except ClientError as err:
