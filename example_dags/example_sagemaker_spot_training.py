@@ -21,9 +21,7 @@ with DAG(
     catchup=False,
     params={
         "bucket": Param("trainkit-demo", type="string"),
-        "image": Param(
-            "683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1", type="string"
-        ),
+        "image": Param("683313688378.dkr.ecr.us-east-1.amazonaws.com/sagemaker-xgboost:1.7-1", type="string"),
     },
     tags=["trainkit", "sagemaker"],
 ) as dag:

@@ -159,7 +159,9 @@ class SageMakerBackend(TrainingBackend):
                 raise ValueError(f"spec.inputs[{channel!r}] must be an s3:// URI for SageMaker, got {uri!r}")
         for key, value in spec.env.items():
             if not _ENV_KEY.match(key):
-                raise ValueError(f"spec.env: SageMaker environment names must match [a-zA-Z_][a-zA-Z0-9_]*, got {key!r}")
+                raise ValueError(
+                    f"spec.env: SageMaker environment names must match [a-zA-Z_][a-zA-Z0-9_]*, got {key!r}"
+                )
             if len(value) > 1024:
                 raise ValueError(f"spec.env[{key!r}]: SageMaker allows at most 1024 characters")
         for key, value in self.hyperparameters(spec).items():
@@ -168,7 +170,9 @@ class SageMakerBackend(TrainingBackend):
                     f"spec.hyperparameters[{key!r}]: SageMaker allows keys of 256 and values of 2500 characters"
                 )
         if len(spec.command) > 100 or any(len(part) > 256 for part in spec.command):
-            raise ValueError("spec.command: SageMaker allows at most 100 parts of at most 256 characters each")
+            raise ValueError(
+                "spec.command: SageMaker allows at most 100 parts of at most 256 characters each"
+            )
         if spec.instance_count > 1 and spec.spot and not spec.checkpoint_uri:
             log.warning("A multi-instance spot job without checkpoints restarts from scratch on interruption")
         self.instance_type(spec)
@@ -353,7 +357,9 @@ class SageMakerBackend(TrainingBackend):
                         f"spec.options['entry_point'] {entry_point!r} is not inside source_dir {source_dir!r}"
                     ) from None
             if not (folder / program).is_file():
-                raise ValueError(f"spec.options['entry_point']: no file {program} in source_dir {source_dir!r}")
+                raise ValueError(
+                    f"spec.options['entry_point']: no file {program} in source_dir {source_dir!r}"
+                )
             return folder, program.as_posix()
         script = Path(str(entry_point)).expanduser()
         if not script.is_file():
@@ -459,7 +465,8 @@ class SageMakerBackend(TrainingBackend):
 
     def is_transient(self, error: BaseException) -> bool:
         """Throttling, 5xx answers and connection failures are worth another try."""
-        from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+        from botocore.exceptions import ClientError, HTTPClientError
+        from botocore.exceptions import ConnectionError as BotoConnectionError
 
         if isinstance(error, ClientError):
             code = error.response.get("Error", {}).get("Code", "")
@@ -490,7 +497,9 @@ class SageMakerBackend(TrainingBackend):
                 logGroupName=LOG_GROUP, logStreamName=name, limit=lines, startFromHead=False
             )
             label = f"[{'-'.join(host)}] " if len(streams) > 1 else ""
-            events.extend((e.get("timestamp", 0), label + e["message"].rstrip("\n")) for e in response["events"])
+            events.extend(
+                (e.get("timestamp", 0), label + e["message"].rstrip("\n")) for e in response["events"]
+            )
         events.sort(key=lambda e: e[0])
         return [message for _, message in events[-lines:]]
 
@@ -531,7 +540,9 @@ def status_from_description(desc: Mapping[str, Any], region: str) -> JobStatus:
         ]
     final_metrics = desc.get("FinalMetricDataList") or []
     if final_metrics:
-        details["final_metrics"] = {m["MetricName"]: m.get("Value") for m in final_metrics if "MetricName" in m}
+        details["final_metrics"] = {
+            m["MetricName"]: m.get("Value") for m in final_metrics if "MetricName" in m
+        }
     if desc.get("CheckpointConfig"):
         details["checkpoint_uri"] = desc["CheckpointConfig"].get("S3Uri")
     resources = desc.get("ResourceConfig") or {}

@@ -96,7 +96,9 @@ class TrainModelOperator(BaseOperator):
         backend = self._get_backend()
         job = job or self._stored_job(context)
         if job is None:
-            raise AirflowException(f"Trigger event for job {event.get('job_id')!r} but no job record to resume")
+            raise AirflowException(
+                f"Trigger event for job {event.get('job_id')!r} but no job record to resume"
+            )
         self._job = job
         if event.get("status") != "done":
             self._stop(backend, job["job_id"], reason=f"trigger ended with {event.get('status')}")

@@ -185,7 +185,9 @@ def _description(job: Job, state: str) -> dict[str, Any]:
     req = job.request
     now = time.time()
     terminal = state in ("Completed", "Failed", "Stopped")
-    transitions = [{"Status": "Starting", "StartTime": job.created - 1, "StatusMessage": "Preparing the instances"}]
+    transitions = [
+        {"Status": "Starting", "StartTime": job.created - 1, "StatusMessage": "Preparing the instances"}
+    ]
     if state != "InProgress" or job.step > 0:
         transitions[0]["EndTime"] = job.created
         transitions.append({"Status": "Training", "StartTime": job.created, "StatusMessage": "Training"})
@@ -219,7 +221,9 @@ def _description(job: Job, state: str) -> dict[str, Any]:
         desc["BillableTimeInSeconds"] = job.plan.billable_seconds
     if state == "Completed":
         output = req["OutputDataConfig"]["S3OutputPath"].rstrip("/")
-        desc["ModelArtifacts"] = {"S3ModelArtifacts": f"{output}/{req['TrainingJobName']}/output/model.tar.gz"}
+        desc["ModelArtifacts"] = {
+            "S3ModelArtifacts": f"{output}/{req['TrainingJobName']}/output/model.tar.gz"
+        }
         if job.plan.final_metrics:
             desc["FinalMetricDataList"] = [
                 {"MetricName": k, "Value": v, "Timestamp": now} for k, v in job.plan.final_metrics.items()

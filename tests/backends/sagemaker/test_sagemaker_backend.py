@@ -66,9 +66,15 @@ def test_spot_request_fields_reach_the_service(backend, fake):
     assert request["Environment"] == {"LOG_LEVEL": "info"}
     assert request["RoleArn"] == ROLE_ARN
     assert request["OutputDataConfig"] == {"S3OutputPath": f"s3://{BUCKET}/models"}
-    assert request["ResourceConfig"] == {"InstanceType": "ml.m5.xlarge", "InstanceCount": 1, "VolumeSizeInGB": 30}
+    assert request["ResourceConfig"] == {
+        "InstanceType": "ml.m5.xlarge",
+        "InstanceCount": 1,
+        "VolumeSizeInGB": 30,
+    }
     assert [c["ChannelName"] for c in request["InputDataConfig"]] == ["train", "validation"]
-    assert request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{BUCKET}/data/train/"
+    assert (
+        request["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{BUCKET}/data/train/"
+    )
     assert {"Key": "team", "Value": "ml platform"} in request["Tags"]
 
 
@@ -161,7 +167,12 @@ def test_describe_of_unknown_job_raises_not_found_and_never_lists(backend, fake)
 
 def test_completed_spot_job_reports_billable_seconds_and_savings(backend, fake):
     fake.plan_next(
-        Plan(states=["InProgress", "Completed"], billable_seconds=120, training_seconds=400, final_metrics={"validation:auc": 0.91})
+        Plan(
+            states=["InProgress", "Completed"],
+            billable_seconds=120,
+            training_seconds=400,
+            final_metrics={"validation:auc": 0.91},
+        )
     )
     backend.submit(make_spec(), "tk-cost-a1")
     status = backend.describe("tk-cost-a1")
@@ -277,7 +288,9 @@ def test_script_mode_uploads_source_and_sets_hyperparameters(backend, fake, tmp_
     assert json.loads(hps["sagemaker_region"]) == "us-east-1"
     assert json.loads(hps["eta"]) == 0.1 and json.loads(hps["early_stop"]) is True
     assert "ContainerEntrypoint" not in request["AlgorithmSpecification"]
-    body = backend._hook("s3").conn.get_object(Bucket=BUCKET, Key="models/tk-script-a1/source/sourcedir.tar.gz")
+    body = backend._hook("s3").conn.get_object(
+        Bucket=BUCKET, Key="models/tk-script-a1/source/sourcedir.tar.gz"
+    )
     with tarfile.open(fileobj=io.BytesIO(body["Body"].read()), mode="r:gz") as tar:
         assert sorted(tar.getnames()) == ["lib/util.py", "train.py"]
         assert tar.extractfile("train.py").read() == b"print('training')\n"

@@ -75,7 +75,9 @@ def job_name(task_id: str, attempt: int = 1) -> str:
 @pytest.mark.parametrize("with_store", [True, False])
 def test_retry_reattaches_without_a_second_create(fake, with_store):
     task_id = f"train_reattach_{with_store}"
-    fake.plan_next(Plan(states=["InProgress"] * 6 + ["Completed"], billable_seconds=900, training_seconds=3000))
+    fake.plan_next(
+        Plan(states=["InProgress"] * 6 + ["Completed"], billable_seconds=900, training_seconds=3000)
+    )
     store = Store() if with_store else None
     op = operator(task_id, poll_interval=0.001)
     with pytest.raises(TaskDeferred) as first:
@@ -154,7 +156,9 @@ def test_deferral_timeout_stops_the_job(fake):
     with pytest.raises(TaskDeferred):
         operator(task_id).execute(context(task_id, 1, store))
     with pytest.raises(Exception):  # noqa: B017 - TaskDeferralTimeout from the base class
-        operator(task_id).resume_execution("__fail__", {"error": "Trigger timeout"}, context(task_id, 1, store))
+        operator(task_id).resume_execution(
+            "__fail__", {"error": "Trigger timeout"}, context(task_id, 1, store)
+        )
     assert [c["TrainingJobName"] for c in fake.calls("StopTrainingJob")] == [job_name(task_id)]
 
 
@@ -192,7 +196,9 @@ def test_throttling_and_5xx_for_several_polls_do_not_fail(fake, backend):
 @pytest.mark.integration
 def test_a_long_job_is_not_cut_off_by_a_poll_count(fake, backend):
     """A 3-hour job polled every 30 s is 360 polls; the trigger counts time, not polls."""
-    fake.plan_next(Plan(states=["InProgress"] * 520 + ["Completed"], billable_seconds=10800, training_seconds=10800))
+    fake.plan_next(
+        Plan(states=["InProgress"] * 520 + ["Completed"], billable_seconds=10800, training_seconds=10800)
+    )
     backend.submit(backend_spec(), "tk-long-a1")
     deadline = time.time() + 4 * 3600
     event = run_trigger(
