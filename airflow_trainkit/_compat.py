@@ -10,6 +10,7 @@ from airflow.sdk import (
     BaseSensorOperator,
     Connection,
     ObjectStoragePath,
+    get_current_context,
 )
 from airflow.sdk.bases.sensor import PokeReturnValue
 from airflow.sdk.exceptions import (
@@ -40,6 +41,7 @@ __all__ = [
     "TaskDeferralTimeout",
     "TaskDeferred",
     "TriggerEvent",
+    "get_current_context",
     "mask_secret",
 ]
 

@@ -80,9 +80,13 @@ class TrainModelOperator(BaseOperator):
         return self._wait(context, backend, spec, identity, job, status)
 
     def execute_complete(
-        self, context: Context, event: dict[str, Any], job: dict[str, Any]
+        self, context: Context, event: dict[str, Any], job: dict[str, Any] | None = None
     ) -> dict[str, Any]:
-        """Called when the trigger fires; ``job`` is what ``execute`` deferred with."""
+        """Called when the trigger fires; ``job`` is what ``execute`` deferred with.
+
+        Airflow 3.3's ``dag.test()`` resumes with ``event`` only, so ``job`` falls back to the
+        task state store.
+        """
         from airflow_trainkit.exceptions import TrainingJobFailed
         from airflow_trainkit.training.backend import JobStatus
         from airflow_trainkit.training.identity import JobIdentity
@@ -90,6 +94,11 @@ class TrainModelOperator(BaseOperator):
 
         spec = TrainingJobSpec.parse(self.spec)
         backend = self._get_backend()
+        job = job or self._stored_job(context)
+        if job is None:
+            raise AirflowException(
+                f"Trigger event for job {event.get('job_id')!r} but no job record to resume"
+            )
         self._job = job
         if event.get("status") != "done":
             self._stop(backend, job["job_id"], reason=f"trigger ended with {event.get('status')}")

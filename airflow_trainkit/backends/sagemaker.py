@@ -1,0 +1,628 @@
+"""The SageMaker backend: managed (spot) training jobs through ``CreateTrainingJob``.
+
+Credentials, region and endpoints come from the amazon provider's AWS connection (``AwsBaseHook``);
+boto3 and aiobotocore are imported inside the functions that call AWS, never at module level.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import tarfile
+from datetime import datetime
+from enum import Enum
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_trainkit.training.backend import JobPhase, JobStatus, TrainingBackend, register_backend
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from airflow_trainkit.training.identity import JobIdentity
+    from airflow_trainkit.training.spec import TrainingJobSpec
+
+log = logging.getLogger(__name__)
+
+DEFAULT_CONN_ID = "aws_default"
+DEFAULT_INSTANCE_TYPE = "ml.m5.xlarge"
+DEFAULT_VOLUME_SIZE_GB = 30
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+# Options this backend reads from ``spec.options``; anything else is refused by name.
+KNOWN_OPTIONS = ("role_arn", "source_dir", "entry_point", "volume_size_gb", "input_content_types")
+# ``entry_point`` value that means "the built-in trainer module shipped with trainkit".
+BUILTIN_ENTRY_POINTS = {"trainkit:xgboost": "airflow_trainkit.trainers.xgboost"}
+SOURCE_ARCHIVE = "sourcedir.tar.gz"
+
+_ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
+_ENV_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+_CHANNEL = re.compile(r"^[A-Za-z0-9.\-_]{1,64}$")
+# SageMaker tag keys and values: unicode letters, digits, spaces and _ . : / = + - @
+_TAG_NOT_ALLOWED = re.compile(r"[^\w\s.:/=+\-@]")
+_NOT_FOUND = ("requested resource not found", "could not find", "does not exist")
+_THROTTLING = {
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestLimitExceeded",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "SlowDown",
+    "ServiceUnavailable",
+    "InternalFailure",
+    "InternalServerError",
+}
+
+
+class SageMakerState(str, Enum):
+    """``TrainingJobStatus`` as SageMaker reports it."""
+
+    IN_PROGRESS = "InProgress"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    STOPPING = "Stopping"
+    STOPPED = "Stopped"
+
+
+@register_backend("sagemaker")
+class SageMakerBackend(TrainingBackend):
+    """Run a :class:`~airflow_trainkit.training.spec.TrainingJobSpec` as a SageMaker training job.
+
+    :param conn_id: an amazon provider ``aws`` connection; ``None`` for ``aws_default``. Its extra
+        may carry ``execution_role_arn`` (or ``role_arn``) as the job's execution role.
+    """
+
+    State = SageMakerState
+    PHASES = {
+        SageMakerState.IN_PROGRESS: JobPhase.RUNNING,
+        SageMakerState.COMPLETED: JobPhase.SUCCEEDED,
+        SageMakerState.FAILED: JobPhase.FAILED,
+        SageMakerState.STOPPING: JobPhase.STOPPING,
+        SageMakerState.STOPPED: JobPhase.STOPPED,
+    }
+    poll_interval = 30.0
+
+    def __init__(self, conn_id: str | None = None) -> None:
+        super().__init__(conn_id)
+        self._aio_session: Any = None
+
+    @property
+    def aws_conn_id(self) -> str:
+        return self.conn_id or DEFAULT_CONN_ID
+
+    # -- AWS clients -----------------------------------------------------------------------------
+
+    def _hook(self, client_type: str) -> Any:
+        # The amazon provider imports boto3: only when a SageMaker job is actually handled.
+        from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+        return AwsBaseHook(aws_conn_id=self.aws_conn_id, client_type=client_type)
+
+    @cached_property
+    def _sagemaker_hook(self) -> Any:
+        return self._hook("sagemaker")
+
+    @cached_property
+    def client(self) -> Any:
+        return self._sagemaker_hook.conn
+
+    @cached_property
+    def region(self) -> str:
+        return str(self.client.meta.region_name)
+
+    async def _async_session(self) -> Any:
+        """One aiobotocore session per backend object (it caches the service model between polls)."""
+        if self._aio_session is None:
+            import asyncio
+
+            self._aio_session = await asyncio.to_thread(self._sagemaker_hook.get_session, deferrable=True)
+        return self._aio_session
+
+    def _connection_extra(self) -> dict[str, Any]:
+        return dict(self._sagemaker_hook.conn_config.extra_config or {})
+
+    # -- checking and building the request ------------------------------------------------------
+
+    def validate(self, spec: TrainingJobSpec) -> None:
+        """Refuse what SageMaker would refuse, before any API call; ``ValueError`` names the field."""
+        unknown = sorted(set(spec.options) - set(KNOWN_OPTIONS))
+        if unknown:
+            raise ValueError(
+                f"spec.options: unknown SageMaker option(s) {', '.join(map(repr, unknown))}; "
+                f"known: {', '.join(KNOWN_OPTIONS)}"
+            )
+        if not spec.image:
+            raise ValueError(
+                "spec.image is required for SageMaker (got None): the ECR URI of the training container"
+            )
+        if not spec.output_uri or not _is_s3(spec.output_uri):
+            raise ValueError(f"spec.output_uri must be an s3:// URI for SageMaker, got {spec.output_uri!r}")
+        if spec.checkpoint_uri is not None and not _is_s3(spec.checkpoint_uri):
+            raise ValueError(
+                f"spec.checkpoint_uri must be an s3:// URI for SageMaker, got {spec.checkpoint_uri!r}"
+            )
+        if spec.spot and spec.max_wait is not None and spec.max_wait < spec.max_runtime:
+            raise ValueError(
+                f"spec.max_wait ({spec.max_wait} s) must be at least spec.max_runtime ({spec.max_runtime} s)"
+            )
+        for channel, uri in spec.inputs.items():
+            if not _CHANNEL.match(channel):
+                raise ValueError(
+                    f"spec.inputs: channel name {channel!r} must be 1-64 letters, digits, '.', '-' or '_'"
+                )
+            if not _is_s3(uri):
+                raise ValueError(f"spec.inputs[{channel!r}] must be an s3:// URI for SageMaker, got {uri!r}")
+        for key, value in spec.env.items():
+            if not _ENV_KEY.match(key):
+                raise ValueError(
+                    f"spec.env: SageMaker environment names must match [a-zA-Z_][a-zA-Z0-9_]*, got {key!r}"
+                )
+            if len(value) > 1024:
+                raise ValueError(f"spec.env[{key!r}]: SageMaker allows at most 1024 characters")
+        for key, value in self.hyperparameters(spec).items():
+            if len(key) > 256 or len(value) > 2500:
+                raise ValueError(
+                    f"spec.hyperparameters[{key!r}]: SageMaker allows keys of 256 and values of 2500 characters"
+                )
+        if len(spec.command) > 100 or any(len(part) > 256 for part in spec.command):
+            raise ValueError(
+                "spec.command: SageMaker allows at most 100 parts of at most 256 characters each"
+            )
+        if spec.instance_count > 1 and spec.spot and not spec.checkpoint_uri:
+            log.warning("A multi-instance spot job without checkpoints restarts from scratch on interruption")
+        self.instance_type(spec)
+        self.role_arn(spec)
+        volume = spec.options.get("volume_size_gb", DEFAULT_VOLUME_SIZE_GB)
+        if isinstance(volume, bool) or not isinstance(volume, int) or volume < 1:
+            raise ValueError(f"spec.options['volume_size_gb'] must be a whole number of GB, got {volume!r}")
+        content_types = spec.options.get("input_content_types", {})
+        if not isinstance(content_types, dict) or not set(content_types) <= set(spec.inputs):
+            raise ValueError(
+                "spec.options['input_content_types'] must map channels of spec.inputs to content types, "
+                f"got {content_types!r}"
+            )
+        self._script_source(spec)
+
+    def instance_type(self, spec: TrainingJobSpec) -> str:
+        """The explicit SageMaker instance type, else the accelerator's row of the shared table, else CPU."""
+        from airflow_trainkit.training.instances import instance_for
+
+        chosen = spec.instance_type_for("sagemaker")
+        if chosen is None and spec.parsed_accelerator is not None:
+            try:
+                chosen = instance_for("sagemaker", spec.parsed_accelerator).instance_type
+            except ValueError as err:
+                raise ValueError(f"spec.accelerator {spec.accelerator!r}: {err}") from None
+        chosen = chosen or DEFAULT_INSTANCE_TYPE
+        if chosen not in _training_instance_types():
+            raise ValueError(f"spec.instance_type: {chosen!r} is not a SageMaker training instance type")
+        return chosen
+
+    def role_arn(self, spec: TrainingJobSpec) -> str:
+        """The job's execution role: ``spec.options['role_arn']``, else the connection's extra."""
+        role = spec.options.get("role_arn")
+        source = "spec.options['role_arn']"
+        if not role:
+            extra = self._connection_extra()
+            role = extra.get("execution_role_arn") or extra.get("role_arn")
+            source = f"connection {self.aws_conn_id!r} extra 'execution_role_arn'"
+        if not role:
+            raise ValueError(
+                "spec.options['role_arn'] is required for SageMaker (got None): the IAM execution role "
+                f"the job runs as; or set 'execution_role_arn' in the extra of connection {self.aws_conn_id!r}"
+            )
+        if not isinstance(role, str) or not _ROLE_ARN.match(role):
+            raise ValueError(f"{source}: not an IAM role ARN: {role!r}")
+        return role
+
+    @staticmethod
+    def hyperparameters(spec: TrainingJobSpec, *, json_encoded: bool = False) -> dict[str, str]:
+        """The spec's hyperparameters as SageMaker's string map (JSON-encoded for script mode)."""
+        out = {}
+        for key, value in spec.hyperparameters.items():
+            if json_encoded:
+                out[key] = json.dumps(value)
+            elif isinstance(value, bool):
+                out[key] = "true" if value else "false"
+            else:
+                out[key] = str(value)
+        return out
+
+    def build_request(
+        self,
+        spec: TrainingJobSpec,
+        job_id: str,
+        *,
+        identity: JobIdentity | None = None,
+        submit_directory: str | None = None,
+        entry_point: str | None = None,
+    ) -> dict[str, Any]:
+        """The ``CreateTrainingJob`` parameters for ``spec`` under the name ``job_id``.
+
+        :param submit_directory: S3 URI of an uploaded ``sourcedir.tar.gz`` (script mode).
+        :param entry_point: the program inside it that the framework container runs.
+        """
+        algorithm: dict[str, Any] = {"TrainingImage": spec.image, "TrainingInputMode": "File"}
+        if submit_directory:
+            hyperparameters = self.hyperparameters(spec, json_encoded=True)
+            hyperparameters.update(
+                {
+                    "sagemaker_program": json.dumps(entry_point),
+                    "sagemaker_submit_directory": json.dumps(submit_directory),
+                    "sagemaker_region": json.dumps(self.region),
+                    "sagemaker_container_log_level": "20",
+                }
+            )
+        else:
+            hyperparameters = self.hyperparameters(spec)
+            algorithm["ContainerEntrypoint"] = spec.command[:1]
+            if spec.command[1:]:
+                algorithm["ContainerArguments"] = spec.command[1:]
+        content_types = spec.options.get("input_content_types", {})
+        channels = []
+        for name, uri in spec.inputs.items():
+            channel: dict[str, Any] = {
+                "ChannelName": name,
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": uri,
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+            }
+            if name in content_types:
+                channel["ContentType"] = content_types[name]
+            channels.append(channel)
+        stopping: dict[str, Any] = {"MaxRuntimeInSeconds": spec.max_runtime}
+        request: dict[str, Any] = {
+            "TrainingJobName": job_id,
+            "AlgorithmSpecification": algorithm,
+            "RoleArn": self.role_arn(spec),
+            "OutputDataConfig": {"S3OutputPath": spec.output_uri},
+            "ResourceConfig": {
+                "InstanceType": self.instance_type(spec),
+                "InstanceCount": spec.instance_count,
+                "VolumeSizeInGB": spec.options.get("volume_size_gb", DEFAULT_VOLUME_SIZE_GB),
+            },
+            "StoppingCondition": stopping,
+            "Tags": self.tags(spec, identity),
+        }
+        if hyperparameters:
+            request["HyperParameters"] = hyperparameters
+        if channels:
+            request["InputDataConfig"] = channels
+        if spec.env:
+            request["Environment"] = dict(spec.env)
+        if spec.spot:
+            request["EnableManagedSpotTraining"] = True
+            # The spec refuses max_wait < max_runtime; without one, the job may wait no longer than
+            # it may run, which keeps the operator's deadline (spec.deadline_seconds) true.
+            stopping["MaxWaitTimeInSeconds"] = max(spec.max_wait or spec.max_runtime, spec.max_runtime)
+        if spec.checkpoint_uri:
+            request["CheckpointConfig"] = {"S3Uri": spec.checkpoint_uri, "LocalPath": CHECKPOINT_LOCAL_PATH}
+        return request
+
+    @staticmethod
+    def tags(spec: TrainingJobSpec, identity: JobIdentity | None) -> list[dict[str, str]]:
+        """The spec's tags plus the Airflow identity, cleaned to SageMaker's tag characters."""
+        tags = dict(spec.tags)
+        if identity is not None:
+            tags.update(
+                {
+                    "airflow-dag-id": identity.dag_id,
+                    "airflow-run-id": identity.run_id,
+                    "airflow-task-id": identity.task_id,
+                    "airflow-map-index": str(identity.map_index),
+                }
+            )
+        tags["trainkit"] = "true"
+        return [{"Key": _tag_text(k, 128) or "_", "Value": _tag_text(v, 256)} for k, v in tags.items()][:50]
+
+    # -- script mode: ship a source folder to a framework container -----------------------------
+
+    def _script_source(self, spec: TrainingJobSpec) -> tuple[Path, str] | None:
+        """``(folder or file to package, program name)`` when the spec asks for script mode."""
+        source_dir = spec.options.get("source_dir")
+        entry_point = spec.options.get("entry_point")
+        if not source_dir and not entry_point:
+            return None
+        if entry_point in BUILTIN_ENTRY_POINTS:
+            from importlib.util import find_spec
+
+            module = BUILTIN_ENTRY_POINTS[entry_point]
+            found = find_spec(module)
+            if found is None or not found.origin:
+                raise ValueError(f"spec.options['entry_point']: built-in trainer {module} is not installed")
+            entry_point = found.origin
+        if source_dir:
+            folder = Path(str(source_dir)).expanduser()
+            if not folder.is_dir():
+                raise ValueError(f"spec.options['source_dir'] must be a local folder, got {source_dir!r}")
+            if not entry_point:
+                raise ValueError(
+                    "spec.options['entry_point'] is required with source_dir: the script, relative to it"
+                )
+            program = Path(str(entry_point))
+            if program.is_absolute():
+                try:
+                    program = program.relative_to(folder.resolve())
+                except ValueError:
+                    raise ValueError(
+                        f"spec.options['entry_point'] {entry_point!r} is not inside source_dir {source_dir!r}"
+                    ) from None
+            if not (folder / program).is_file():
+                raise ValueError(
+                    f"spec.options['entry_point']: no file {program} in source_dir {source_dir!r}"
+                )
+            return folder, program.as_posix()
+        script = Path(str(entry_point)).expanduser()
+        if not script.is_file():
+            raise ValueError(f"spec.options['entry_point'] must be a local script file, got {entry_point!r}")
+        return script, script.name
+
+    def upload_source(self, spec: TrainingJobSpec, job_id: str) -> tuple[str, str] | None:
+        """Package the script-mode source as ``sourcedir.tar.gz`` and upload it under the output path.
+
+        :return: ``(S3 URI of the archive, program name)``, or ``None`` when the spec is not script mode.
+        """
+        source = self._script_source(spec)
+        if source is None:
+            return None
+        path, program = source
+        archive = package_source(path)
+        output = spec.output_uri or ""
+        bucket, _, prefix = output[len("s3://") :].partition("/")
+        key = "/".join(p for p in (prefix.strip("/"), job_id, "source", SOURCE_ARCHIVE) if p)
+        self._hook("s3").conn.put_object(Bucket=bucket, Key=key, Body=archive)
+        uri = f"s3://{bucket}/{key}"
+        log.info("Uploaded %s (%d bytes) to %s; SageMaker runs %s", path, len(archive), uri, program)
+        return uri, program
+
+    # -- the backend interface ------------------------------------------------------------------
+
+    def submit(self, spec: TrainingJobSpec, job_id: str) -> JobStatus:
+        uploaded = self.upload_source(spec, job_id)
+        request = self.build_request(
+            spec,
+            job_id,
+            identity=_current_identity(),
+            submit_directory=uploaded[0] if uploaded else None,
+            entry_point=uploaded[1] if uploaded else None,
+        )
+        log.info(
+            "Creating SageMaker training job %s on %d x %s%s",
+            job_id,
+            spec.instance_count,
+            request["ResourceConfig"]["InstanceType"],
+            " (managed spot)" if spec.spot else "",
+        )
+        self.client.create_training_job(**request)
+        return self.describe(job_id)
+
+    def describe(self, job_id: str) -> JobStatus:
+        from botocore.exceptions import ClientError  # boto3 is only needed once a job is handled
+
+        try:
+            response = self.client.describe_training_job(TrainingJobName=job_id)
+        except ClientError as err:
+            if _is_not_found(err):
+                from airflow_trainkit.exceptions import TrainingJobNotFound
+
+                raise TrainingJobNotFound(self.name, job_id) from None
+            raise
+        return status_from_description(response, self.region)
+
+    async def describe_async(self, job_id: str) -> JobStatus:
+        """``DescribeTrainingJob`` through aiobotocore, with the connection's credentials and endpoint."""
+        from botocore.exceptions import ClientError
+
+        session = await self._async_session()
+        hook = self._sagemaker_hook
+        client_context = session.create_client(
+            "sagemaker",
+            region_name=hook.region_name,
+            endpoint_url=hook.conn_config.get_service_endpoint_url(service_name="sagemaker"),
+            config=hook.config,
+            verify=hook.verify,
+        )
+        async with client_context as client:
+            try:
+                response = await client.describe_training_job(TrainingJobName=job_id)
+            except ClientError as err:
+                if _is_not_found(err):
+                    from airflow_trainkit.exceptions import TrainingJobNotFound
+
+                    raise TrainingJobNotFound(self.name, job_id) from None
+                raise
+            region = str(client.meta.region_name)
+        return status_from_description(response, region)
+
+    def stop(self, job_id: str, *, reason: str = "stopped by Airflow") -> None:
+        """``StopTrainingJob``; a job that is stopping, stopped, finished or unknown is left alone."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.stop_training_job(TrainingJobName=job_id)
+        except ClientError as err:
+            code = err.response.get("Error", {}).get("Code")
+            if code != "ValidationException":
+                raise
+            if _is_not_found(err):
+                log.info("SageMaker job %s does not exist; nothing to stop", job_id)
+                return
+            status = self.describe(job_id)
+            if status.state == SageMakerState.IN_PROGRESS.value:
+                raise
+            log.info("SageMaker job %s is %s already; nothing to stop", job_id, status.state)
+            return
+        log.info("Asked SageMaker job %s to stop: %s", job_id, reason)
+
+    def is_transient(self, error: BaseException) -> bool:
+        """Throttling, 5xx answers and connection failures are worth another try."""
+        from botocore.exceptions import ClientError, HTTPClientError
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+
+        if isinstance(error, ClientError):
+            code = error.response.get("Error", {}).get("Code", "")
+            status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+            return code in _THROTTLING or status == 429 or int(status) >= 500
+        if isinstance(error, (BotoConnectionError, HTTPClientError)):
+            return True
+        return super().is_transient(error)
+
+    def log_tail(self, job_id: str, lines: int = 50) -> list[str]:
+        """The last lines of the job's CloudWatch log streams (one per host, prefixed by host)."""
+        from botocore.exceptions import ClientError
+
+        logs = self._hook("logs").conn
+        try:
+            streams = logs.describe_log_streams(
+                logGroupName=LOG_GROUP, logStreamNamePrefix=f"{job_id}/", limit=50
+            ).get("logStreams", [])
+        except ClientError as err:
+            if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+                return []
+            raise
+        events: list[tuple[int, str]] = []
+        for stream in streams:
+            name = stream["logStreamName"]
+            host = name[len(job_id) + 1 :].split("-")[0:2]
+            response = logs.get_log_events(
+                logGroupName=LOG_GROUP, logStreamName=name, limit=lines, startFromHead=False
+            )
+            label = f"[{'-'.join(host)}] " if len(streams) > 1 else ""
+            events.extend(
+                (e.get("timestamp", 0), label + e["message"].rstrip("\n")) for e in response["events"]
+            )
+        events.sort(key=lambda e: e[0])
+        return [message for _, message in events[-lines:]]
+
+    def metrics(self, status: JobStatus) -> dict[str, Any] | None:
+        """SageMaker's ``FinalMetricDataList`` (the model itself is a tarball on S3), if the job has one."""
+        final = status.details.get("final_metrics")
+        return dict(final) if final else None
+
+
+def status_from_description(desc: Mapping[str, Any], region: str) -> JobStatus:
+    """A :class:`JobStatus` from a ``DescribeTrainingJob`` response; only JSON values in it."""
+    name = desc["TrainingJobName"]
+    state = desc["TrainingJobStatus"]
+    try:
+        phase = SageMakerBackend.PHASES[SageMakerState(state)]
+    except ValueError:
+        phase = JobPhase.FAILED
+    billable = desc.get("BillableTimeInSeconds")
+    training = desc.get("TrainingTimeInSeconds")
+    details: dict[str, Any] = {
+        "secondary_status": desc.get("SecondaryStatus"),
+        "training_seconds": training,
+        "spot": bool(desc.get("EnableManagedSpotTraining")),
+        "job_arn": desc.get("TrainingJobArn"),
+    }
+    if billable is not None and training:
+        details["spot_savings"] = round(1 - billable / training, 4)
+    transitions = desc.get("SecondaryStatusTransitions") or []
+    if transitions:
+        details["transitions"] = [
+            [
+                t.get("Status"),
+                _iso(t.get("StartTime")),
+                _iso(t.get("EndTime")),
+                (t.get("StatusMessage") or "")[:200],
+            ]
+            for t in transitions[-20:]
+        ]
+    final_metrics = desc.get("FinalMetricDataList") or []
+    if final_metrics:
+        details["final_metrics"] = {
+            m["MetricName"]: m.get("Value") for m in final_metrics if "MetricName" in m
+        }
+    if desc.get("CheckpointConfig"):
+        details["checkpoint_uri"] = desc["CheckpointConfig"].get("S3Uri")
+    resources = desc.get("ResourceConfig") or {}
+    message = desc.get("FailureReason")
+    if not message and transitions and phase.terminal and phase != JobPhase.SUCCEEDED:
+        message = transitions[-1].get("StatusMessage")
+    return JobStatus(
+        job_id=name,
+        state=state,
+        phase=phase,
+        message=message,
+        started_at=_iso(desc.get("TrainingStartTime") or desc.get("CreationTime")),
+        ended_at=_iso(desc.get("TrainingEndTime")) if phase.terminal else None,
+        billable_seconds=float(billable) if billable is not None else None,
+        instance_type=resources.get("InstanceType"),
+        instance_count=int(resources.get("InstanceCount") or 1),
+        output_uri=(desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts") or None,
+        console_url=console_url(region, name),
+        details={k: v for k, v in details.items() if v is not None},
+    )
+
+
+def console_url(region: str, job_id: str) -> str:
+    return f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/jobs/{job_id}"
+
+
+def package_source(path: Path) -> bytes:
+    """``sourcedir.tar.gz`` bytes of a folder (its contents at the root) or of one script."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
+        if path.is_file():
+            archive.add(path, arcname=path.name)
+        else:
+            for item in sorted(path.rglob("*")):
+                parts = item.relative_to(path).parts
+                if item.is_file() and not any(p in ("__pycache__", ".git") for p in parts):
+                    archive.add(item, arcname="/".join(parts))
+    return buffer.getvalue()
+
+
+def _current_identity() -> JobIdentity | None:
+    """The running task's identity, for the job's tags; ``None`` outside a task."""
+    from airflow_trainkit.training.identity import JobIdentity
+
+    try:
+        from airflow_trainkit._compat import get_current_context
+
+        return JobIdentity.from_context(get_current_context())
+    except Exception:  # no task is running (a library call or a test): tags without identity
+        return None
+
+
+def _training_instance_types() -> frozenset[str]:
+    # botocore ships the service model; its enum is SageMaker's own list of training instances.
+    import botocore.session
+
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return frozenset(model.shape_for("TrainingInstanceType").enum)
+
+
+def _is_s3(uri: str) -> bool:
+    return uri.startswith("s3://") and len(uri) > len("s3://") and not uri[5:].startswith("/")
+
+
+def _is_not_found(err: Any) -> bool:
+    error = err.response.get("Error", {})
+    code = error.get("Code", "")
+    message = str(error.get("Message", "")).lower()
+    return code in ("ResourceNotFound", "ResourceNotFoundException") or (
+        code == "ValidationException" and any(m in message for m in _NOT_FOUND)
+    )
+
+
+def _tag_text(text: str, limit: int) -> str:
+    return _TAG_NOT_ALLOWED.sub("_", text)[:limit]
+
+
+def _iso(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)

@@ -1,0 +1,278 @@
+"""A local SageMaker stand-in that speaks the JSON 1.1 protocol and moves jobs through scripted states.
+
+moto marks a training job Completed at once, has no StopTrainingJob and overwrites duplicate names,
+so it cannot prove state handling. This server can: each created job follows a plan (states reported
+by successive describes), stop moves it to Stopping then Stopped, and throttling or 5xx answers can
+be injected. Requests are checked server-side against botocore's own SageMaker service model
+(required members, lengths, patterns, enums), as the service would, and logged for assertions.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import botocore.session
+import regex
+
+_MODEL = botocore.session.get_session().get_service_model("sagemaker")
+
+
+@dataclass
+class Plan:
+    """What one job does: the states successive describes report (the last one repeats)."""
+
+    states: list[str] = field(default_factory=lambda: ["InProgress", "InProgress", "Completed"])
+    billable_seconds: int = 400
+    training_seconds: int = 400
+    failure_reason: str | None = None
+    final_metrics: dict[str, float] | None = None
+
+
+@dataclass
+class Job:
+    request: dict[str, Any]
+    plan: Plan
+    created: float
+    step: int = 0
+    stop_requested: bool = False
+    stop_reported: bool = False
+
+    @property
+    def state(self) -> str:
+        return self.plan.states[min(self.step, len(self.plan.states) - 1)]
+
+
+class FakeSageMaker:
+    """Run with ``start()``; point boto3 at ``endpoint_url``."""
+
+    def __init__(self) -> None:
+        self.jobs: dict[str, Job] = {}
+        self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.plans: deque[Plan] = deque()
+        self.throttle_next = 0
+        self.fail_5xx_next = 0
+        self.lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- test controls ---------------------------------------------------------------------------
+
+    def plan_next(self, plan: Plan) -> None:
+        self.plans.append(plan)
+
+    def calls(self, operation: str, name: str | None = None) -> list[dict[str, Any]]:
+        return [
+            body
+            for op, body in self.requests
+            if op == operation and (name is None or body.get("TrainingJobName") == name)
+        ]
+
+    def reset(self) -> None:
+        with self.lock:
+            self.jobs.clear()
+            self.requests.clear()
+            self.plans.clear()
+            self.throttle_next = self.fail_5xx_next = 0
+
+    # -- the server ------------------------------------------------------------------------------
+
+    def start(self) -> FakeSageMaker:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                length = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(length) or b"{}")
+                target = self.headers.get("X-Amz-Target", "")
+                status, payload = fake.handle(target, body)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/x-amz-json-1.1")
+                self.send_header("Content-Length", str(len(data)))
+                self.send_header("x-amzn-RequestId", "fake-request")
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+
+    @property
+    def endpoint_url(self) -> str:
+        assert self._server is not None
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def handle(self, target: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        service, _, operation = target.partition(".")
+        with self.lock:
+            self.requests.append((operation, body))
+            if self.throttle_next > 0:
+                self.throttle_next -= 1
+                return 400, {"__type": "ThrottlingException", "message": "Rate exceeded"}
+            if self.fail_5xx_next > 0:
+                self.fail_5xx_next -= 1
+                return 500, {"__type": "InternalFailure", "message": "We encountered an internal error"}
+            if service != "SageMaker" or operation not in _MODEL.operation_names:
+                return 400, {"__type": "UnknownOperationException", "message": target}
+            problem = _validate(_MODEL.operation_model(operation).input_shape, body, "")
+            if problem:
+                return 400, {"__type": "ValidationException", "message": problem}
+            handler = getattr(self, f"_{operation}", None)
+            if handler is None:
+                return 400, {"__type": "UnknownOperationException", "message": operation}
+            return handler(body)
+
+    def _CreateTrainingJob(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:  # noqa: N802
+        name = body["TrainingJobName"]
+        if name in self.jobs:
+            return 400, {
+                "__type": "ResourceInUse",
+                "message": f"Training job names must be unique within an AWS account and region, "
+                f"and a training job with this name already exists ({name})",
+            }
+        plan = self.plans.popleft() if self.plans else Plan()
+        self.jobs[name] = Job(request=body, plan=plan, created=time.time())
+        return 200, {"TrainingJobArn": _arn(name)}
+
+    def _DescribeTrainingJob(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:  # noqa: N802
+        job = self.jobs.get(body["TrainingJobName"])
+        if job is None:
+            return 400, {"__type": "ValidationException", "message": "Requested resource not found."}
+        if job.stop_requested and job.state in ("InProgress", "Stopping"):
+            state = "Stopped" if job.stop_reported else "Stopping"
+            job.stop_reported = True
+            if state == "Stopped":
+                job.plan.states = ["Stopped"]
+                job.step = 0
+        else:
+            state = job.state
+            job.step += 1
+        return 200, _description(job, state)
+
+    def _StopTrainingJob(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:  # noqa: N802
+        job = self.jobs.get(body["TrainingJobName"])
+        if job is None:
+            return 400, {"__type": "ValidationException", "message": "Requested resource not found."}
+        if job.state != "InProgress" or job.stop_requested:
+            current = "Stopping" if job.stop_requested and not job.stop_reported else job.state
+            return 400, {
+                "__type": "ValidationException",
+                "message": f"The request was rejected because the training job is in status {current}.",
+            }
+        job.stop_requested = True
+        return 200, {}
+
+
+def _arn(name: str) -> str:
+    return f"arn:aws:sagemaker:us-east-1:123456789012:training-job/{name}"
+
+
+def _description(job: Job, state: str) -> dict[str, Any]:
+    req = job.request
+    now = time.time()
+    terminal = state in ("Completed", "Failed", "Stopped")
+    transitions = [
+        {"Status": "Starting", "StartTime": job.created - 1, "StatusMessage": "Preparing the instances"}
+    ]
+    if state != "InProgress" or job.step > 0:
+        transitions[0]["EndTime"] = job.created
+        transitions.append({"Status": "Training", "StartTime": job.created, "StatusMessage": "Training"})
+    secondary = {"Completed": "Completed", "Failed": "Failed", "Stopping": "Stopping", "Stopped": "Stopped"}
+    desc: dict[str, Any] = {
+        "TrainingJobName": req["TrainingJobName"],
+        "TrainingJobArn": _arn(req["TrainingJobName"]),
+        "ModelArtifacts": {"S3ModelArtifacts": ""},
+        "TrainingJobStatus": state,
+        "SecondaryStatus": secondary.get(state, transitions[-1]["Status"]),
+        "AlgorithmSpecification": req["AlgorithmSpecification"],
+        "RoleArn": req["RoleArn"],
+        "OutputDataConfig": req["OutputDataConfig"],
+        "ResourceConfig": req["ResourceConfig"],
+        "StoppingCondition": req["StoppingCondition"],
+        "CreationTime": job.created - 1,
+        "TrainingStartTime": job.created,
+        "LastModifiedTime": now,
+        "SecondaryStatusTransitions": transitions,
+        "EnableManagedSpotTraining": bool(req.get("EnableManagedSpotTraining")),
+    }
+    if req.get("CheckpointConfig"):
+        desc["CheckpointConfig"] = req["CheckpointConfig"]
+    if req.get("HyperParameters"):
+        desc["HyperParameters"] = req["HyperParameters"]
+    if terminal:
+        transitions[-1]["EndTime"] = now
+        transitions.append({"Status": secondary[state], "StartTime": now, "StatusMessage": state})
+        desc["TrainingEndTime"] = now
+        desc["TrainingTimeInSeconds"] = job.plan.training_seconds
+        desc["BillableTimeInSeconds"] = job.plan.billable_seconds
+    if state == "Completed":
+        output = req["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+        desc["ModelArtifacts"] = {
+            "S3ModelArtifacts": f"{output}/{req['TrainingJobName']}/output/model.tar.gz"
+        }
+        if job.plan.final_metrics:
+            desc["FinalMetricDataList"] = [
+                {"MetricName": k, "Value": v, "Timestamp": now} for k, v in job.plan.final_metrics.items()
+            ]
+    if state == "Failed":
+        desc["FailureReason"] = job.plan.failure_reason or "AlgorithmError: see the job's log"
+    return desc
+
+
+def _validate(shape: Any, value: Any, path: str) -> str | None:
+    """What the service would refuse: required members, lengths, patterns and enums of the model."""
+    kind = shape.type_name
+    if kind == "structure":
+        if not isinstance(value, dict):
+            return f"{path or 'request'}: expected a structure"
+        for name in shape.required_members:
+            if name not in value:
+                return f"{path}{name}: required"
+        for name, item in value.items():
+            if name not in shape.members:
+                return f"{path}{name}: unknown member"
+            problem = _validate(shape.members[name], item, f"{path}{name}.")
+            if problem:
+                return problem
+    elif kind == "list":
+        for i, item in enumerate(value):
+            problem = _validate(shape.member, item, f"{path}[{i}].")
+            if problem:
+                return problem
+        if "max" in shape.metadata and len(value) > shape.metadata["max"]:
+            return f"{path}: more than {shape.metadata['max']} items"
+    elif kind == "map":
+        if "max" in shape.metadata and len(value) > shape.metadata["max"]:
+            return f"{path}: more than {shape.metadata['max']} entries"
+        for key, item in value.items():
+            problem = _validate(shape.key, key, f"{path}<key {key}>.") or _validate(
+                shape.value, item, f"{path}{key}."
+            )
+            if problem:
+                return problem
+    elif kind == "string":
+        meta = shape.metadata
+        if "max" in meta and len(value) > meta["max"]:
+            return f"{path.rstrip('.')}: longer than {meta['max']}"
+        if "pattern" in meta and not regex.fullmatch(meta["pattern"], value):
+            return f"{path.rstrip('.')}: {value!r} does not match {meta['pattern']}"
+        if shape.enum and value not in shape.enum:
+            return f"{path.rstrip('.')}: {value!r} is not one of the allowed values"
+    elif kind in ("integer", "long"):
+        if "max" in shape.metadata and value > shape.metadata["max"]:
+            return f"{path.rstrip('.')}: more than {shape.metadata['max']}"
+    return None
