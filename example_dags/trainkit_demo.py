@@ -46,7 +46,6 @@ def trainkit_demo():
             "hyperparameters": {
                 "target": "churned",
                 "drop_columns": "customer_id",
-                "scale_pos_weight": "auto",
                 "num_boost_round": 300,
                 "early_stopping_rounds": 20,
             },

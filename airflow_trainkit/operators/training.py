@@ -94,11 +94,7 @@ class TrainModelOperator(BaseOperator):
 
         spec = TrainingJobSpec.parse(self.spec)
         backend = self._get_backend()
-        job = job or self._stored_job(context)
-        if job is None:
-            raise AirflowException(
-                f"Trigger event for job {event.get('job_id')!r} but no job record to resume"
-            )
+        job = job or self._stored_job(context) or _job_from_event(backend.name, event)
         self._job = job
         if event.get("status") != "done":
             self._stop(backend, job["job_id"], reason=f"trigger ended with {event.get('status')}")
@@ -363,3 +359,16 @@ def _deadline_of(
     if status.started_at:
         started = datetime.fromisoformat(status.started_at).timestamp()
     return started + spec.deadline_seconds + DEADLINE_SLACK_SECONDS
+
+
+def _job_from_event(backend: str, event: dict[str, Any]) -> dict[str, Any]:
+    """The job record rebuilt from a trigger event, when Airflow resumed without the defer kwargs."""
+    job_id = str(event.get("job_id"))
+    _, _, suffix = job_id.rpartition("-a")
+    return {
+        "backend": backend,
+        "job_id": job_id,
+        "attempt": int(suffix) if suffix.isdigit() else 1,
+        "deadline": time.time(),
+        "adopted": False,
+    }
