@@ -18,7 +18,12 @@ def get_provider_info() -> dict[str, Any]:
         "integrations": [
             {
                 "integration-name": "Trainkit training",
-                "external-doc-url": "https://github.com/airflow-trainkit/airflow-trainkit",
+                "external-doc-url": "https://github.com/airflow-trainkit/airflow-trainkit/blob/main/docs/training-spec.md",
+                "tags": ["software"],
+            },
+            {
+                "integration-name": "Trainkit costs",
+                "external-doc-url": "https://github.com/airflow-trainkit/airflow-trainkit/blob/main/docs/costs.md",
                 "tags": ["software"],
             },
         ],
@@ -26,6 +31,10 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Trainkit training",
                 "python-modules": ["airflow_trainkit.operators.training"],
+            },
+            {
+                "integration-name": "Trainkit costs",
+                "python-modules": ["airflow_trainkit.operators.costs"],
             },
         ],
         "sensors": [
@@ -52,5 +61,5 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-class-name": "airflow_trainkit.hooks.onprem.OnPremGpuHook",
             },
         ],
-        "extra-links": [],
+        "extra-links": ["airflow_trainkit.links.training.TrainingJobConsoleLink"],
     }

@@ -285,7 +285,7 @@ class TrainModelOperator(BaseOperator):
         tail = self._log_tail(backend, job["job_id"])
         if status.phase == JobPhase.SUCCEEDED:
             result = backend.result(status, spec, attempt=job["attempt"])
-            result["cost"] = None
+            result["cost"] = self._actual_cost(result)
             if status.console_url:
                 context["ti"].xcom_push(key=CONSOLE_URL_XCOM_KEY, value=status.console_url)
             self._remember(context, {**job, "returned": True})
@@ -321,6 +321,26 @@ class TrainModelOperator(BaseOperator):
             self.log.info("Asked %s job %s to stop: %s", backend.name, job_id, reason)
         except Exception:
             self.log.exception("Could not stop %s job %s", backend.name, job_id)
+
+    def _actual_cost(self, result: dict[str, Any]) -> dict[str, Any] | None:
+        """What the run cost, from the price catalog; a missing price never fails training."""
+        from airflow_trainkit.costs import actual_cost
+
+        try:
+            cost = actual_cost(result)
+        except (OSError, ValueError) as err:
+            self.log.warning("No cost recorded for %s: %s", result["job_id"], err)
+            return None
+        if cost:
+            self.log.info(
+                "%s job %s cost %.4f %s (%s)",
+                result["backend"],
+                result["job_id"],
+                cost["amount"],
+                cost["currency"],
+                cost["pricing"],
+            )
+        return cost
 
     def _log_tail(self, backend: TrainingBackend, job_id: str) -> list[str]:
         try:
