@@ -10,8 +10,6 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
 
@@ -41,48 +39,6 @@ def airflow_db(airflow_home: Path) -> Path:
     """A migrated metadata DB, made once per session (``dag.test()`` needs it)."""
     subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
     return airflow_home / "airflow.db"
-
-
-class TaskStateStore:
-    """Airflow 3.3's ``task_state_store`` API (get/set/delete) over a dict, for unit tests."""
-
-    def __init__(self) -> None:
-        self.values: dict[str, Any] = {}
-
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def set(self, key: str, value: Any, **_: Any) -> None:
-        if value is None:
-            raise ValueError("None is refused")
-        self.values[key] = value
-
-    def delete(self, key: str) -> None:
-        self.values.pop(key, None)
-
-
-class FakeTaskInstance(SimpleNamespace):
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[key] = value
-
-
-def make_context(
-    *,
-    dag_id: str = "dag",
-    run_id: str = "run",
-    task_id: str = "train",
-    map_index: int = -1,
-    try_number: int = 1,
-    store: TaskStateStore | None = None,
-) -> dict[str, Any]:
-    ti = FakeTaskInstance(
-        dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index, try_number=try_number, xcoms={}
-    )
-    return {
-        "ti": ti,
-        "task_instance": ti,
-        "task_state_store": store if store is not None else TaskStateStore(),
-    }
 
 
 @pytest.fixture

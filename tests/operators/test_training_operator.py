@@ -7,7 +7,7 @@ import json
 import time
 
 import pytest
-from conftest import TaskStateStore, make_context
+from trainkit_testing import TaskStateStore, make_context
 
 from airflow_trainkit._compat import AirflowException, TaskDeferralTimeout, TaskDeferred
 from airflow_trainkit.backends.onprem import OnPremBackend

@@ -12,7 +12,7 @@ import time
 
 import pytest
 from _sagemaker_fake import Plan
-from conftest import BUCKET, CONN_ID, FAKE_SECRET, IMAGE, ROLE_ARN, connection_json
+from sagemaker_testing import BUCKET, CONN_ID, FAKE_SECRET, IMAGE, ROLE_ARN, connection_json
 
 from airflow_trainkit.exceptions import TrainingJobNotFound
 from airflow_trainkit.training.backend import JobPhase

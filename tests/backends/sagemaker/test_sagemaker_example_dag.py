@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from _sagemaker_fake import Plan
-from conftest import ROLE_ARN, connection_json
+from sagemaker_testing import ROLE_ARN, connection_json
 
 REPO = Path(__file__).resolve().parents[3]
 RUN = """

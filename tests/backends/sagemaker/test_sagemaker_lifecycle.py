@@ -8,7 +8,7 @@ import time
 
 import pytest
 from _sagemaker_fake import Plan
-from conftest import BUCKET, CONN_ID, FAKE_SECRET, IMAGE
+from sagemaker_testing import BUCKET, CONN_ID, FAKE_SECRET, IMAGE
 
 from airflow_trainkit._compat import TaskDeferred
 from airflow_trainkit.exceptions import TrainingJobFailed
@@ -166,7 +166,12 @@ def test_trigger_on_kill_stops_the_job(fake, backend):
     fake.plan_next(Plan(states=["InProgress"]))
     backend.submit(backend_spec(), "tk-trigger-kill-a1")
     trigger = TrainingJobTrigger("sagemaker", "tk-trigger-kill-a1", CONN_ID, stop_on_kill=True, identity={})
-    asyncio.run(trigger.on_kill())
+
+    async def kill() -> None:
+        await trigger.on_kill()
+        await trigger.decision  # on_kill decides in a task of its own
+
+    asyncio.run(kill())
     assert fake.calls("StopTrainingJob", "tk-trigger-kill-a1")
     assert backend.describe("tk-trigger-kill-a1").state == "Stopping"
 

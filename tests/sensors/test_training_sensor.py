@@ -1,0 +1,57 @@
+"""TrainingJobSensor waits on a job started elsewhere and never stops it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from trainkit_testing import make_context
+
+from airflow_trainkit._compat import TaskDeferred
+from airflow_trainkit.backends.onprem import OnPremBackend
+from airflow_trainkit.exceptions import TrainingJobFailed
+from airflow_trainkit.sensors.training import TrainingJobSensor
+from airflow_trainkit.training.spec import TrainingJobSpec
+
+
+def start(script: str, job_id: str) -> OnPremBackend:
+    backend = OnPremBackend()
+    backend.find(job_id)
+    backend.submit(TrainingJobSpec.parse({"command": ["sh", "-c", script]}), job_id)
+    return backend
+
+
+def test_poke_waits_then_returns_the_result(onprem_root):
+    backend = start("sleep 1.5", "watched-ok")
+    sensor = TrainingJobSensor(task_id="wait", backend="onprem", job_id="watched-ok", deferrable=False)
+    assert sensor.poke(make_context()) is False
+    while backend.describe("watched-ok").phase.active:
+        time.sleep(0.1)
+    done = sensor.poke(make_context())
+    assert done.is_done and done.xcom_value["state"] == "SUCCEEDED" and done.xcom_value["job_id"] == "watched-ok"
+
+
+def test_a_failed_job_fails_the_sensor_with_its_reason(onprem_root):
+    backend = start("echo nope; exit 4", "watched-bad")
+    while backend.describe("watched-bad").phase.active:
+        time.sleep(0.1)
+    sensor = TrainingJobSensor(task_id="wait", backend="onprem", job_id="watched-bad", deferrable=False)
+    with pytest.raises(TrainingJobFailed, match="ended FAILED: exit code 4"):
+        sensor.poke(make_context())
+
+
+def test_deferrable_waits_in_the_trigger_without_owning_the_job(onprem_root):
+    start("sleep 1", "watched-deferred")
+    sensor = TrainingJobSensor(task_id="wait", backend="onprem", job_id="watched-deferred", poke_interval=0.1, timeout=60)
+    with pytest.raises(TaskDeferred) as deferred:
+        sensor.execute(make_context())
+    trigger = deferred.value.trigger
+    assert trigger.stop_on_kill is False and trigger.deadline is not None
+
+    async def first_event():
+        async for event in trigger.run():
+            return event.payload
+
+    result = sensor.execute_complete(make_context(), asyncio.run(first_event()))
+    assert result["state"] == "SUCCEEDED"
