@@ -14,7 +14,9 @@ from airflow_trainkit.get_provider_info import get_provider_info
 
 
 def test_entry_point_returns_the_static_metadata():
-    (ep,) = [ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_trainkit")]
+    (ep,) = [
+        ep for ep in entry_points(group="apache_airflow_provider") if ep.value.startswith("airflow_trainkit")
+    ]
     assert ep.load()() == get_provider_info()
     assert get_provider_info()["package-name"] == "airflow-trainkit"
 
@@ -38,7 +40,10 @@ def test_connection_types_are_our_own():
 @pytest.mark.integration
 def test_airflow_providers_list_shows_the_package():
     out = subprocess.run(
-        [sys.executable, "-m", "airflow", "providers", "list"], capture_output=True, text=True, check=True,
+        [sys.executable, "-m", "airflow", "providers", "list"],
+        capture_output=True,
+        text=True,
+        check=True,
         env={**os.environ},
     )
     assert "airflow-trainkit" in out.stdout

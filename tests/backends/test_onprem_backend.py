@@ -135,7 +135,8 @@ def test_gpus_are_pinned_and_never_shared(onprem_root, monkeypatch):
     while time.monotonic() < end:
         statuses = [backend.describe(n) for n in names]
         running = [s for s in statuses if s.state == "RUNNING"]
-        if len(running) == 2:
+        waiting = [s for s in statuses if s.state == "PENDING" and "waiting" in (s.message or "")]
+        if len(running) == 2 and len(waiting) == 1:
             break
         time.sleep(0.1)
     assert sorted(g for s in running for g in s.details["gpus"]) == ["0", "1"]

@@ -7,10 +7,6 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip(
-    "airflow_trainkit.operators.training", reason="TrainModelOperator is not on this branch yet"
-)
-
 pytestmark = pytest.mark.integration
 
 

@@ -29,7 +29,9 @@ def test_poke_waits_then_returns_the_result(onprem_root):
     while backend.describe("watched-ok").phase.active:
         time.sleep(0.1)
     done = sensor.poke(make_context())
-    assert done.is_done and done.xcom_value["state"] == "SUCCEEDED" and done.xcom_value["job_id"] == "watched-ok"
+    assert (
+        done.is_done and done.xcom_value["state"] == "SUCCEEDED" and done.xcom_value["job_id"] == "watched-ok"
+    )
 
 
 def test_a_failed_job_fails_the_sensor_with_its_reason(onprem_root):
@@ -43,7 +45,9 @@ def test_a_failed_job_fails_the_sensor_with_its_reason(onprem_root):
 
 def test_deferrable_waits_in_the_trigger_without_owning_the_job(onprem_root):
     start("sleep 1", "watched-deferred")
-    sensor = TrainingJobSensor(task_id="wait", backend="onprem", job_id="watched-deferred", poke_interval=0.1, timeout=60)
+    sensor = TrainingJobSensor(
+        task_id="wait", backend="onprem", job_id="watched-deferred", poke_interval=0.1, timeout=60
+    )
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute(make_context())
     trigger = deferred.value.trigger
