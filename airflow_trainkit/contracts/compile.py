@@ -130,7 +130,10 @@ def _suite_from_checkpoint(data: dict[str, Any], path: Path) -> SuiteSource:
             raise ContractError("validation definition names no suite", source=str(vd_file), key="suite.name")
         suite_file = root / "expectations" / f"{suite_name}.json"
         suite = _suite_from_json(_read_json(suite_file, str(vd_file), "suite.name"), str(suite_file))
-        expectations.extend(suite.expectations)
+        for j, item in enumerate(suite.expectations):  # name each check after its own suite
+            meta = dict(item.get("meta") or {})
+            meta.setdefault(CHECK_META_KEY, f"{suite.name}[{j}].{item.get('type') or item.get('expectation_type')}")
+            expectations.append({**item, "meta": meta})
     if not expectations:
         raise ContractError("the checkpoint validates no expectations", source=str(path), key="validation_definitions")
     return SuiteSource(name=str(data.get("name") or path.stem), expectations=tuple(expectations), origin=str(path))
@@ -201,8 +204,9 @@ def expectation_for(
     if check.kind == "allowed_values":
         return gxe.ExpectColumnValuesToBeInSet(column=column, value_set=p["values"], **common)
     if check.kind == "range":
+        aware = column in tz_aware_columns
         return gxe.ExpectColumnValuesToBeBetween(
-            column=column, min_value=p.get("min"), max_value=p.get("max"), **common
+            column=column, min_value=_bound(p.get("min"), aware), max_value=_bound(p.get("max"), aware), **common
         )
     if check.kind == "regex":
         return gxe.ExpectColumnValuesToMatchRegex(column=column, regex=p["regex"], **common)
@@ -220,6 +224,18 @@ def expectation_for(
     if check.kind == "no_extra_columns":
         return gxe.ExpectTableColumnsToMatchSet(column_set=p["columns"], exact_match=True, **common)
     raise ValueError(f"unknown check kind {check.kind!r} in check {check.id!r}")
+
+
+def _bound(value: Any, aware: bool) -> Any:
+    """Dates become datetimes at midnight; datetimes match the column's time-zone awareness (UTC)."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        value = dt.datetime(value.year, value.month, value.day)
+    if isinstance(value, dt.datetime):
+        if aware and value.tzinfo is None:
+            return value.replace(tzinfo=dt.timezone.utc)
+        if not aware and value.tzinfo is not None:
+            return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value
 
 
 def _imported(source: SuiteSource) -> list[Any]:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -121,10 +122,11 @@ def validate_frame(
     quiet_gx()
     import great_expectations as gx  # heavy: run time only
 
-    aware = frozenset(
-        str(name) for name, dtype in frame.dtypes.items() if getattr(dtype, "tz", None) is not None
-    )
-    suite = compile_suite(source, engine="pandas", now=now, tz_aware_columns=aware)
+    # GX 1.24 cannot match a time-zone-aware dtype in a type list: such columns are validated in
+    # UTC, as naive timestamps (a copy of those columns only; the fingerprint is of the original).
+    aware = [name for name, dtype in frame.dtypes.items() if getattr(dtype, "tz", None) is not None]
+    checked = frame.assign(**{str(n): frame[n].dt.tz_convert(None) for n in aware}) if aware else frame
+    suite = compile_suite(source, engine="pandas", now=now)
     context = _context()
     batch = (
         context.data_sources.add_pandas("trainkit")
@@ -134,9 +136,11 @@ def validate_frame(
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name="trainkit", data=batch, suite=context.suites.add(suite))
     )
-    result = definition.run(batch_parameters={"dataframe": frame}, result_format=RESULT_FORMAT)
+    result = definition.run(batch_parameters={"dataframe": checked}, result_format=RESULT_FORMAT)
     result_dict = _json_safe(result.to_json_dict())
     marker = ((result_dict.get("meta") or {}).get("batch_markers") or {}).get("pandas_data_fingerprint")
+    if aware:
+        marker = None  # GX hashed the UTC copy; hash the frame as given
     fingerprint = frame_fingerprint(frame, content_hash=marker)
     html = render_data_docs(result)
     return _outcome(source, suite, result_dict, html, fingerprint, data_label, secrets=())
@@ -379,7 +383,6 @@ def _exception_messages(info: Any) -> list[str]:
 def render_data_docs(result: Any) -> str:
     """GX's own Data Docs page for one validation result, as one HTML document."""
     from great_expectations.render.renderer import ValidationResultsPageRenderer  # heavy: run time only
-    from great_expectations.render.view import DefaultJinjaPageView
 
     for item in result.results:
         # GX 1.24's renderer cannot format numpy scalars (repr is "np.float64(...)" under numpy 2).
@@ -387,7 +390,15 @@ def render_data_docs(result: Any) -> str:
         for key, value in observed.items():
             if type(value).__module__ == "numpy" and hasattr(value, "item"):
                 observed[key] = value.item()
-    return str(DefaultJinjaPageView().render(ValidationResultsPageRenderer().render(result)))
+    return str(_page_view().render(ValidationResultsPageRenderer().render(result)))
+
+
+@functools.cache
+def _page_view() -> Any:
+    """One view per process: its Jinja environment compiles GX's templates once (about 1 s)."""
+    from great_expectations.render.view import DefaultJinjaPageView  # heavy: run time only
+
+    return DefaultJinjaPageView()
 
 
 def write_report(outcome: Outcome, report_uri: str) -> str:

@@ -300,7 +300,7 @@ class _Parser:
             seen.add(column.name)
             columns.append(column)
         table_checks = self.table(top.get("table"), ("table",), severity, columns)
-        if not columns and not table_checks:
+        if not columns and not top.get("table"):
             raise self.fail(("columns",), "the contract has no checks: list at least one column or table check")
         return Contract(
             dataset=dataset,
