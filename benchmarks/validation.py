@@ -87,9 +87,15 @@ def plain_gx(uri: str, suite_json: dict) -> bool:
     frame = pd.read_parquet(uri)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch = context.data_sources.add_pandas("plain").add_dataframe_asset("frame").add_batch_definition_whole_dataframe("all")
+    batch = (
+        context.data_sources.add_pandas("plain")
+        .add_dataframe_asset("frame")
+        .add_batch_definition_whole_dataframe("all")
+    )
     suite = context.suites.add(gx.ExpectationSuite(**suite_json))
-    definition = context.validation_definitions.add(gx.ValidationDefinition(name="plain", data=batch, suite=suite))
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name="plain", data=batch, suite=suite)
+    )
     return bool(definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY").success)
 
 
@@ -122,8 +128,10 @@ def main() -> None:
     make_frame(args.rows).to_parquet(data, index=False)
     small = work / "small.parquet"
     make_frame(1000).to_parquet(small, index=False)
-    print(f"data: {args.rows:,} rows x 30 columns, {data.stat().st_size / 2**20:.0f} MiB parquet; "
-          f"contract: {checks} checks; written in {time.perf_counter() - started:.1f} s")
+    print(
+        f"data: {args.rows:,} rows x 30 columns, {data.stat().st_size / 2**20:.0f} MiB parquet; "
+        f"contract: {checks} checks; written in {time.perf_counter() - started:.1f} s"
+    )
 
     # Warm-up: imports, GX's expectation registry and the Data Docs templates, for both paths.
     plain_gx(str(small), suite_json)
@@ -142,7 +150,9 @@ def main() -> None:
                 elapsed = time.perf_counter() - t0
             times[name].append(elapsed)
             peaks[name] = max(peaks[name], rss.peak)
-            print(f"  rep {rep + 1} {name:9s} {elapsed:7.2f} s  success={ok}  peak RSS {rss.peak / 2**30:.2f} GiB")
+            print(
+                f"  rep {rep + 1} {name:9s} {elapsed:7.2f} s  success={ok}  peak RSS {rss.peak / 2**30:.2f} GiB"
+            )
 
     plain_median = statistics.median(times["plain GX"])
     ours_median = statistics.median(times["trainkit"])
@@ -150,7 +160,9 @@ def main() -> None:
     print()
     print(f"{'path':10s} {'median s':>9s} {'min s':>7s} {'peak RSS GiB':>13s}")
     for name in ("plain GX", "trainkit"):
-        print(f"{name:10s} {statistics.median(times[name]):9.2f} {min(times[name]):7.2f} {peaks[name] / 2**30:13.2f}")
+        print(
+            f"{name:10s} {statistics.median(times[name]):9.2f} {min(times[name]):7.2f} {peaks[name] / 2**30:13.2f}"
+        )
     verdict = "within" if ratio <= BUDGET else "OVER"
     print(f"ratio trainkit / plain GX (medians): {ratio:.3f}x  ({verdict} the {BUDGET:.2f}x budget)")
     print(f"ratio of best times: {min(times['trainkit']) / min(times['plain GX']):.3f}x")

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import argparse
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -32,8 +35,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _infer(args: argparse.Namespace) -> int:
-    from airflow_trainkit.contracts.infer import infer_contract_yaml
     from airflow_trainkit.contracts.engine import load_frame
+    from airflow_trainkit.contracts.infer import infer_contract_yaml
 
     output = Path(args.output) if args.output else None
     if output and output.exists() and not args.force:

@@ -31,7 +31,16 @@ _GX_SEVERITY = {"error": "critical", "warning": "warning"}
 # Python types for object columns (checked value by value). SQL: SQLAlchemy type names, which GX
 # resolves in the dialect's type module and checks with isinstance (so INTEGER also covers BIGINT).
 _PANDAS_INT = ["int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64"]
-_PANDAS_INT += ["Int8Dtype", "Int16Dtype", "Int32Dtype", "Int64Dtype", "UInt8Dtype", "UInt16Dtype", "UInt32Dtype", "UInt64Dtype"]
+_PANDAS_INT += [
+    "Int8Dtype",
+    "Int16Dtype",
+    "Int32Dtype",
+    "Int64Dtype",
+    "UInt8Dtype",
+    "UInt16Dtype",
+    "UInt32Dtype",
+    "UInt64Dtype",
+]
 _PANDAS_FLOAT = ["float16", "float32", "float64", "Float32Dtype", "Float64Dtype"]
 TYPE_NAMES: dict[str, dict[str, list[str]]] = {
     "pandas": {
@@ -40,12 +49,30 @@ TYPE_NAMES: dict[str, dict[str, list[str]]] = {
         "number": _PANDAS_INT + _PANDAS_FLOAT,
         "string": ["str", "StringDtype"],
         "boolean": ["bool", "BooleanDtype"],
-        "datetime": ["datetime64", "datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]", "DatetimeTZDtype"],
+        "datetime": [
+            "datetime64",
+            "datetime64[ns]",
+            "datetime64[us]",
+            "datetime64[ms]",
+            "datetime64[s]",
+            "DatetimeTZDtype",
+        ],
     },
     "sql": {
         "integer": ["INTEGER", "BIGINT", "SMALLINT", "INT"],
         "float": ["FLOAT", "REAL", "DOUBLE", "DOUBLE_PRECISION", "NUMERIC", "DECIMAL"],
-        "number": ["INTEGER", "BIGINT", "SMALLINT", "INT", "FLOAT", "REAL", "DOUBLE", "DOUBLE_PRECISION", "NUMERIC", "DECIMAL"],
+        "number": [
+            "INTEGER",
+            "BIGINT",
+            "SMALLINT",
+            "INT",
+            "FLOAT",
+            "REAL",
+            "DOUBLE",
+            "DOUBLE_PRECISION",
+            "NUMERIC",
+            "DECIMAL",
+        ],
         "string": ["VARCHAR", "TEXT", "CHAR", "NVARCHAR", "NCHAR", "STRING", "CLOB"],
         "boolean": ["BOOLEAN"],
         "datetime": ["DATETIME", "TIMESTAMP", "DATE"],
@@ -77,7 +104,9 @@ def resolve_contract(contract: Any) -> Contract | SuiteSource:
         path = Path(contract).expanduser()
         source = str(contract)
         if not str(contract).strip():
-            raise ContractError("no contract given: expected a path to a contract, GX suite or checkpoint file")
+            raise ContractError(
+                "no contract given: expected a path to a contract, GX suite or checkpoint file"
+            )
         try:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -98,7 +127,9 @@ def _from_data(data: Any, source: str, lines: dict[Any, int], path: Path | None)
         return _suite_from_json(data, source)
     if isinstance(data, dict) and "validation_definitions" in data and "dataset" not in data:
         if path is None:
-            raise ContractError("a GX checkpoint must be passed as a file inside its GX project", source=source)
+            raise ContractError(
+                "a GX checkpoint must be passed as a file inside its GX project", source=source
+            )
         return _suite_from_checkpoint(data, path)
     return contract_from_dict(data, source=source, lines=lines)
 
@@ -108,7 +139,9 @@ def _suite_from_json(data: dict[str, Any], source: str) -> SuiteSource:
     if not isinstance(expectations, list):
         raise ContractError("a GX suite needs an 'expectations' list", source=source, key="expectations")
     for i, item in enumerate(expectations):
-        if not isinstance(item, dict) or not isinstance(item.get("type") or item.get("expectation_type"), str):
+        if not isinstance(item, dict) or not isinstance(
+            item.get("type") or item.get("expectation_type"), str
+        ):
             raise ContractError("expected a mapping with a 'type'", source=source, key=f"expectations[{i}]")
     name = str(data.get("name") or data.get("expectation_suite_name") or Path(source).stem or "suite")
     return SuiteSource(name=name, expectations=tuple(expectations), origin=source)
@@ -132,11 +165,17 @@ def _suite_from_checkpoint(data: dict[str, Any], path: Path) -> SuiteSource:
         suite = _suite_from_json(_read_json(suite_file, str(vd_file), "suite.name"), str(suite_file))
         for j, item in enumerate(suite.expectations):  # name each check after its own suite
             meta = dict(item.get("meta") or {})
-            meta.setdefault(CHECK_META_KEY, f"{suite.name}[{j}].{item.get('type') or item.get('expectation_type')}")
+            meta.setdefault(
+                CHECK_META_KEY, f"{suite.name}[{j}].{item.get('type') or item.get('expectation_type')}"
+            )
             expectations.append({**item, "meta": meta})
     if not expectations:
-        raise ContractError("the checkpoint validates no expectations", source=str(path), key="validation_definitions")
-    return SuiteSource(name=str(data.get("name") or path.stem), expectations=tuple(expectations), origin=str(path))
+        raise ContractError(
+            "the checkpoint validates no expectations", source=str(path), key="validation_definitions"
+        )
+    return SuiteSource(
+        name=str(data.get("name") or path.stem), expectations=tuple(expectations), origin=str(path)
+    )
 
 
 def _read_json(file: Path, referrer: str, key: str) -> dict[str, Any]:
@@ -173,7 +212,8 @@ def compile_suite(
     now = now or dt.datetime.now(dt.timezone.utc)
     # Passed to the constructor: add_expectation() would need an active data context.
     expectations = [
-        expectation_for(check, engine=engine, now=now, tz_aware_columns=tz_aware_columns) for check in source.checks
+        expectation_for(check, engine=engine, now=now, tz_aware_columns=tz_aware_columns)
+        for check in source.checks
     ]
     return gx.ExpectationSuite(
         name=source.dataset,
@@ -191,12 +231,14 @@ def expectation_for(
     common: dict[str, Any] = {"meta": {CHECK_META_KEY: check.id}, "severity": _GX_SEVERITY[check.severity]}
     if check.mostly is not None:
         common["mostly"] = check.mostly
-    column = check.column
+    column: str = check.column or ""  # table-level kinds below do not use it
     p = check.params
     if check.kind == "exists":
         return gxe.ExpectColumnToExist(column=column, **common)
     if check.kind == "type":
-        return gxe.ExpectColumnValuesToBeInTypeList(column=column, type_list=TYPE_NAMES[engine][p["type"]], **common)
+        return gxe.ExpectColumnValuesToBeInTypeList(
+            column=column, type_list=TYPE_NAMES[engine][p["type"]], **common
+        )
     if check.kind == "not_null":
         return gxe.ExpectColumnValuesToNotBeNull(column=column, **common)
     if check.kind == "unique":
@@ -206,7 +248,10 @@ def expectation_for(
     if check.kind == "range":
         aware = column in tz_aware_columns
         return gxe.ExpectColumnValuesToBeBetween(
-            column=column, min_value=_bound(p.get("min"), aware), max_value=_bound(p.get("max"), aware), **common
+            column=column,
+            min_value=_bound(p.get("min"), aware),
+            max_value=_bound(p.get("max"), aware),
+            **common,
         )
     if check.kind == "regex":
         return gxe.ExpectColumnValuesToMatchRegex(column=column, regex=p["regex"], **common)
@@ -242,18 +287,21 @@ def _imported(source: SuiteSource) -> list[Any]:
     from great_expectations.expectations.expectation_configuration import (  # heavy: see compile_suite
         ExpectationConfiguration,
     )
+    from great_expectations.expectations.metadata_types import FailureSeverity
 
     out = []
     for i, raw in enumerate(source.expectations):
         meta = dict(raw.get("meta") or {})
-        meta.setdefault(CHECK_META_KEY, f"{source.name}[{i}].{raw.get('type') or raw.get('expectation_type')}")
+        meta.setdefault(
+            CHECK_META_KEY, f"{source.name}[{i}].{raw.get('type') or raw.get('expectation_type')}"
+        )
         kwargs = {k: v for k, v in (raw.get("kwargs") or {}).items() if k != "batch_id"}
         try:
             config = ExpectationConfiguration(
                 type=raw.get("type") or raw["expectation_type"],
                 kwargs=kwargs,
                 meta=meta,
-                severity=raw.get("severity") or "critical",
+                severity=FailureSeverity(raw.get("severity") or "critical"),
             )
             out.append(config.to_domain_obj())
         except Exception as err:  # GX raises several unrelated classes for a bad expectation

@@ -5,14 +5,13 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import hashlib
 import json
 import logging
 import os
 import re
-from collections.abc import Iterable, Sequence
+import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +25,9 @@ from airflow_trainkit.contracts.compile import (
 from airflow_trainkit.contracts.model import Contract
 
 if TYPE_CHECKING:
+    import datetime as dt
+    from collections.abc import Iterable, Sequence
+
     import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -83,7 +85,12 @@ def validate(
     source = resolve_contract(contract)
     if sql_url:
         outcome = validate_sql(
-            sql_url, data, source, data_label=sql_label or "sql", secrets=secrets, now=now,
+            sql_url,
+            data,
+            source,
+            data_label=sql_label or "sql",
+            secrets=secrets,
+            now=now,
             hash_content=hash_sql_content,
         )
     else:
@@ -175,10 +182,15 @@ def validate_sql(
     suite = compile_suite(source, engine="sql", now=now)
     try:
         context = _context()
-        datasource = context.data_sources.add_sql("trainkit_sql", connection_string=url, create_temp_table=not is_table)
+        warnings.filterwarnings("ignore", message="You are using a generic SQLDatasource")
+        datasource = context.data_sources.add_sql(
+            "trainkit_sql", connection_string=url, create_temp_table=not is_table
+        )
         if is_table:
             schema, _, table = data.rpartition(".")
-            asset = datasource.add_table_asset(_asset_name(source), table_name=table, schema_name=schema or None)
+            asset = datasource.add_table_asset(
+                _asset_name(source), table_name=table, schema_name=schema or None
+            )
         else:
             asset = datasource.add_query_asset(_asset_name(source), query=data)
         batch = asset.add_batch_definition_whole_table("whole")
@@ -212,7 +224,7 @@ def _check_sqlite_file(url: str, data_label: str) -> None:
     """SQLite creates a missing database file silently; say it is missing instead."""
     if not url.startswith("sqlite:///") or url.startswith("sqlite:///:memory:"):
         return
-    path = url[len("sqlite:///"):].split("?", 1)[0]
+    path = url[len("sqlite:///") :].split("?", 1)[0]
     if path and not os.path.exists(path):
         raise OSError(f"cannot validate {data_label!r}: the SQLite database file {path!r} does not exist")
 
@@ -269,8 +281,11 @@ def sql_fingerprint(url: str, data: str, *, is_table: bool, hash_content: bool =
                 rows = int(conn.execute(count_query).scalar_one())
                 names = list(conn.execute(selectable if is_table else sa.text(data)).keys())
                 return {
-                    "rows": rows, "columns": len(names), "schema_hash": schema_hash((n, "?") for n in names),
-                    "content_hash": None, "content_hash_method": None,
+                    "rows": rows,
+                    "columns": len(names),
+                    "schema_hash": schema_hash((n, "?") for n in names),
+                    "content_hash": None,
+                    "content_hash_method": None,
                 }
             digest = hashlib.md5(usedforsecurity=False)
             rows = 0
@@ -377,7 +392,11 @@ def _exception_messages(info: Any) -> list[str]:
         return []
     if "raised_exception" in info:
         return [str(info.get("exception_message"))] if info.get("raised_exception") else []
-    return [str(v.get("exception_message")) for v in info.values() if isinstance(v, dict) and v.get("raised_exception")]
+    return [
+        str(v.get("exception_message"))
+        for v in info.values()
+        if isinstance(v, dict) and v.get("raised_exception")
+    ]
 
 
 def render_data_docs(result: Any) -> str:

@@ -45,12 +45,18 @@ def infer_contract_dict(
         distinct = int(values.nunique()) if len(values) else 0
         if kind in ("integer", "string") and len(values) > 1 and distinct == len(values) and rows >= 20:
             spec["unique"] = True
-        elif kind in ("integer", "string", "boolean") and 0 < distinct <= MAX_ALLOWED_VALUES and distinct < max(2, rows / 5):
+        elif (
+            kind in ("integer", "string", "boolean")
+            and 0 < distinct <= MAX_ALLOWED_VALUES
+            and distinct < max(2, rows / 5)
+        ):
             spec["allowed_values"] = sorted(_plain(v) for v in values.unique())
         if kind in ("integer", "float", "number") and len(values):
             spec["range"] = _range(float(values.min()), float(values.max()), integer=kind == "integer")
         if kind == "datetime" and len(values):
-            spec["description"] = f"observed from {pd.Timestamp(values.min()).isoformat()} to {pd.Timestamp(values.max()).isoformat()}"
+            spec["description"] = (
+                f"observed from {pd.Timestamp(values.min()).isoformat()} to {pd.Timestamp(values.max()).isoformat()}"
+            )
         columns.append(spec)
     contract: dict[str, Any] = {"dataset": dataset}
     if owner:
@@ -63,7 +69,9 @@ def infer_contract_dict(
     return contract
 
 
-def infer_contract_yaml(frame: pd.DataFrame, *, dataset: str, owner: str | None = None, source: str | None = None) -> str:
+def infer_contract_yaml(
+    frame: pd.DataFrame, *, dataset: str, owner: str | None = None, source: str | None = None
+) -> str:
     """The draft contract as YAML text, checked to parse back."""
     data = infer_contract_dict(frame, dataset=dataset, owner=owner, source=source)
     header = (
@@ -87,7 +95,7 @@ def _kind(series: pd.Series) -> str | None:
         return "number"
     if pd.api.types.is_datetime64_any_dtype(dtype):
         return "datetime"
-    if pd.api.types.is_string_dtype(dtype) or dtype == object:
+    if pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype):
         values = series.dropna()
         if len(values) and all(isinstance(v, str) for v in values.head(10_000)):
             return "string"

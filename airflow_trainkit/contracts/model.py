@@ -20,10 +20,26 @@ COLUMN_TYPES = ("integer", "float", "number", "string", "boolean", "datetime")
 SEVERITIES = ("error", "warning")
 
 _TOP_KEYS = {
-    "dataset", "owner", "description", "source", "lineage", "version", "severity", "columns", "table",
+    "dataset",
+    "owner",
+    "description",
+    "source",
+    "lineage",
+    "version",
+    "severity",
+    "columns",
+    "table",
 }
 _COLUMN_KEYS = {
-    "name", "type", "description", "severity", "nullable", "unique", "allowed_values", "range", "regex",
+    "name",
+    "type",
+    "description",
+    "severity",
+    "nullable",
+    "unique",
+    "allowed_values",
+    "range",
+    "regex",
     "max_null_share",
 }
 _TABLE_KEYS = {"row_count", "max_null_share", "freshness", "no_extra_columns"}
@@ -36,7 +52,9 @@ Path_ = tuple[Any, ...]
 class ContractError(ValueError):
     """A contract that cannot be read: names the file, the line and the key, and what was expected."""
 
-    def __init__(self, message: str, *, source: str | None = None, line: int | None = None, key: str | None = None):
+    def __init__(
+        self, message: str, *, source: str | None = None, line: int | None = None, key: str | None = None
+    ):
         where = source or "<contract>"
         if line is not None:
             where += f", line {line}"
@@ -135,17 +153,23 @@ def parse_yaml_with_lines(text: str, source: str) -> tuple[Any, dict[Path_, int]
         loader.dispose()
 
 
-def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, lines: dict[Path_, int], source: str) -> Any:
+def _build(
+    loader: yaml.SafeLoader, node: yaml.Node, path: Path_, lines: dict[Path_, int], source: str
+) -> Any:
     lines[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
-                raise ContractError("a key must be a plain name", source=source, line=key_node.start_mark.line + 1)
+                raise ContractError(
+                    "a key must be a plain name", source=source, line=key_node.start_mark.line + 1
+                )
             key = loader.construct_object(key_node)
             if key in out:
                 raise ContractError(
-                    f"duplicate key {key!r}", source=source, line=key_node.start_mark.line + 1,
+                    f"duplicate key {key!r}",
+                    source=source,
+                    line=key_node.start_mark.line + 1,
                     key=_dotted((*path, key)),
                 )
             out[key] = _build(loader, value_node, (*path, key), lines, source)
@@ -155,7 +179,9 @@ def _build(loader: yaml.SafeLoader, node: yaml.Node, path: Path_, lines: dict[Pa
     try:
         return loader.construct_object(node)
     except yaml.YAMLError as err:
-        raise ContractError(f"cannot read value: {err}", source=source, line=lines[path], key=_dotted(path)) from None
+        raise ContractError(
+            f"cannot read value: {err}", source=source, line=lines[path], key=_dotted(path)
+        ) from None
 
 
 def parse_contract(text: str, *, source: str = "<contract>") -> Contract:
@@ -164,7 +190,9 @@ def parse_contract(text: str, *, source: str = "<contract>") -> Contract:
     return contract_from_dict(data, source=source, lines=lines)
 
 
-def contract_from_dict(data: Any, *, source: str = "<contract>", lines: dict[Path_, int] | None = None) -> Contract:
+def contract_from_dict(
+    data: Any, *, source: str = "<contract>", lines: dict[Path_, int] | None = None
+) -> Contract:
     """Build a contract from already-parsed data; ``lines`` maps key paths to lines for error messages."""
     return _Parser(source, lines or {}).contract(data)
 
@@ -230,7 +258,9 @@ class _Parser:
     def required_text(self, value: Any, path: Path_) -> str:
         return self.text(value, path, required=True) or ""
 
-    def number(self, value: Any, path: Path_, *, low: float | None = None, high: float | None = None) -> float | int:
+    def number(
+        self, value: Any, path: Path_, *, low: float | None = None, high: float | None = None
+    ) -> float | int:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
             raise self.fail(path, f"expected a number, got {_kind(value)}")
         if (low is not None and value < low) or (high is not None and value > high):
@@ -260,7 +290,9 @@ class _Parser:
         allowed = {"severity"} | ({"mostly"} if mostly else set()) | (extra or {"value"})
         if not isinstance(value, dict):
             if extra:
-                raise self.fail(path, f"expected a mapping with keys {', '.join(sorted(allowed))}, got {_kind(value)}")
+                raise self.fail(
+                    path, f"expected a mapping with keys {', '.join(sorted(allowed))}, got {_kind(value)}"
+                )
             return value, default_severity, None, {}
         self.mapping(value, path, allowed, "check")
         severity = self.severity(value.get("severity"), (*path, "severity"), default_severity)
@@ -275,7 +307,9 @@ class _Parser:
     # -- the contract ----------------------------------------------------------------------------
     def contract(self, data: Any) -> Contract:
         if data is None:
-            raise self.fail((), "the contract is empty: expected a mapping with at least 'dataset' and 'columns'")
+            raise self.fail(
+                (), "the contract is empty: expected a mapping with at least 'dataset' and 'columns'"
+            )
         top = self.mapping(data, (), _TOP_KEYS, "contract")
         dataset = self.required_text(top.get("dataset"), ("dataset",))
         severity = self.severity(top.get("severity"), ("severity",), "error")
@@ -301,7 +335,9 @@ class _Parser:
             columns.append(column)
         table_checks = self.table(top.get("table"), ("table",), severity, columns)
         if not columns and not top.get("table"):
-            raise self.fail(("columns",), "the contract has no checks: list at least one column or table check")
+            raise self.fail(
+                ("columns",), "the contract has no checks: list at least one column or table check"
+            )
         return Contract(
             dataset=dataset,
             severity=severity,
@@ -330,11 +366,15 @@ class _Parser:
             column_type = str(value)
             checks.append(Check(f"{prefix}.type", "type", name, sev, {"type": column_type}))
         if "nullable" in spec:
-            value, sev, share, _ = self.long_form(spec["nullable"], (*path, "nullable"), severity, set(), mostly=True)
+            value, sev, share, _ = self.long_form(
+                spec["nullable"], (*path, "nullable"), severity, set(), mostly=True
+            )
             if not self.flag(value, (*path, "nullable")):
                 checks.append(Check(f"{prefix}.nullable", "not_null", name, sev, {}, share))
         if "unique" in spec:
-            value, sev, share, _ = self.long_form(spec["unique"], (*path, "unique"), severity, set(), mostly=True)
+            value, sev, share, _ = self.long_form(
+                spec["unique"], (*path, "unique"), severity, set(), mostly=True
+            )
             if self.flag(value, (*path, "unique")):
                 checks.append(Check(f"{prefix}.unique", "unique", name, sev, {}, share))
         if "allowed_values" in spec:
@@ -345,11 +385,15 @@ class _Parser:
             for i, item in enumerate(value):
                 if isinstance(item, dict | list):
                     raise self.fail((*key, i), f"expected a plain value, got {_kind(item)}")
-            checks.append(Check(f"{prefix}.allowed_values", "allowed_values", name, sev, {"values": value}, share))
+            checks.append(
+                Check(f"{prefix}.allowed_values", "allowed_values", name, sev, {"values": value}, share)
+            )
         if "range" in spec:
             key = (*path, "range")
             _, sev, share, bounds = self.long_form(spec["range"], key, severity, {"min", "max"}, mostly=True)
-            params = {b: self.bound(bounds[b], (*key, b)) for b in ("min", "max") if bounds.get(b) is not None}
+            params = {
+                b: self.bound(bounds[b], (*key, b)) for b in ("min", "max") if bounds.get(b) is not None
+            }
             if not params:
                 raise self.fail(key, "a range needs 'min', 'max' or both")
             if "min" in params and "max" in params and _gt(params["min"], params["max"]):
@@ -385,8 +429,14 @@ class _Parser:
         checks: list[Check] = []
         if "row_count" in spec:
             key = (*path, "row_count")
-            _, sev, _, bounds = self.long_form(spec["row_count"], key, default_severity, {"min", "max"}, mostly=False)
-            params = {b: int(self.number(bounds[b], (*key, b), low=0)) for b in ("min", "max") if bounds.get(b) is not None}
+            _, sev, _, bounds = self.long_form(
+                spec["row_count"], key, default_severity, {"min", "max"}, mostly=False
+            )
+            params = {
+                b: int(self.number(bounds[b], (*key, b), low=0))
+                for b in ("min", "max")
+                if bounds.get(b) is not None
+            }
             if not params:
                 raise self.fail(key, "row_count needs 'min', 'max' or both")
             if params.get("min", 0) > params.get("max", math.inf):
@@ -396,18 +446,28 @@ class _Parser:
             checks.append(Check("table.not_empty", "row_count", None, default_severity, {"min": 1}))
         if "max_null_share" in spec:
             key = (*path, "max_null_share")
-            value, sev, _, _ = self.long_form(spec["max_null_share"], key, default_severity, set(), mostly=False)
+            value, sev, _, _ = self.long_form(
+                spec["max_null_share"], key, default_severity, set(), mostly=False
+            )
             share = float(self.number(value, key, low=0.0, high=1.0))
             for column in columns:
                 own = {c.kind for c in column.checks}
                 if "max_null_share" in own or "not_null" in own:
                     continue  # the column's own, stricter rule applies
                 checks.append(
-                    Check(f"table.max_null_share.{column.name}", "max_null_share", column.name, sev, {"share": share})
+                    Check(
+                        f"table.max_null_share.{column.name}",
+                        "max_null_share",
+                        column.name,
+                        sev,
+                        {"share": share},
+                    )
                 )
         if "freshness" in spec:
             key = (*path, "freshness")
-            _, sev, _, params = self.long_form(spec["freshness"], key, default_severity, {"column", "max_age"}, mostly=False)
+            _, sev, _, params = self.long_form(
+                spec["freshness"], key, default_severity, {"column", "max_age"}, mostly=False
+            )
             column_name = self.required_text(params.get("column"), (*key, "column"))
             if params.get("max_age") is None:
                 raise self.fail((*key, "max_age"), "is required: expected a duration such as 36h or 2d")
@@ -417,18 +477,29 @@ class _Parser:
                 raise self.fail((*key, "max_age"), str(err)) from None
             checks.append(
                 Check(
-                    "table.freshness", "freshness", column_name, sev,
+                    "table.freshness",
+                    "freshness",
+                    column_name,
+                    sev,
                     {"max_age": str(params["max_age"]), "max_age_seconds": seconds},
                 )
             )
         if "no_extra_columns" in spec:
             key = (*path, "no_extra_columns")
-            value, sev, _, _ = self.long_form(spec["no_extra_columns"], key, default_severity, set(), mostly=False)
+            value, sev, _, _ = self.long_form(
+                spec["no_extra_columns"], key, default_severity, set(), mostly=False
+            )
             if self.flag(value, key):
                 if not columns:
                     raise self.fail(key, "no_extra_columns needs the contract to list its columns")
                 checks.append(
-                    Check("table.no_extra_columns", "no_extra_columns", None, sev, {"columns": [c.name for c in columns]})
+                    Check(
+                        "table.no_extra_columns",
+                        "no_extra_columns",
+                        None,
+                        sev,
+                        {"columns": [c.name for c in columns]},
+                    )
                 )
         return checks
 

@@ -45,7 +45,13 @@ def connection_url(conn: Any) -> tuple[str, list[str]]:
         url = sa.engine.URL.create(scheme, database=database or None)
     else:
         query = {k: str(v) for k, v in (extra.get("sqlalchemy_query") or {}).items()}
-        query.update({k: str(v) for k, v in extra.items() if k not in _NOT_URL_QUERY and isinstance(v, str | int | float)})
+        query.update(
+            {
+                k: str(v)
+                for k, v in extra.items()
+                if k not in _NOT_URL_QUERY and isinstance(v, str | int | float)
+            }
+        )
         url = sa.engine.URL.create(
             scheme,
             username=conn.login or None,
@@ -58,8 +64,10 @@ def connection_url(conn: Any) -> tuple[str, list[str]]:
     rendered = url.render_as_string(hide_password=False)
     secrets = [s for s in (conn.password, rendered) if s]
     if conn.password:
-        # The password as it appears inside the URL (percent-encoded) is a secret too.
-        from urllib.parse import quote_plus
+        # The password as it appears inside the URL (escaped) is a secret too.
+        from urllib.parse import quote, quote_plus
 
-        secrets.append(quote_plus(conn.password))
+        prefix, _, suffix = url.render_as_string(hide_password=True).partition("***")
+        in_url = rendered[len(prefix) : len(rendered) - len(suffix)]
+        secrets += [v for v in {in_url, quote_plus(conn.password), quote(conn.password, safe="")} if v]
     return rendered, secrets

@@ -100,15 +100,25 @@ class ValidateDataOperator(BaseOperator):
         fingerprint = summary["fingerprint"]
         self.log.info(
             "Validated %s against %s: %s of %s checks passed; %s rows, schema %s, content %s. Report: %s",
-            summary["data"], summary["dataset"], summary["passed"], summary["evaluated"], fingerprint["rows"],
-            fingerprint["schema_hash"][:12], (fingerprint.get("content_hash") or "-")[:12], summary["report_uri"],
+            summary["data"],
+            summary["dataset"],
+            summary["passed"],
+            summary["evaluated"],
+            fingerprint["rows"],
+            fingerprint["schema_hash"][:12],
+            (fingerprint.get("content_hash") or "-")[:12],
+            summary["report_uri"],
         )
         if summary["empty"]:
             self.log.warning("The dataset %s is empty (0 rows).", summary["data"])
         for failed in summary["failed_checks"]:
             self.log.warning(
                 "Failed %s check %s (column %s, %s): observed %s%s",
-                failed["severity"], failed["check"], failed["column"], failed["expectation"], failed["observed"],
+                failed["severity"],
+                failed["check"],
+                failed["column"],
+                failed["expectation"],
+                failed["observed"],
                 f"; {failed['error']}" if failed.get("error") else "",
             )
         if summary["success"]:

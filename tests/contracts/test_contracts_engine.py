@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from airflow_trainkit.contracts.compile import compile_suite, resolve_contract
 from airflow_trainkit.contracts.engine import Outcome, validate, validate_frame
 from airflow_trainkit.contracts.model import parse_contract
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def run(frame, contract) -> Outcome:
@@ -138,7 +141,9 @@ def test_freshness_and_datetime_bounds(churn_frame) -> None:
 def test_csv_datetimes_are_parsed_for_datetime_columns(tmp_path: Path) -> None:
     path = tmp_path / "events.csv"
     path.write_text("ts,n\n2026-05-31T20:00:00,1\n2026-05-30T10:00:00,2\n")
-    contract = parse_contract("dataset: e\ncolumns:\n  - name: ts\n    type: datetime\n  - name: n\n    type: integer\n")
+    contract = parse_contract(
+        "dataset: e\ncolumns:\n  - name: ts\n    type: datetime\n  - name: n\n    type: integer\n"
+    )
     assert validate(str(path), contract).summary["success"] is True
 
 
@@ -152,16 +157,26 @@ def test_regex_allowed_values_unique_and_null_share(churn_frame) -> None:
     )
     summary = run(churn_frame, contract).summary
     assert [f["check"] for f in summary["failed_checks"]] == [
-        "columns.region.regex", "columns.contract.allowed_values", "columns.age.unique",
+        "columns.region.regex",
+        "columns.contract.allowed_values",
+        "columns.age.unique",
         "columns.monthly_charges.max_null_share",
     ]
 
 
-def test_report_is_written_whole_and_opens(churn_frame, churn_parquet, churn_contract, tmp_path: Path) -> None:
+def test_report_is_written_whole_and_opens(
+    churn_frame, churn_parquet, churn_contract, tmp_path: Path
+) -> None:
     report = tmp_path / "report"
     outcome = validate(churn_parquet, str(churn_contract), report_uri=str(report))
     assert outcome.summary["report_uri"] == str(report)
-    assert sorted(p.name for p in report.iterdir()) == ["_SUCCESS", "data_docs.html", "result.json", "suite.json", "summary.json"]
+    assert sorted(p.name for p in report.iterdir()) == [
+        "_SUCCESS",
+        "data_docs.html",
+        "result.json",
+        "suite.json",
+        "summary.json",
+    ]
     result = json.loads((report / "result.json").read_text())
     assert result["success"] is True and len(result["results"]) == outcome.summary["evaluated"]
     assert json.loads((report / "summary.json").read_text())["report_uri"] == str(report)
@@ -186,15 +201,27 @@ def test_gx_checkpoint_in_a_gx_project(churn_frame, tmp_path: Path) -> None:
     root = tmp_path / "gx"
     for folder in ("checkpoints", "validation_definitions", "expectations"):
         (root / folder).mkdir(parents=True)
-    (root / "expectations" / "ages.json").write_text(json.dumps({
-        "name": "ages", "expectations": [
-            {"type": "expect_column_values_to_be_between", "kwargs": {"column": "age", "max_value": 50}},
-            {"type": "expect_column_to_exist", "kwargs": {"column": "age"}, "severity": "warning"},
-        ],
-    }))
-    (root / "validation_definitions" / "vd.json").write_text(json.dumps({"name": "vd", "suite": {"name": "ages"}}))
+    (root / "expectations" / "ages.json").write_text(
+        json.dumps(
+            {
+                "name": "ages",
+                "expectations": [
+                    {
+                        "type": "expect_column_values_to_be_between",
+                        "kwargs": {"column": "age", "max_value": 50},
+                    },
+                    {"type": "expect_column_to_exist", "kwargs": {"column": "age"}, "severity": "warning"},
+                ],
+            }
+        )
+    )
+    (root / "validation_definitions" / "vd.json").write_text(
+        json.dumps({"name": "vd", "suite": {"name": "ages"}})
+    )
     checkpoint = root / "checkpoints" / "nightly.json"
-    checkpoint.write_text(json.dumps({"name": "nightly", "validation_definitions": [{"name": "vd"}], "actions": []}))
+    checkpoint.write_text(
+        json.dumps({"name": "nightly", "validation_definitions": [{"name": "vd"}], "actions": []})
+    )
     summary = run(churn_frame, str(checkpoint)).summary
     assert summary["evaluated"] == 2
     assert [f["check"] for f in summary["failed_checks"]] == ["ages[0].expect_column_values_to_be_between"]
@@ -204,8 +231,14 @@ def test_bad_gx_suite_names_the_file_and_expectation(tmp_path: Path, churn_frame
     from airflow_trainkit.contracts.model import ContractError
 
     bad = tmp_path / "bad_suite.json"
-    bad.write_text(json.dumps({"name": "s", "expectations": [{"type": "expect_column_values_to_be_purple", "kwargs": {}}]}))
-    with pytest.raises(ContractError, match=r"bad_suite\.json, key expectations\[0\]: not a valid GX expectation"):
+    bad.write_text(
+        json.dumps(
+            {"name": "s", "expectations": [{"type": "expect_column_values_to_be_purple", "kwargs": {}}]}
+        )
+    )
+    with pytest.raises(
+        ContractError, match=r"bad_suite\.json, key expectations\[0\]: not a valid GX expectation"
+    ):
         run(churn_frame, str(bad))
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from airflow_trainkit.contracts.model import ContractError, load_contract, parse_contract, parse_duration
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 MINIMAL = """\
 dataset: events
@@ -25,9 +28,15 @@ def test_demo_contract_parses_with_every_check(churn_contract: Path) -> None:
     assert contract.column_names()[:2] == ["customer_id", "tenure_months"]
     ids = {check.id for check in contract.checks}
     assert {
-        "columns.customer_id.exists", "columns.customer_id.type", "columns.customer_id.nullable",
-        "columns.customer_id.unique", "columns.customer_id.range", "columns.contract.allowed_values",
-        "columns.region.regex", "columns.monthly_charges.max_null_share", "table.row_count",
+        "columns.customer_id.exists",
+        "columns.customer_id.type",
+        "columns.customer_id.nullable",
+        "columns.customer_id.unique",
+        "columns.customer_id.range",
+        "columns.contract.allowed_values",
+        "columns.region.regex",
+        "columns.monthly_charges.max_null_share",
+        "table.row_count",
         "table.no_extra_columns",
     } <= ids
     by_id = {check.id: check for check in contract.checks}
@@ -68,7 +77,9 @@ def test_empty_dataset_check_is_added_by_default() -> None:
 def test_json_contract_is_accepted() -> None:
     text = json.dumps({"dataset": "x", "columns": [{"name": "a", "type": "string", "regex": "^a"}]})
     assert [c.id for c in parse_contract(text, source="x.json").checks][:3] == [
-        "columns.a.exists", "columns.a.type", "columns.a.regex",
+        "columns.a.exists",
+        "columns.a.type",
+        "columns.a.regex",
     ]
 
 
@@ -77,16 +88,41 @@ def test_json_contract_is_accepted() -> None:
     [
         ("dataset: x\ncolumns:\n  - name: a\n    type: [\n", 5, None, "not valid YAML"),
         (MINIMAL + "    colour: red\n", 5, "columns[0].colour", "unknown column key 'colour'"),
-        (MINIMAL + "    range: {min: abc}\n", 5, "columns[0].range.min", "expected a number, got the string 'abc'"),
+        (
+            MINIMAL + "    range: {min: abc}\n",
+            5,
+            "columns[0].range.min",
+            "expected a number, got the string 'abc'",
+        ),
         (MINIMAL + "    range: {min: 5, max: 1}\n", 5, "columns[0].range", "min 5 is greater than max 1"),
         (MINIMAL + "    type: decimal\n", 5, "columns[0].type", "duplicate key 'type'"),
-        ("dataset: x\ncolumns:\n  - name: a\n    type: decimal\n", 4, "columns[0].type", "expected one of integer"),
+        (
+            "dataset: x\ncolumns:\n  - name: a\n    type: decimal\n",
+            4,
+            "columns[0].type",
+            "expected one of integer",
+        ),
         (MINIMAL + "    nullable: nope\n", 5, "columns[0].nullable", "expected true or false"),
         (MINIMAL + "    severity: fatal\n", 5, "columns[0].severity", "expected one of error, warning"),
         (MINIMAL + "    regex: '(['\n", 5, "columns[0].regex", "not a valid regular expression"),
-        (MINIMAL + "table:\n  row_counts: {min: 1}\n", 6, "table.row_counts", "unknown table check key 'row_counts'"),
-        (MINIMAL + "table:\n  row_count: {min: -1}\n", 6, "table.row_count.min", "expected a number between 0"),
-        (MINIMAL + "table:\n  freshness: {column: ts, max_age: soon}\n", 6, "table.freshness.max_age", "duration"),
+        (
+            MINIMAL + "table:\n  row_counts: {min: 1}\n",
+            6,
+            "table.row_counts",
+            "unknown table check key 'row_counts'",
+        ),
+        (
+            MINIMAL + "table:\n  row_count: {min: -1}\n",
+            6,
+            "table.row_count.min",
+            "expected a number between 0",
+        ),
+        (
+            MINIMAL + "table:\n  freshness: {column: ts, max_age: soon}\n",
+            6,
+            "table.freshness.max_age",
+            "duration",
+        ),
         (MINIMAL + "  - name: id\n", 5, "columns[1].name", "column 'id' is listed twice"),
         (MINIMAL + "    max_null_share: 1.5\n", 5, "columns[0].max_null_share", "between 0.0 and 1.0"),
         ("columns: []\n", 1, "dataset", "is required"),
@@ -114,7 +150,9 @@ def test_missing_and_empty_contract_files(tmp_path: Path) -> None:
         load_contract(empty)
 
 
-@pytest.mark.parametrize(("value", "seconds"), [("90s", 90), ("30m", 1800), ("36h", 129600), ("2d", 172800), (60, 60)])
+@pytest.mark.parametrize(
+    ("value", "seconds"), [("90s", 90), ("30m", 1800), ("36h", 129600), ("2d", 172800), (60, 60)]
+)
 def test_durations(value: object, seconds: float) -> None:
     assert parse_duration(value) == seconds
 
