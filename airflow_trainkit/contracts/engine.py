@@ -470,3 +470,22 @@ def _scrub(value: Any, secrets: Sequence[str]) -> Any:
     if isinstance(value, list | tuple):
         return [_scrub(v, secrets) for v in value]
     return value
+
+
+def validate_for_demo(data_uri: str, contract_path: str, report_uri: str) -> dict[str, Any]:
+    """Validate the demo's data before it trains; the summary, or DataValidationFailed once the report is stored.
+
+    The same path as ``ValidateDataOperator(on_failure="fail")``, for callers outside a DAG.
+    """
+    from airflow_trainkit.exceptions import DataValidationFailed
+
+    outcome = validate(data_uri, contract_path, report_uri=report_uri)
+    if not outcome.success:
+        errors = [f for f in outcome.summary["failed_checks"] if f["severity"] == "error"]
+        raise DataValidationFailed(
+            f"data {data_uri!r} broke contract {outcome.summary['dataset']!r}: "
+            f"{', '.join(f['check'] for f in errors)}. Report: {outcome.summary['report_uri']}",
+            failed_checks=errors,
+            report_uri=outcome.summary["report_uri"],
+        )
+    return outcome.summary

@@ -248,3 +248,19 @@ def test_unreadable_uri_names_the_uri_and_the_cause(churn_contract, tmp_path: Pa
         validate(str(missing), str(churn_contract))
     with pytest.raises(ValueError, match="cannot tell the format"):
         validate(str(tmp_path / "data.xlsx"), str(churn_contract))
+
+
+def test_validate_for_demo(churn_contract: Path, tmp_path: Path) -> None:
+    from airflow_trainkit.contracts.engine import validate_for_demo
+    from airflow_trainkit.demo.data import make_churn_frame, write_churn_dataset
+    from airflow_trainkit.exceptions import DataValidationFailed
+
+    good = write_churn_dataset(tmp_path / "train.parquet", rows=5000, seed=7)
+    summary = validate_for_demo(str(good), str(churn_contract), str(tmp_path / "ok"))
+    assert summary["success"] is True and (tmp_path / "ok" / "_SUCCESS").exists()
+    bad = make_churn_frame(rows=2000).drop(columns=["contract"])
+    bad.to_parquet(tmp_path / "bad.parquet", index=False)
+    with pytest.raises(DataValidationFailed) as info:
+        validate_for_demo(str(tmp_path / "bad.parquet"), str(churn_contract), str(tmp_path / "bad"))
+    assert "columns.contract.exists" in [f["check"] for f in info.value.failed_checks]
+    assert (tmp_path / "bad" / "result.json").exists()

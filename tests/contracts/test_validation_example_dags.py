@@ -37,7 +37,7 @@ def test_parsing_imports_nothing_heavy_and_reads_no_data(tmp_path: Path) -> None
 def _run(dag_id: str):
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(DAGS), include_examples=False)
+    bag = DagBag(dag_folder=str(DAGS))
     assert not bag.import_errors, bag.import_errors
     run = bag.dags[dag_id].test()
     return run, {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
