@@ -12,6 +12,7 @@ resident memory each path reached. Budget: ours / plain GX <= 1.10.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import statistics
 import tempfile
@@ -62,8 +63,9 @@ class PeakRss:
     """Peak resident memory of this process while the block runs (sampled every 20 ms)."""
 
     def __enter__(self) -> PeakRss:
+        gc.collect()  # the previous run's frame and GX objects (reference cycles) are freed first
         self.process = psutil.Process()
-        self.peak = self.process.memory_info().rss
+        self.start = self.peak = self.process.memory_info().rss
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._sample, daemon=True)
         self._thread.start()
@@ -139,6 +141,7 @@ def main() -> None:
 
     times: dict[str, list[float]] = {"plain GX": [], "trainkit": []}
     peaks: dict[str, int] = {"plain GX": 0, "trainkit": 0}
+    extra: dict[str, int] = {"plain GX": 0, "trainkit": 0}
     for rep in range(args.repeats):
         for name in ("plain GX", "trainkit") if rep % 2 == 0 else ("trainkit", "plain GX"):
             with PeakRss() as rss:
@@ -150,18 +153,21 @@ def main() -> None:
                 elapsed = time.perf_counter() - t0
             times[name].append(elapsed)
             peaks[name] = max(peaks[name], rss.peak)
+            extra[name] = max(extra[name], rss.peak - rss.start)
             print(
-                f"  rep {rep + 1} {name:9s} {elapsed:7.2f} s  success={ok}  peak RSS {rss.peak / 2**30:.2f} GiB"
+                f"  rep {rep + 1} {name:9s} {elapsed:7.2f} s  success={ok}  peak RSS {rss.peak / 2**30:.2f} GiB "
+                f"(+{(rss.peak - rss.start) / 2**30:.2f} GiB during the run)"
             )
 
     plain_median = statistics.median(times["plain GX"])
     ours_median = statistics.median(times["trainkit"])
     ratio = ours_median / plain_median
     print()
-    print(f"{'path':10s} {'median s':>9s} {'min s':>7s} {'peak RSS GiB':>13s}")
+    print(f"{'path':10s} {'median s':>9s} {'min s':>7s} {'peak RSS GiB':>13s} {'peak growth GiB':>16s}")
     for name in ("plain GX", "trainkit"):
         print(
-            f"{name:10s} {statistics.median(times[name]):9.2f} {min(times[name]):7.2f} {peaks[name] / 2**30:13.2f}"
+            f"{name:10s} {statistics.median(times[name]):9.2f} {min(times[name]):7.2f} "
+            f"{peaks[name] / 2**30:13.2f} {extra[name] / 2**30:16.2f}"
         )
     verdict = "within" if ratio <= BUDGET else "OVER"
     print(f"ratio trainkit / plain GX (medians): {ratio:.3f}x  ({verdict} the {BUDGET:.2f}x budget)")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from airflow_trainkit._compat import BaseHook
 from airflow_trainkit.contracts.sql import connection_url
 from airflow_trainkit.exceptions import DataValidationFailed
 from airflow_trainkit.operators.validation import ValidateDataOperator
@@ -78,17 +79,16 @@ def test_sql_types_missing_column_and_wrong_type(sqlite_conn_id: str, tmp_path: 
         "  - name: region\n    type: string\n"
         "  - name: age\n    type: string\n"  # stored as REAL: a wrong type
         "  - name: loyalty_tier\n    type: string\n"  # not in the table
+        "  - name: contract\n    regex: '^one'\n"  # most rows do not match
     )
-    conn = __import__("airflow_trainkit._compat", fromlist=["BaseHook"]).BaseHook.get_connection(
-        sqlite_conn_id
-    )
-    url, secrets = connection_url(conn)
+    url, secrets = connection_url(BaseHook.get_connection(sqlite_conn_id))
     for data in ("churn", "SELECT * FROM churn"):
         summary = validate(data, contract, sql_url=url, sql_label="warehouse", secrets=secrets).summary
         failed = {f["check"]: f for f in summary["failed_checks"]}
         assert set(failed) >= {"columns.age.type", "columns.loyalty_tier.exists"}, failed
         assert "columns.customer_id.type" not in failed and "columns.region.type" not in failed
         assert failed["columns.age.type"]["observed"] == "REAL"
+        assert failed["columns.contract.regex"]["unexpected_count"] > 0
 
 
 def test_hash_free_fingerprint_counts_rows(
