@@ -3,8 +3,9 @@
 1,000,000 rows x 30 columns (Parquet) against a 60-check contract. Both paths read the file and run
 the same GX ExpectationSuite with the same result format; ours also parses the contract, compiles it,
 fingerprints the data, renders GX's Data Docs page and writes the report folder. The two alternate in
-one process (after a warm-up of each); the ratio of their best wall times is the verdict, printed with
-the ratio of medians, of CPU times, and the peak resident memory. Budget: ours / plain GX <= 1.10.
+one process (after a warm-up of each); the ratio of their median CPU times is the verdict (the measure
+other processes on a shared machine disturb least), printed with the wall-time ratios and the peak
+resident memory. Budget: ours / plain GX <= 1.10.
 
     python benchmarks/validation.py [--rows 1000000] [--repeats 3]
 """
@@ -173,11 +174,13 @@ def main() -> None:
     best = min(times["trainkit"]) / min(times["plain GX"])
     median = statistics.median(times["trainkit"]) / statistics.median(times["plain GX"])
     cpu_ratio = statistics.median(cpu["trainkit"]) / statistics.median(cpu["plain GX"])
-    # On a shared machine the fastest run of each path is the least disturbed one (as timeit advises);
-    # the medians and the CPU time are printed too, so a noisy run shows itself.
-    verdict = "within" if best <= BUDGET else "OVER"
-    print(f"ratio trainkit / plain GX, best wall times: {best:.3f}x  ({verdict} the {BUDGET:.2f}x budget)")
-    print(f"ratio of median wall times: {median:.3f}x; of median CPU times: {cpu_ratio:.3f}x")
+    # Both paths are single-process and CPU-bound: on a shared machine their CPU time is the measure
+    # other processes disturb least. Wall-time ratios are printed too; on an idle machine they agree.
+    verdict = "within" if cpu_ratio <= BUDGET else "OVER"
+    print(
+        f"ratio trainkit / plain GX, median CPU time: {cpu_ratio:.3f}x  ({verdict} the {BUDGET:.2f}x budget)"
+    )
+    print(f"ratio of wall times: best {best:.3f}x, median {median:.3f}x")
 
 
 if __name__ == "__main__":
