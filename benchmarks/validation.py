@@ -82,7 +82,7 @@ class PeakRss:
         self.peak = max(self.peak, self.process.memory_info().rss)
 
 
-def plain_gx(uri: str, suite_json: dict) -> bool:
+def plain_gx(uri: str, suite_json: dict) -> tuple[bool, int]:
     """What a team writes with GX 1.x alone: read, ephemeral context, suite, validation definition, run."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -99,13 +99,15 @@ def plain_gx(uri: str, suite_json: dict) -> bool:
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name="plain", data=batch, suite=suite)
     )
-    return bool(definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY").success)
+    result = definition.run(batch_parameters={"dataframe": frame}, result_format="SUMMARY")
+    return bool(result.success), len(result.results)
 
 
-def ours(uri: str, contract_path: str, report_uri: str) -> bool:
+def ours(uri: str, contract_path: str, report_uri: str) -> tuple[bool, int]:
     from airflow_trainkit.contracts.engine import validate
 
-    return validate(uri, contract_path, report_uri=report_uri).success
+    summary = validate(uri, contract_path, report_uri=report_uri).summary
+    return bool(summary["success"]), int(summary["evaluated"])
 
 
 def main() -> None:
@@ -158,7 +160,7 @@ def main() -> None:
             peaks[name] = max(peaks[name], rss.peak)
             extra[name] = max(extra[name], rss.peak - rss.start)
             print(
-                f"  rep {rep + 1} {name:9s} {elapsed:7.2f} s wall {used:7.2f} s CPU  success={ok}  peak RSS {rss.peak / 2**30:.2f} GiB "
+                f"  rep {rep + 1} {name:9s} {elapsed:7.2f} s wall {used:7.2f} s CPU  success={ok[0]} checks={ok[1]}  peak RSS {rss.peak / 2**30:.2f} GiB "
                 f"(+{(rss.peak - rss.start) / 2**30:.2f} GiB during the run)"
             )
 
