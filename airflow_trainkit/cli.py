@@ -11,8 +11,8 @@ import importlib
 import sys
 
 COMMAND_MODULES = [
-    "airflow_trainkit.demo.cli",
     "airflow_trainkit.contracts.cli",
+    "airflow_trainkit.demo.cli",
 ]
 
 
