@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import gc
 import os
+import shutil
 import statistics
 import tempfile
 import threading
@@ -115,10 +116,16 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="trainkit-bench-validation-"))
+    try:
+        run(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the data file is 165 MiB
 
+
+def run(args: argparse.Namespace, work: Path) -> None:
     from airflow_trainkit.contracts.compile import compile_suite, resolve_contract
 
-    work = Path(tempfile.mkdtemp(prefix="trainkit-bench-validation-"))
     contract_path = work / "contract.yaml"
     contract_path.write_text(contract_yaml())
     source = resolve_contract(str(contract_path))
