@@ -11,6 +11,7 @@ import importlib
 import sys
 
 COMMAND_MODULES = [
+    "airflow_trainkit.contracts.cli",
     "airflow_trainkit.demo.cli",
     "airflow_trainkit.costs.cli",
 ]

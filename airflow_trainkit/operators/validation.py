@@ -1,0 +1,151 @@
+"""``ValidateDataOperator``: check a dataset against a data contract before training on it."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from airflow_trainkit._compat import AirflowSkipException, BaseHook, BaseOperator, mask_secret
+from airflow_trainkit.exceptions import DataValidationFailed
+from airflow_trainkit.home import reports_dir
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+ON_FAILURE = ("fail", "warn", "skip")
+SUMMARY_XCOM_KEY = "validation_summary"
+
+
+class ValidateDataOperator(BaseOperator):
+    """Validate ``data`` against ``contract`` with Great Expectations 1.x; return a small summary.
+
+    Nothing is read and GX is not imported until the task runs. The full GX result (JSON) and
+    GX's Data Docs page are written to ``report_uri``, whole or not at all, before the task fails,
+    warns or skips. The return value (XCom) is a small summary: success, counts, the failed checks
+    (check, column, expectation, observed value) and a fingerprint of the data (rows, schema hash,
+    content hash).
+
+    :param data: a CSV or Parquet URI (a path, ``file://``, ``s3://``, ``gs://``, ``abfs://``...), or
+        with ``conn_id`` a SQL query or a table name validated inside the database. (templated)
+    :param contract: a data contract file (YAML/JSON), a GX suite JSON, a GX checkpoint JSON inside
+        its GX project, or the same as a dict. (templated)
+    :param on_failure: what a failed ``error`` check does: ``fail`` raises
+        :class:`~airflow_trainkit.exceptions.DataValidationFailed`, ``warn`` logs and succeeds, ``skip``
+        marks the task skipped so that downstream training does not run. Failed ``warning`` checks
+        are only logged.
+    :param report_uri: folder for the report; default
+        ``<trainkit home>/reports/validation/<dag>/<run>/<task>``. (templated)
+    :param conn_id: an Airflow connection to a SQL database; ``data`` is then SQL. (templated)
+    :param hash_sql_content: for SQL data, stream the rows once more to hash their content
+        (memory stays bounded); ``False`` records row count and column names only.
+    """
+
+    template_fields: Sequence[str] = ("data", "contract", "report_uri", "conn_id")
+    template_ext: Sequence[str] = (".sql",)
+    template_fields_renderers = {"data": "sql", "contract": "json"}
+    ui_color = "#fdebd0"
+
+    def __init__(
+        self,
+        *,
+        data: str,
+        contract: str | dict[str, Any],
+        on_failure: str = "fail",
+        report_uri: str | None = None,
+        conn_id: str | None = None,
+        hash_sql_content: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.data = data
+        self.contract = contract
+        self.on_failure = on_failure
+        self.report_uri = report_uri
+        self.conn_id = conn_id
+        self.hash_sql_content = hash_sql_content
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        if self.on_failure not in ON_FAILURE:
+            raise ValueError(f"on_failure must be one of {', '.join(ON_FAILURE)}, got {self.on_failure!r}")
+        if not isinstance(self.data, str) or not self.data.strip():
+            raise ValueError(f"data must be a non-empty URI or SQL query, got {self.data!r}")
+        # The engine imports GX and pandas: only now, when the task runs.
+        from airflow_trainkit.contracts.engine import validate
+
+        sql_url = None
+        secrets: list[str] = []
+        if self.conn_id:
+            from airflow_trainkit.contracts.sql import connection_url
+
+            sql_url, secrets = connection_url(BaseHook.get_connection(self.conn_id))
+            for secret in secrets:
+                mask_secret(secret)
+        report_uri = self.report_uri or default_report_uri(context)
+        outcome = validate(
+            self.data,
+            self.contract,
+            sql_url=sql_url,
+            sql_label=f"connection {self.conn_id}" if self.conn_id else None,
+            report_uri=report_uri,
+            secrets=secrets,
+            hash_sql_content=self.hash_sql_content,
+        )
+        summary = outcome.summary
+        return self.handle_outcome(context, summary)
+
+    def handle_outcome(self, context: Context, summary: dict[str, Any]) -> dict[str, Any]:
+        """Log the outcome, then return, raise or skip as ``on_failure`` says."""
+        fingerprint = summary["fingerprint"]
+        self.log.info(
+            "Validated %s against %s: %s of %s checks passed; %s rows, schema %s, content %s. Report: %s",
+            summary["data"],
+            summary["dataset"],
+            summary["passed"],
+            summary["evaluated"],
+            fingerprint["rows"],
+            fingerprint["schema_hash"][:12],
+            (fingerprint.get("content_hash") or "-")[:12],
+            summary["report_uri"],
+        )
+        if summary["empty"]:
+            self.log.warning("The dataset %s is empty (0 rows).", summary["data"])
+        for failed in summary["failed_checks"]:
+            self.log.warning(
+                "Failed %s check %s (column %s, %s): observed %s%s",
+                failed["severity"],
+                failed["check"],
+                failed["column"],
+                failed["expectation"],
+                failed["observed"],
+                f"; {failed['error']}" if failed.get("error") else "",
+            )
+        if summary["success"]:
+            return summary
+        message = (
+            f"data {summary['data']!r} broke contract {summary['dataset']!r}: {summary['failed_errors']} "
+            f"of {summary['evaluated']} checks failed "
+            f"({', '.join(f['check'] for f in summary['failed_checks'] if f['severity'] == 'error')}). "
+            f"Report: {summary['report_uri']}"
+        )
+        if self.on_failure == "warn":
+            self.log.warning("%s (on_failure='warn': the task succeeds)", message)
+            return summary
+        context["ti"].xcom_push(key=SUMMARY_XCOM_KEY, value=summary)
+        if self.on_failure == "skip":
+            self.log.warning("%s (on_failure='skip': downstream tasks are skipped)", message)
+            raise AirflowSkipException(message)
+        raise DataValidationFailed(
+            message,
+            failed_checks=[f for f in summary["failed_checks"] if f["severity"] == "error"],
+            report_uri=summary["report_uri"],
+        )
+
+
+def default_report_uri(context: Context) -> str:
+    """``<trainkit home>/reports/validation/<dag>/<run>/<task>[-<map index>]``: a retry overwrites it."""
+    ti = context["ti"]
+    task = ti.task_id if getattr(ti, "map_index", -1) in (-1, None) else f"{ti.task_id}-{ti.map_index}"
+    parts = [ti.dag_id, context["run_id"], task]
+    return str(reports_dir().joinpath("validation", *(re.sub(r"[^A-Za-z0-9_.=-]", "_", p) for p in parts)))

@@ -1,0 +1,138 @@
+"""ValidateDataOperator: light at parse time; fail, warn and skip after the report is stored."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from airflow_trainkit._compat import AirflowSkipException
+from airflow_trainkit.exceptions import DataValidationFailed
+from airflow_trainkit.operators.validation import SUMMARY_XCOM_KEY, ValidateDataOperator, default_report_uri
+
+REPO = Path(__file__).resolve().parents[2]
+CONTRACT = str(REPO / "example_dags" / "contracts" / "churn.yaml")
+
+
+class _TI(SimpleNamespace):
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+
+def _context(run_id: str = "manual__1") -> dict[str, Any]:
+    ti = _TI(dag_id="dag", run_id=run_id, task_id="validate", map_index=-1, xcoms={})
+    return {"ti": ti, "task_instance": ti, "run_id": run_id}
+
+
+@pytest.fixture(scope="module")
+def bad_parquet(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from airflow_trainkit.demo.data import make_churn_frame
+
+    frame = make_churn_frame(rows=2000, seed=3)
+    frame.loc[:19, "age"] = 250.0
+    path = tmp_path_factory.mktemp("bad") / "bad.parquet"
+    frame.to_parquet(path, index=False)
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def good_csv(tmp_path_factory: pytest.TempPathFactory) -> str:
+    from airflow_trainkit.demo.data import write_churn_dataset
+
+    return str(write_churn_dataset(tmp_path_factory.mktemp("good") / "churn.csv", rows=2000))
+
+
+def test_import_and_construction_are_light() -> None:
+    code = (
+        "import sys\n"
+        "from airflow_trainkit.operators.validation import ValidateDataOperator\n"
+        "ValidateDataOperator(task_id='v', data='/nope/{{ ds }}.parquet', contract='/nope/c.yaml', on_failure='bogus')\n"
+        "heavy = [m for m in ('great_expectations', 'pandas', 'numpy', 'pyarrow') if m in sys.modules]\n"
+        "print(','.join(heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
+    assert out.stdout.strip() == "", out.stdout  # nothing heavy; no file read, no error before execute()
+
+
+def test_templated_fields() -> None:
+    assert {"data", "contract", "report_uri", "conn_id"} <= set(ValidateDataOperator.template_fields)
+
+
+def test_bad_arguments_are_refused_in_execute() -> None:
+    with pytest.raises(ValueError, match="on_failure must be one of fail, warn, skip, got 'explode'"):
+        ValidateDataOperator(task_id="v", data="x.csv", contract=CONTRACT, on_failure="explode").execute(
+            _context()
+        )
+    with pytest.raises(ValueError, match="data must be a non-empty URI"):
+        ValidateDataOperator(task_id="v", data="  ", contract=CONTRACT).execute(_context())
+
+
+def test_clean_csv_passes_and_returns_a_small_summary(good_csv: str, tmp_path: Path) -> None:
+    summary = ValidateDataOperator(
+        task_id="v", data=good_csv, contract=CONTRACT, report_uri=str(tmp_path / "r")
+    ).execute(_context())
+    assert summary["success"] is True, summary["failed_checks"]
+    assert summary["report_uri"] == str(tmp_path / "r")
+    assert len(json.dumps(summary)) < 4000
+
+
+def test_fail_raises_after_the_report_is_stored(bad_parquet: str, tmp_path: Path) -> None:
+    report = tmp_path / "report"
+    op = ValidateDataOperator(task_id="v", data=bad_parquet, contract=CONTRACT, report_uri=str(report))
+    context = _context()
+    with pytest.raises(DataValidationFailed) as info:
+        op.execute(context)
+    assert [f["check"] for f in info.value.failed_checks] == ["columns.age.range"]
+    assert info.value.failed_checks[0]["unexpected_count"] == 20
+    assert info.value.report_uri == str(report)
+    assert str(report) in str(info.value) and "columns.age.range" in str(info.value)
+    assert json.loads((report / "result.json").read_text())["success"] is False
+    assert context["ti"].xcoms[SUMMARY_XCOM_KEY]["failed_errors"] == 1
+
+
+def test_warn_logs_and_succeeds(
+    bad_parquet: str, tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture
+) -> None:
+    op = ValidateDataOperator(
+        task_id="v", data=bad_parquet, contract=CONTRACT, on_failure="warn", report_uri=str(tmp_path / "r")
+    )
+    summary = op.execute(_context())
+    assert summary["success"] is False and summary["failed_errors"] == 1
+    logged = caplog.text + capsys.readouterr().out  # Airflow's task logger writes through structlog
+    assert "Failed error check columns.age.range" in logged and "on_failure='warn'" in logged
+    assert str(tmp_path / "r") in logged
+
+
+def test_skip_marks_the_task_skipped(bad_parquet: str, tmp_path: Path) -> None:
+    op = ValidateDataOperator(
+        task_id="v", data=bad_parquet, contract=CONTRACT, on_failure="skip", report_uri=str(tmp_path / "r")
+    )
+    context = _context()
+    with pytest.raises(AirflowSkipException, match=r"columns\.age\.range"):
+        op.execute(context)
+    assert context["ti"].xcoms[SUMMARY_XCOM_KEY]["success"] is False
+    assert (tmp_path / "r" / "data_docs.html").exists()
+
+
+def test_default_report_uri_is_under_the_reports_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TRAINKIT_HOME", str(tmp_path))
+    uri = default_report_uri(_context("scheduled__2026-01-01T00:00:00+00:00"))
+    assert uri == str(
+        tmp_path / "reports" / "validation" / "dag" / "scheduled__2026-01-01T00_00_00_00_00" / "validate"
+    )
+
+
+def test_bad_contract_fails_with_the_file_and_line(good_csv: str, tmp_path: Path) -> None:
+    contract = tmp_path / "c.yaml"
+    contract.write_text("dataset: x\ncolumns:\n  - name: age\n    range: {min: young}\n")
+    op = ValidateDataOperator(
+        task_id="v", data=good_csv, contract=str(contract), report_uri=str(tmp_path / "r")
+    )
+    with pytest.raises(ValueError, match=r"c\.yaml, line 4, key columns\[0\]\.range\.min: expected a number"):
+        op.execute(_context())
+    assert not (tmp_path / "r").exists()
