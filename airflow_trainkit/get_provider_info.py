@@ -22,6 +22,11 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["software"],
             },
             {
+                "integration-name": "Trainkit data validation",
+                "external-doc-url": "https://github.com/airflow-trainkit/airflow-trainkit/blob/main/docs/validation.md",
+                "tags": ["software"],
+            },
+            {
                 "integration-name": "Trainkit costs",
                 "external-doc-url": "https://github.com/airflow-trainkit/airflow-trainkit/blob/main/docs/costs.md",
                 "tags": ["software"],
@@ -31,6 +36,10 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Trainkit training",
                 "python-modules": ["airflow_trainkit.operators.training"],
+            },
+            {
+                "integration-name": "Trainkit data validation",
+                "python-modules": ["airflow_trainkit.operators.validation"],
             },
             {
                 "integration-name": "Trainkit costs",

@@ -1,4 +1,5 @@
-"""The trainkit demo: generate churn data, train XGBoost on the on-prem backend, summarise.
+"""The trainkit demo: generate churn data, validate it against its contract, train XGBoost on the
+on-prem backend, summarise.
 
 Needs nothing but the package: the data is generated, the job runs on this host (GPU if there
 is one, CPU otherwise), and everything is written under ``$AIRFLOW_HOME/trainkit``. Run it with
@@ -8,14 +9,17 @@ is one, CPU otherwise), and everything is written under ``$AIRFLOW_HOME/trainkit
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 
 from airflow.sdk import dag, task
 
 from airflow_trainkit.home import trainkit_home
 from airflow_trainkit.operators.training import TrainModelOperator
+from airflow_trainkit.operators.validation import ValidateDataOperator
 
 DATA_DIR = trainkit_home() / "data"
 TRAIN_URI = str(DATA_DIR / "churn_train.parquet")
+CONTRACT = str(Path(__file__).parent / "contracts" / "churn.yaml")
 
 
 @dag(
@@ -35,6 +39,9 @@ def trainkit_demo():
         if not (DATA_DIR / "churn_train.parquet").exists():
             write_churn_dataset(TRAIN_URI, rows=5000, seed=7)
         return TRAIN_URI
+
+    # The data must keep its contract before anything trains on it.
+    validate = ValidateDataOperator(task_id="validate", data=TRAIN_URI, contract=CONTRACT, on_failure="fail")
 
     # [START howto_train_onprem]
     train = TrainModelOperator(
@@ -75,7 +82,7 @@ def trainkit_demo():
         write_bytes_atomic(str(trainkit_home() / "demo-summary.json"), json.dumps(facts, indent=1).encode())
         return facts
 
-    prepare_data() >> train
+    prepare_data() >> validate >> train
     summary(train.output)
 
 

@@ -56,18 +56,3 @@ def sqlite_conn_id(churn_sqlite: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """An Airflow connection to the SQLite file, from an ``AIRFLOW_CONN_*`` variable."""
     monkeypatch.setenv("AIRFLOW_CONN_TRAINKIT_WAREHOUSE", f"sqlite:///{churn_sqlite}")
     return "trainkit_warehouse"
-
-
-@pytest.fixture(scope="session")
-def validation_airflow_db(request: pytest.FixtureRequest) -> None:
-    """A migrated Airflow metadata DB: the shared ``airflow_db`` fixture when the suite has one,
-    else ``airflow db migrate`` on this process's ``AIRFLOW_HOME`` (run the tests with a temp one)."""
-    try:
-        request.getfixturevalue("airflow_db")
-        return
-    except pytest.FixtureLookupError:
-        pass
-    import subprocess
-    import sys
-
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)

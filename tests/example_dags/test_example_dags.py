@@ -59,6 +59,8 @@ def _dag_ids() -> list[str]:
 RUN_ELSEWHERE = {
     "example_sagemaker_spot_training": "tests/backends/sagemaker/test_sagemaker_example_dag.py",
     "compare_cloud_costs": "tests/costs/test_costs_example_dag.py",
+    "example_validate_data": "tests/contracts/test_validation_example_dags.py",
+    "example_validate_bad_partition": "tests/contracts/test_validation_example_dags.py",
 }
 
 
