@@ -33,11 +33,10 @@ CONTRACT = str(Path(__file__).parent / "contracts" / "churn.yaml")
 def trainkit_demo():
     @task
     def prepare_data() -> str:
-        """Write the demo training table once; later runs reuse it."""
+        """Write the demo training table (deterministic: the same seed gives the same rows)."""
         from airflow_trainkit.demo.data import write_churn_dataset
 
-        if not (DATA_DIR / "churn_train.parquet").exists():
-            write_churn_dataset(TRAIN_URI, rows=5000, seed=7)
+        write_churn_dataset(TRAIN_URI, rows=5000, seed=7)
         return TRAIN_URI
 
     # The data must keep its contract before anything trains on it.
@@ -66,24 +65,28 @@ def trainkit_demo():
     # [END howto_train_onprem]
 
     @task
-    def summary(result: dict) -> dict:
+    def summary(result: dict, validation: dict) -> dict:
         """Say where the model, metrics and logs are; the demo command prints this file."""
         import json
 
         from airflow_trainkit.storage import write_bytes_atomic
 
         facts = {
+            "data contract": f"{'passed' if validation['success'] else 'failed'}; report at {validation.get('report_uri')}",
             "trained on": f"{result['backend']} job {result['job_id']} ({result['state']})",
             "model and metrics": result["output_uri"],
             "metrics": result["metrics"],
             "job log": result["details"].get("log"),
             "billable seconds": result["billable_seconds"],
+            "cost": f"{result['cost']['amount']:.6f} {result['cost']['currency']}"
+            if result.get("cost")
+            else None,
         }
         write_bytes_atomic(str(trainkit_home() / "demo-summary.json"), json.dumps(facts, indent=1).encode())
         return facts
 
     prepare_data() >> validate >> train
-    summary(train.output)
+    summary(train.output, validate.output)
 
 
 trainkit_demo()

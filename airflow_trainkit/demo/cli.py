@@ -39,6 +39,14 @@ def demo_environment(home: Path, dags_folder: Path) -> dict[str, str]:
     }
 
 
+# What the demo host costs, so training results carry an actual cost (see docs/costs.md);
+# written once, then yours to edit.
+DEMO_ONPREM_COSTS = """name,gpu_model,gpu_count,purchase_price,amortization_years,power_watts,electricity_per_kwh,utilization,yearly_other_costs,currency
+workstation-t4,T4,1,4000,4,300,0.15,0.4,0,USD
+workstation-cpu,,,1500,4,120,0.15,0.4,0,USD
+"""
+
+
 def run(args: argparse.Namespace) -> int:
     home = Path(args.home).resolve()
     dags_folder = Path(args.dags_folder).resolve()
@@ -49,6 +57,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"trainkit demo: AIRFLOW_HOME={home}", flush=True)
     summary_path = home / "trainkit" / "demo-summary.json"
     summary_path.unlink(missing_ok=True)
+    costs = home / "trainkit" / "costs" / "onprem.csv"
+    if not costs.exists():
+        costs.parent.mkdir(parents=True, exist_ok=True)
+        costs.write_text(DEMO_ONPREM_COSTS)
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL
     )
