@@ -10,6 +10,7 @@ from airflow.sdk import (
     BaseSensorOperator,
     Connection,
     ObjectStoragePath,
+    PokeReturnValue,
 )
 from airflow.sdk.exceptions import (
     AirflowException,
@@ -34,6 +35,7 @@ __all__ = [
     "BaseTrigger",
     "Connection",
     "ObjectStoragePath",
+    "PokeReturnValue",
     "TaskDeferralError",
     "TaskDeferralTimeout",
     "TaskDeferred",
