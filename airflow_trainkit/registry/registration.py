@@ -248,7 +248,13 @@ def _log_model(
         with tempfile.TemporaryDirectory(prefix="trainkit-model-") as tmp:
             folder = f"{tmp}/model"
             mlflow.xgboost.save_model(
-                booster, folder, signature=signature, input_example=example, model_format="json"
+                booster,
+                folder,
+                signature=signature,
+                input_example=example,
+                model_format="json",
+                # Explicit: MLflow's inference loads the model in a subprocess (minutes on a busy host).
+                pip_requirements=mlflow.xgboost.get_default_pip_requirements(),
             )
             for extra in ("metrics.json", META_FILE):
                 uri = storage.join_uri(output_uri, extra)
