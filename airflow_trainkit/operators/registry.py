@@ -55,7 +55,13 @@ class RegisterModelOperator(_MlflowOperator):
         embedded sqlite registry.
     """
 
-    template_fields: Sequence[str] = ("model_name", "training_result", "data_fingerprint", "experiment", "alias")
+    template_fields: Sequence[str] = (
+        "model_name",
+        "training_result",
+        "data_fingerprint",
+        "experiment",
+        "alias",
+    )
     template_fields_renderers = {"training_result": "json", "data_fingerprint": "json"}
     ui_color = "#d6eaf8"
 
@@ -106,7 +112,11 @@ class RegisterModelOperator(_MlflowOperator):
         )
         self.log.info(
             "%s version %s (@%s, reused=%s); open it with: mlflow ui --backend-store-uri %s",
-            name, summary["version"], summary["alias"], summary["reused"], summary["tracking_uri"],
+            name,
+            summary["version"],
+            summary["alias"],
+            summary["reused"],
+            summary["tracking_uri"],
         )
         return summary
 

@@ -142,6 +142,7 @@ def evaluate_gate(
     :raises ValueError: unknown model, no challenger, a threshold on a metric the model lacks.
     """
     require_model(client, model_name)
+    candidate: Any
     if version:
         candidate = client.get_model_version(model_name, str(version))
     else:
@@ -164,12 +165,20 @@ def evaluate_gate(
     for metric, (threshold, greater) in limits.items():
         failure = _check(metric, metrics[metric], threshold, greater, candidate.run_id)
         checks.append(
-            {"metric": metric, "kind": "threshold", "value": metrics[metric], "limit": threshold,
-             "greater_is_better": greater, "passed": failure is None}
+            {
+                "metric": metric,
+                "kind": "threshold",
+                "value": metrics[metric],
+                "limit": threshold,
+                "greater_is_better": greater,
+                "passed": failure is None,
+            }
         )
         if failure:
-            reasons.append(f"{metric}={metrics[metric]:.4g} fails threshold {'>=' if greater else '<='} "
-                           f"{threshold:g} ({failure})")
+            reasons.append(
+                f"{metric}={metrics[metric]:.4g} fails threshold {'>=' if greater else '<='} "
+                f"{threshold:g} ({failure})"
+            )
 
     baseline = get_alias(client, model_name, compare_to) if compare_to else None
     if baseline is not None and str(baseline.version) != str(candidate.version):
@@ -185,9 +194,16 @@ def evaluate_gate(
             limit = base_metrics[metric] - tol if greater else base_metrics[metric] + tol
             failure = _check(metric, metrics[metric], limit, greater, candidate.run_id)
             checks.append(
-                {"metric": metric, "kind": f"vs {compare_to}", "value": metrics[metric], "limit": limit,
-                 "baseline": base_metrics[metric], "baseline_version": str(baseline.version),
-                 "greater_is_better": greater, "passed": failure is None}
+                {
+                    "metric": metric,
+                    "kind": f"vs {compare_to}",
+                    "value": metrics[metric],
+                    "limit": limit,
+                    "baseline": base_metrics[metric],
+                    "baseline_version": str(baseline.version),
+                    "greater_is_better": greater,
+                    "passed": failure is None,
+                }
             )
             if failure:
                 reasons.append(
@@ -255,10 +271,17 @@ def promote(
         if current is not None:
             client.set_registered_model_alias(model_name, PREVIOUS_CHAMPION, current.version)
         client.set_registered_model_alias(model_name, CHAMPION, decision["version"])
-        log.info("%s version %s is now @%s (was %s)", model_name, decision["version"], CHAMPION,
-                 decision["previous_champion"])
+        log.info(
+            "%s version %s is now @%s (was %s)",
+            model_name,
+            decision["version"],
+            CHAMPION,
+            decision["previous_champion"],
+        )
     else:
-        log.warning("%s version %s rejected: %s", model_name, decision["version"], "; ".join(decision["reasons"]))
+        log.warning(
+            "%s version %s rejected: %s", model_name, decision["version"], "; ".join(decision["reasons"])
+        )
     return decision
 
 
@@ -281,8 +304,13 @@ def rollback_champion(client: MlflowClient, model_name: str) -> dict[str, Any]:
         client.set_registered_model_alias(model_name, ROLLED_BACK, current.version)
         client.set_model_version_tag(model_name, current.version, f"{GATE_TAG}.rolled_back_at", now)
     client.delete_registered_model_alias(model_name, PREVIOUS_CHAMPION)
-    log.info("%s: @%s rolled back from version %s to %s", model_name, CHAMPION,
-             current.version if current is not None else None, previous.version)
+    log.info(
+        "%s: @%s rolled back from version %s to %s",
+        model_name,
+        CHAMPION,
+        current.version if current is not None else None,
+        previous.version,
+    )
     return {
         "model_name": model_name,
         "champion": str(previous.version),

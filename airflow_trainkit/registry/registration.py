@@ -126,8 +126,12 @@ def register_training_result(
     job_id = str(result["job_id"])
     existing = find_version(client, model_name, job_id)
     if existing is not None:
-        log.info("Model %s already has version %s for job %s; not registering again",
-                 model_name, existing.version, job_id)
+        log.info(
+            "Model %s already has version %s for job %s; not registering again",
+            model_name,
+            existing.version,
+            job_id,
+        )
         latest = max(int(v.version) for v in client.search_model_versions(f"name = '{_quote(model_name)}'"))
         if int(existing.version) == latest and alias not in (existing.aliases or []):
             client.set_registered_model_alias(model_name, alias, existing.version)
@@ -149,7 +153,11 @@ def register_training_result(
 
     _ensure_registered_model(client, model_name)
     version = client.create_model_version(
-        model_name, source, run_id=run_id, tags=tags, model_id=model_id,
+        model_name,
+        source,
+        run_id=run_id,
+        tags=tags,
+        model_id=model_id,
         description=f"Trained by {result['backend']} job {job_id}",
     )
     try:

@@ -37,19 +37,32 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
     log_file = (root / "server.log").open("wb")
     proc = subprocess.Popen(
         [
-            mlflow_bin, "server",
-            "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination", str(root / "artifacts"),
-            "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+            mlflow_bin,
+            "server",
+            "--backend-store-uri",
+            f"sqlite:///{root / 'mlflow.db'}",
+            "--artifacts-destination",
+            str(root / "artifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
         ],
-        stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, cwd=root,
+        stdin=subprocess.DEVNULL,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        cwd=root,
         env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
     )
     try:
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"mlflow server exited with {proc.returncode}: "
-                                   f"{(root / 'server.log').read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"mlflow server exited with {proc.returncode}: "
+                    f"{(root / 'server.log').read_text()[-2000:]}"
+                )
             try:
                 with urllib.request.urlopen(f"{uri}/health", timeout=5) as response:
                     if response.status == 200:
@@ -72,7 +85,7 @@ def model_folders(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[P
     """Two real built-in-trainer outputs: a decent classifier and a much weaker one."""
     root = tmp_path_factory.mktemp("models")
     good = train_output(root / "good", rounds=40)
-    weak = train_output(root / "weak", rounds=1, rows=400)
+    weak = train_output(root / "weak", rounds=3, rows=600, features=["age", "data_usage_gb"])
     return {"good": (root / "good", good), "weak": (root / "weak", weak)}
 
 

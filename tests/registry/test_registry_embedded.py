@@ -33,7 +33,9 @@ def test_embedded_register_promote_load(model_folders, monkeypatch, tmp_path):
     assert registered["tracking_uri"] == f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
     assert registered["source"].startswith((tmp_path / "mlflow" / "artifacts").as_uri())
     decision = PromoteModelOperator(
-        task_id="promote", model_name="churn", thresholds={"auc_roc": 0.7, "f1_weighted": 0.7, "log_loss": 0.45}
+        task_id="promote",
+        model_name="churn",
+        thresholds={"auc_roc": 0.7, "f1_weighted": 0.7, "log_loss": 0.45},
     ).execute({"ti": _TI()})
     assert decision["passed"]
     assert not os.path.exists("mlruns")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -42,8 +41,11 @@ def ctx(task_id: str = "t") -> dict[str, Any]:
 
 def register(conn_id: str, name: str, folder: Any, metrics: Any, job: str | None = None, **kw: Any) -> Any:
     op = RegisterModelOperator(
-        task_id="register", model_name=name, conn_id=conn_id,
-        training_result=training_result(folder, metrics, job or uuid.uuid4().hex), **kw,
+        task_id="register",
+        model_name=name,
+        conn_id=conn_id,
+        training_result=training_result(folder, metrics, job or uuid.uuid4().hex),
+        **kw,
     )
     return op.execute(ctx("register"))
 
@@ -99,7 +101,7 @@ def test_gate_pass_reject_and_rollback(server_conn, model_folders, mlflow_server
     name = "churn-gate"
     good, good_metrics = model_folders["good"]
     weak, weak_metrics = model_folders["weak"]
-    assert weak_metrics["auc_roc"] < good_metrics["auc_roc"] - 0.02
+    assert weak_metrics["auc_roc"] < good_metrics["auc_roc"] - 0.05
     client = MlflowHook(server_conn).get_client()
 
     v1 = register(server_conn, name, good, good_metrics)
@@ -122,8 +124,11 @@ def test_gate_pass_reject_and_rollback(server_conn, model_folders, mlflow_server
     context = ctx("promote")
     with pytest.raises(AirflowSkipException, match="worse than @champion"):
         PromoteModelOperator(
-            task_id="promote", model_name=name, conn_id=server_conn, on_reject="skip",
-            thresholds={"auc_roc": 0.5, "f1_weighted": 0.5, "log_loss": 0.7},
+            task_id="promote",
+            model_name=name,
+            conn_id=server_conn,
+            on_reject="skip",
+            thresholds={"auc_roc": 0.4, "f1_weighted": 0.5, "log_loss": 0.9},
         ).execute(context)
     pushed = context["ti"].xcom[DECISION_XCOM_KEY]
     assert pushed["version"] == v3["version"] and not pushed["passed"]
@@ -174,9 +179,7 @@ def test_failed_registration_leaves_nothing(server_conn, model_folders, tmp_path
     with pytest.raises(Exception):  # noqa: B017 - xgboost's own error type
         register(server_conn, "churn-half", broken, metrics, job="job-b")
     assert client.search_model_versions("name = 'churn-half'") == []
-    runs = client.search_runs(
-        [MlflowHook(server_conn).experiment_id()], "tags.`trainkit.job_id` = 'job-b'"
-    )
+    runs = client.search_runs([MlflowHook(server_conn).experiment_id()], "tags.`trainkit.job_id` = 'job-b'")
     assert [r.info.status for r in runs] == ["FAILED"]
 
 
@@ -194,7 +197,9 @@ def test_version_trigger_waits_for_tag_and_alias(server_conn, model_folders):
         task = asyncio.ensure_future(trigger.run().__anext__())
         await asyncio.sleep(1.0)
         assert not task.done()
-        await asyncio.to_thread(client.set_model_version_tag, "churn-watch", first["version"], "stage", "approved")
+        await asyncio.to_thread(
+            client.set_model_version_tag, "churn-watch", first["version"], "stage", "approved"
+        )
         return await task
 
     event = asyncio.run(scenario())
@@ -202,7 +207,10 @@ def test_version_trigger_waits_for_tag_and_alias(server_conn, model_folders):
 
     # Alias newer than the current one: not yet; then a new version gets the alias.
     trigger = ModelVersionTrigger(
-        "churn-watch", alias="challenger", newer_than=int(first["version"]), conn_id=server_conn,
+        "churn-watch",
+        alias="challenger",
+        newer_than=int(first["version"]),
+        conn_id=server_conn,
         poll_interval=0.2,
     )
 
@@ -230,11 +238,17 @@ def test_sensor_defers_and_completes(server_conn, model_folders):
     trigger = deferred.value.trigger
     assert isinstance(trigger, ModelVersionTrigger)
     classpath, kwargs = trigger.serialize()
-    assert classpath == "airflow_trainkit.triggers.registry.ModelVersionTrigger" and kwargs["alias"] == "champion"
+    assert (
+        classpath == "airflow_trainkit.triggers.registry.ModelVersionTrigger"
+        and kwargs["alias"] == "champion"
+    )
     found = sensor.execute_complete(ctx("wait"), {"status": "found", "version": {"version": "3"}})
     assert found == {"version": "3"}
     poking = ModelVersionSensor(
-        task_id="poke", model_name="churn-watch", tag={"stage": "approved"}, conn_id=server_conn,
+        task_id="poke",
+        model_name="churn-watch",
+        tag={"stage": "approved"},
+        conn_id=server_conn,
         deferrable=False,
     )
     assert poking.poke(ctx("poke")).xcom_value["version"] == "1"

@@ -14,11 +14,14 @@ from airflow_trainkit.triggers.registry import ModelVersionTrigger
 
 def test_default_thresholds_follow_the_guide():
     assert resolve_thresholds("classification", None) == {
-        "auc_roc": (0.80, True), "f1_weighted": (0.70, True), "log_loss": (0.25, False)
+        "auc_roc": (0.80, True),
+        "f1_weighted": (0.70, True),
+        "log_loss": (0.25, False),
     }
     assert resolve_thresholds("regression", None) == {"mape": (0.05, False)}
     assert resolve_thresholds("classification", {"log_loss": None, "auc_roc": 0.7}) == {
-        "auc_roc": (0.7, True), "f1_weighted": (0.70, True)
+        "auc_roc": (0.7, True),
+        "f1_weighted": (0.70, True),
     }
     custom = resolve_thresholds(None, {"ndcg": {"threshold": 0.3, "greater_is_better": True}})
     assert custom == {"ndcg": (0.3, True)}
@@ -44,13 +47,22 @@ def test_training_result_checks():
 
 def test_lineage_tags_are_strings():
     tags = lineage_tags(
-        {"backend": "onprem", "job_id": "j", "billable_seconds": 12, "cost": {"amount": 1.5, "currency": "USD"}},
+        {
+            "backend": "onprem",
+            "job_id": "j",
+            "billable_seconds": 12,
+            "cost": {"amount": 1.5, "currency": "USD"},
+        },
         data_fingerprint={"row_count": 10},
         lineage={"dag_id": "d"},
     )
     assert tags == {
-        "trainkit.backend": "onprem", "trainkit.job_id": "j", "trainkit.billable_seconds": "12",
-        "trainkit.cost_amount": "1.5", "trainkit.cost_currency": "USD", "trainkit.data.row_count": "10",
+        "trainkit.backend": "onprem",
+        "trainkit.job_id": "j",
+        "trainkit.billable_seconds": "12",
+        "trainkit.cost_amount": "1.5",
+        "trainkit.cost_currency": "USD",
+        "trainkit.data.row_count": "10",
         "trainkit.dag_id": "d",
     }
 
@@ -64,7 +76,9 @@ def test_watch_target_checks():
 
 
 def test_trigger_round_trips_through_serialize():
-    trigger = ModelVersionTrigger("m", alias="champion", newer_than=2, conn_id="c", poll_interval=5, deadline=1.5)
+    trigger = ModelVersionTrigger(
+        "m", alias="champion", newer_than=2, conn_id="c", poll_interval=5, deadline=1.5
+    )
     classpath, kwargs = trigger.serialize()
     module, name = classpath.rsplit(".", 1)
     again = getattr(importlib.import_module(module), name)(**kwargs)
