@@ -12,6 +12,7 @@ import sys
 
 COMMAND_MODULES = [
     "airflow_trainkit.demo.cli",
+    "airflow_trainkit.registry.cli",
 ]
 
 
