@@ -190,16 +190,24 @@ def _summary(client: MlflowClient, name: str, version: Any, alias: str, *, reuse
 
 
 def _read_meta(output_uri: str) -> dict[str, Any] | None:
-    """``model_meta.json`` of the built-in trainer, or ``None`` for other frameworks."""
+    """``model_meta.json`` of the built-in trainer, normalised, or ``None`` for other frameworks.
+
+    Accepts ``features`` or ``feature_names`` (a list) and ``feature_types`` as a list or a
+    ``{name: type}`` dict; the result always has ``features`` and ``feature_types`` lists.
+    """
     from airflow_trainkit import storage
 
     uri = storage.join_uri(output_uri, META_FILE)
     if not storage.exists(uri):
         return None
     meta = json.loads(storage.read_bytes(uri))
-    if not isinstance(meta, dict) or not isinstance(meta.get("features"), list):
-        raise ValueError(f"{uri}: model_meta.json must be an object with a 'features' list")
-    return meta
+    features = meta.get("features") or meta.get("feature_names") if isinstance(meta, dict) else None
+    if not isinstance(features, list) or not features:
+        raise ValueError(f"{uri}: model_meta.json must hold a 'features' or 'feature_names' list")
+    types = meta.get("feature_types") or []
+    if isinstance(types, dict):
+        types = [types.get(str(name), "float") for name in features]
+    return {**meta, "features": [str(f) for f in features], "feature_types": [str(t) for t in types]}
 
 
 def _log_params_and_metrics(
@@ -235,7 +243,8 @@ def _log_model(
     from airflow_trainkit import storage
 
     output_uri = str(result["output_uri"])
-    model_uri = storage.join_uri(output_uri, MODEL_FILE)
+    model_file = str((meta or {}).get("model_file") or MODEL_FILE)
+    model_uri = storage.join_uri(output_uri, model_file)
     if meta is None or not storage.exists(model_uri):
         # Another framework's output: registered by reference, as it is.
         log.info("No built-in trainer output at %s; registering the artifact URI as is", output_uri)
@@ -288,7 +297,9 @@ def _signature(meta: dict[str, Any]) -> tuple[Any, Any]:
 
     features = [str(f) for f in meta["features"]]
     types = list(meta.get("feature_types") or [])
-    categorical = {f for f, t in zip(features, types, strict=False) if str(t) in ("c", "category")}
+    categorical = {
+        f for f, t in zip(features, types, strict=False) if str(t) in ("c", "category", "categorical")
+    }
     inputs = Schema([ColSpec("string" if f in categorical else "double", f) for f in features])
     outputs = Schema([ColSpec("double")])
     example = None if categorical else pd.DataFrame([[0.0] * len(features)], columns=features)

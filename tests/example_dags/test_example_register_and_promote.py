@@ -49,7 +49,11 @@ def test_dag_test_succeeds(tmp_path):
     )
     code = (
         "import runpy, sys; ns = runpy.run_path(sys.argv[1]);"
-        "r = ns['example_dag'].test(); print('STATE', r.state)"
+        "r = ns['example_dag'].test(); print('STATE', r.state);"
+        "print('TASKS', sorted((t.task_id, str(t.state)) for t in r.get_task_instances()));"
+        "from airflow_trainkit.hooks.mlflow import MlflowHook;"
+        "c = MlflowHook().get_client();"
+        "print('CHAMPION', c.get_model_version_by_alias('churn-example', 'champion').version)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code, str(EXAMPLES / "example_register_and_promote.py")],
@@ -58,5 +62,6 @@ def test_dag_test_succeeds(tmp_path):
         text=True,
     )
     assert "STATE success" in out.stdout, out.stdout[-3000:] + out.stderr[-3000:]
-    assert "is @champion (promoted" in out.stdout + out.stderr
+    assert "CHAMPION 1" in out.stdout
+    assert "('summary', 'success')" in out.stdout
     assert (tmp_path / "trainkit" / "mlflow" / "mlflow.db").exists()

@@ -84,3 +84,31 @@ def test_trigger_round_trips_through_serialize():
     again = getattr(importlib.import_module(module), name)(**kwargs)
     assert again.serialize() == (classpath, kwargs)
     assert all(isinstance(v, (str, int, float, type(None), dict)) for v in kwargs.values())
+
+
+def test_meta_of_the_builtin_trainer_is_normalised(tmp_path):
+    import json
+
+    from airflow_trainkit.registry.registration import _read_meta, _signature
+
+    (tmp_path / "model_meta.json").write_text(
+        json.dumps(
+            {
+                "model_file": "model.ubj",
+                "task": "classification",
+                "feature_names": ["tenure_months", "contract"],
+                "feature_types": {"tenure_months": "float64", "contract": "categorical"},
+            }
+        )
+    )
+    meta = _read_meta(str(tmp_path))
+    assert meta is not None
+    assert meta["features"] == ["tenure_months", "contract"]
+    assert meta["feature_types"] == ["float64", "categorical"]
+    signature, example = _signature(meta)
+    assert [(c.name, str(c.type)) for c in signature.inputs.inputs] == [
+        ("tenure_months", "double"),
+        ("contract", "string"),
+    ]
+    assert example is None
+    assert _read_meta(str(tmp_path / "elsewhere")) is None
