@@ -24,7 +24,7 @@ from airflow_trainkit.operators.registry import PromoteModelOperator, RegisterMo
 
 MODEL_NAME = "churn-example"
 # What the demo-sized model meets; the defaults (the guide's checklist) stay stricter.
-DEMO_THRESHOLDS = {"auc_roc": 0.75, "f1_weighted": 0.75, "log_loss": 0.45}
+DEMO_THRESHOLDS = {"auc_roc": 0.70, "f1_weighted": 0.75, "log_loss": 0.45}
 
 
 @dag(schedule=None, start_date=datetime(2026, 1, 1), catchup=False, tags=["trainkit", "example"])

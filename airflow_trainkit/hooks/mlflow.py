@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -136,6 +135,11 @@ class MlflowHook(BaseHook):
         host = (conn.host or "").strip()
         if not host:
             raise ValueError(f"connection {name!r}: host (the MLflow tracking URI) is empty")
+        if "@" in host.split("/")[2 if "://" in host else 0]:
+            # Never echo the host here: it holds a secret.
+            raise ValueError(
+                f"connection {name!r}: host must not carry credentials; put them in login/password"
+            )
         if "://" in host:
             tracking_uri = host.rstrip("/")
             if conn.port and urlsplit(tracking_uri).port is None:
@@ -276,11 +280,3 @@ def build_client(settings: MlflowSettings) -> MlflowClient:
     client._tracking_client = _TrackingClient(settings.tracking_uri)
     client._registry_client_lazy = _RegistryClient(registry_uri, settings.tracking_uri)  # type: ignore[attr-defined]
     return client
-
-
-def local_dir_of(uri: str) -> Path | None:
-    """The local folder of a ``file:`` URI or plain path, else ``None``."""
-    parts = urlsplit(uri)
-    if parts.scheme in ("", "file"):
-        return Path(parts.path if parts.scheme else uri)
-    return None

@@ -129,3 +129,13 @@ def test_embedded_default_is_sqlite_under_trainkit_home(monkeypatch, tmp_path):
     settings = MlflowHook().settings()
     assert settings.tracking_uri == f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
     assert settings.artifact_location == (tmp_path / "mlflow" / "artifacts").as_uri()
+
+
+def test_credentials_in_host_are_refused_without_echo(monkeypatch):
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MLFLOW_USERINFO",
+        json.dumps({"conn_type": "trainkit_mlflow", "host": f"https://bob:{SECRET}@mlflow.internal"}),
+    )
+    with pytest.raises(ValueError, match="must not carry credentials") as failure:
+        MlflowHook("mlflow_userinfo").settings()
+    assert SECRET not in str(failure.value)

@@ -106,7 +106,7 @@ def test_meta_of_the_builtin_trainer_is_normalised(tmp_path):
     assert meta["features"] == ["tenure_months", "contract"]
     assert meta["feature_types"] == ["float64", "categorical"]
     signature, example = _signature(meta)
-    assert [(c.name, str(c.type)) for c in signature.inputs.inputs] == [
+    assert [(c.name, c.type.name) for c in signature.inputs.inputs] == [
         ("tenure_months", "double"),
         ("contract", "string"),
     ]
