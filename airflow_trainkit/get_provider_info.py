@@ -27,6 +27,11 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["software"],
             },
             {
+                "integration-name": "Trainkit model registry",
+                "external-doc-url": "https://github.com/airflow-trainkit/airflow-trainkit/blob/main/docs/registry.md",
+                "tags": ["software"],
+            },
+            {
                 "integration-name": "Trainkit costs",
                 "external-doc-url": "https://github.com/airflow-trainkit/airflow-trainkit/blob/main/docs/costs.md",
                 "tags": ["software"],
@@ -42,6 +47,10 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_trainkit.operators.validation"],
             },
             {
+                "integration-name": "Trainkit model registry",
+                "python-modules": ["airflow_trainkit.operators.registry"],
+            },
+            {
                 "integration-name": "Trainkit costs",
                 "python-modules": ["airflow_trainkit.operators.costs"],
             },
@@ -51,11 +60,19 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Trainkit training",
                 "python-modules": ["airflow_trainkit.sensors.training"],
             },
+            {
+                "integration-name": "Trainkit model registry",
+                "python-modules": ["airflow_trainkit.sensors.registry"],
+            },
         ],
         "triggers": [
             {
                 "integration-name": "Trainkit training",
                 "python-modules": ["airflow_trainkit.triggers.training"],
+            },
+            {
+                "integration-name": "Trainkit model registry",
+                "python-modules": ["airflow_trainkit.triggers.registry"],
             },
         ],
         "hooks": [
@@ -63,11 +80,19 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Trainkit training",
                 "python-modules": ["airflow_trainkit.hooks.onprem"],
             },
+            {
+                "integration-name": "Trainkit model registry",
+                "python-modules": ["airflow_trainkit.hooks.mlflow"],
+            },
         ],
         "connection-types": [
             {
                 "connection-type": "trainkit_onprem",
                 "hook-class-name": "airflow_trainkit.hooks.onprem.OnPremGpuHook",
+            },
+            {
+                "connection-type": "trainkit_mlflow",
+                "hook-class-name": "airflow_trainkit.hooks.mlflow.MlflowHook",
             },
         ],
         "extra-links": ["airflow_trainkit.links.training.TrainingJobConsoleLink"],

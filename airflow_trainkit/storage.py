@@ -135,6 +135,22 @@ def table_format(uri: str) -> str:
     raise ValueError(f"cannot tell the format of {uri!r}: expected a .csv or .parquet file")
 
 
+def read_bytes(uri: str) -> bytes:
+    """The whole content of one file, local or in object storage.
+
+    :raises FileNotFoundError: nothing is at ``uri``; the message names it.
+    """
+    if is_local(uri):
+        path = local_path(uri)
+        if not path.is_file():
+            raise FileNotFoundError(f"no such file: {uri}")
+        return path.read_bytes()
+    target = _object_path(uri)
+    if not target.exists():
+        raise FileNotFoundError(f"no such file: {uri}")
+    return bytes(target.read_bytes())
+
+
 def exists(uri: str) -> bool:
     """Whether something exists at ``uri``."""
     if is_local(uri):

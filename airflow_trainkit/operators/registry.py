@@ -1,0 +1,218 @@
+"""Register a trained model in MLflow 3 and promote it past a quality gate with aliases."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from airflow_trainkit._compat import AirflowFailException, AirflowSkipException, BaseOperator
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow.sdk import Context
+
+    from airflow_trainkit.hooks.mlflow import MlflowHook
+
+DECISION_XCOM_KEY = "gate_decision"
+
+
+class _MlflowOperator(BaseOperator):
+    """Owns the :class:`~airflow_trainkit.hooks.mlflow.MlflowHook` of the registry operators."""
+
+    def __init__(self, *, conn_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.conn_id = conn_id
+
+    @property
+    def hook(self) -> MlflowHook:
+        from airflow_trainkit.hooks.mlflow import MlflowHook
+
+        if getattr(self, "_hook", None) is None:
+            self._hook = MlflowHook(conn_id=self.conn_id)
+        return self._hook
+
+    def _check_name(self) -> str:
+        if not isinstance(self.model_name, str) or not self.model_name.strip():  # type: ignore[attr-defined]
+            raise ValueError(f"model_name must be a non-empty string, got {self.model_name!r}")  # type: ignore[attr-defined]
+        return self.model_name.strip()  # type: ignore[attr-defined]
+
+
+class RegisterModelOperator(_MlflowOperator):
+    """Log a training result to MLflow with its lineage, register a version, alias it ``challenger``.
+
+    The built-in trainer's output (``model.json`` + ``model_meta.json``) is logged with the XGBoost
+    flavor, with a signature; any other output is registered by its URI. A retry for the same
+    training job returns the version it already made.
+
+    :param model_name: the registered model. (templated)
+    :param training_result: the dict TrainModelOperator returns: ``train.output`` or
+        ``"{{ ti.xcom_pull('train') }}"`` with ``render_template_as_native_obj=True``. (templated)
+    :param data_fingerprint: ``{"row_count", "schema_hash", "content_hash"}`` of the training data,
+        from the validation task; stored as lineage tags. (templated)
+    :param experiment: MLflow experiment for the run; the connection's by default. (templated)
+    :param alias: alias the new version gets. (templated)
+    :param conn_id: a ``trainkit_mlflow`` connection; ``None`` for ``trainkit_mlflow_default`` or the
+        embedded sqlite registry.
+    """
+
+    template_fields: Sequence[str] = (
+        "model_name",
+        "training_result",
+        "data_fingerprint",
+        "experiment",
+        "alias",
+    )
+    template_fields_renderers = {"training_result": "json", "data_fingerprint": "json"}
+    ui_color = "#d6eaf8"
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        training_result: Any,
+        data_fingerprint: Any = None,
+        experiment: str | None = None,
+        alias: str = "challenger",
+        conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(conn_id=conn_id, **kwargs)
+        self.model_name = model_name
+        self.training_result = training_result
+        self.data_fingerprint = data_fingerprint
+        self.experiment = experiment
+        self.alias = alias
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_trainkit.registry.registration import (
+            check_fingerprint,
+            check_training_result,
+            register_training_result,
+        )
+
+        name = self._check_name()
+        result = check_training_result(self.training_result)
+        fingerprint = check_fingerprint(self.data_fingerprint)
+        ti = context["ti"]
+        lineage = {
+            "dag_id": ti.dag_id,
+            "airflow_run_id": ti.run_id,
+            "task_id": ti.task_id,
+            "map_index": getattr(ti, "map_index", -1),
+        }
+        client = self.hook.get_client()
+        summary = register_training_result(
+            client,
+            experiment_id=self.hook.experiment_id(self.experiment),
+            model_name=name,
+            result=result,
+            data_fingerprint=fingerprint,
+            lineage=lineage,
+            alias=self.alias,
+        )
+        self.log.info(
+            "%s version %s (@%s, reused=%s); open it with: mlflow ui --backend-store-uri %s",
+            name,
+            summary["version"],
+            summary["alias"],
+            summary["reused"],
+            summary["tracking_uri"],
+        )
+        return summary
+
+
+class PromoteModelOperator(_MlflowOperator):
+    """Quality gate: move ``champion`` to the challenger if it meets thresholds and the champion.
+
+    Absolute thresholds default to the team guide's checklist (classifiers: ``auc_roc >= 0.80``,
+    ``f1_weighted >= 0.70``, ``log_loss <= 0.25``; regressors: ``mape <= 0.05``); ``thresholds``
+    overrides per metric (``None`` drops one). The challenger must also not be worse than the
+    ``compare_to`` version by more than ``tolerance``. The decision and reasons are tags on the
+    version and the task's return value (on rejection, XCom key ``gate_decision``).
+
+    :param model_name: the registered model. (templated)
+    :param version: the version to judge; ``None`` for ``@challenger``. (templated)
+    :param thresholds: ``{metric: value}`` or ``{metric: {"threshold", "greater_is_better"}}``. (templated)
+    :param compare_to: alias of the baseline; ``None`` for thresholds only. (templated)
+    :param tolerance: allowed regression against the baseline, absolute; a number or per metric.
+    :param on_reject: ``"fail"`` (the task fails, no retry) or ``"skip"`` (downstream is skipped).
+    :param conn_id: a ``trainkit_mlflow`` connection; ``None`` for the default.
+    """
+
+    template_fields: Sequence[str] = ("model_name", "version", "thresholds", "compare_to")
+    ui_color = "#d6eaf8"
+
+    def __init__(
+        self,
+        *,
+        model_name: str,
+        version: str | None = None,
+        thresholds: dict[str, Any] | None = None,
+        compare_to: str | None = "champion",
+        tolerance: float | dict[str, float] = 0.01,
+        on_reject: str = "fail",
+        conn_id: str | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(conn_id=conn_id, **kwargs)
+        self.model_name = model_name
+        self.version = version
+        self.thresholds = thresholds
+        self.compare_to = compare_to
+        self.tolerance = tolerance
+        self.on_reject = on_reject
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_trainkit.registry.gate import promote
+
+        name = self._check_name()
+        if self.on_reject not in ("fail", "skip"):
+            raise ValueError(f"on_reject must be 'fail' or 'skip', got {self.on_reject!r}")
+        version = str(self.version) if self.version not in (None, "") else None
+        decision = promote(
+            self.hook.get_client(),
+            name,
+            version=version,
+            thresholds=self.thresholds,
+            compare_to=self.compare_to or None,
+            tolerance=self.tolerance,
+        )
+        if decision["passed"]:
+            self.log.info("%s version %s: %s", name, decision["version"], decision["decision"])
+            return decision
+        context["ti"].xcom_push(key=DECISION_XCOM_KEY, value=decision)
+        message = f"{name} version {decision['version']} rejected: " + "; ".join(decision["reasons"])
+        if self.on_reject == "skip":
+            raise AirflowSkipException(message)
+        # A gate's verdict does not change on retry: fail without retrying.
+        raise AirflowFailException(message)
+
+
+class RollbackChampionOperator(_MlflowOperator):
+    """Point ``champion`` back at ``previous-champion`` (see :func:`rollback_champion`).
+
+    :param model_name: the registered model. (templated)
+    :param conn_id: a ``trainkit_mlflow`` connection; ``None`` for the default.
+    """
+
+    template_fields: Sequence[str] = ("model_name",)
+
+    def __init__(self, *, model_name: str, conn_id: str | None = None, **kwargs: Any) -> None:
+        super().__init__(conn_id=conn_id, **kwargs)
+        self.model_name = model_name
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow_trainkit.registry.gate import rollback_champion as rollback
+
+        return rollback(self.hook.get_client(), self._check_name())
+
+
+def rollback_champion(model_name: str, conn_id: str | None = None) -> dict[str, Any]:
+    """One call to undo the last promotion of ``model_name``, from a shell or a task.
+
+    ``@champion`` goes back to ``@previous-champion``; the demoted version gets ``@rolled-back``.
+    """
+    from airflow_trainkit.hooks.mlflow import MlflowHook
+    from airflow_trainkit.registry.gate import rollback_champion as rollback
+
+    return rollback(MlflowHook(conn_id=conn_id).get_client(), model_name)

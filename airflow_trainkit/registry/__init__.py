@@ -1,0 +1,1 @@
+"""The MLflow registry core: registration with lineage, the promotion gate, rollback."""

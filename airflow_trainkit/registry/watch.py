@@ -1,0 +1,57 @@
+"""Find a model version by alias or tag that is newer than a given one (used by sensor and trigger)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+
+def check_target(alias: str | None, tag: dict[str, str] | None, newer_than: Any) -> int | None:
+    """Validate what to wait for; returns ``newer_than`` as an int (or ``None``)."""
+    if bool(alias) == bool(tag):
+        raise ValueError(f"give exactly one of alias or tag, got alias={alias!r} tag={tag!r}")
+    if tag is not None and (not isinstance(tag, dict) or len(tag) != 1):
+        raise ValueError(f"tag must be a dict with one key -> value, got {tag!r}")
+    if newer_than in (None, ""):
+        return None
+    try:
+        return int(newer_than)
+    except (TypeError, ValueError):
+        raise ValueError(f"newer_than must be a version number, got {newer_than!r}") from None
+
+
+def find_newer_version(
+    client: MlflowClient,
+    model_name: str,
+    *,
+    alias: str | None = None,
+    tag: dict[str, str] | None = None,
+    newer_than: int | None = None,
+) -> dict[str, Any] | None:
+    """The matching version as a JSON dict, or ``None`` when there is none yet."""
+    from airflow_trainkit.registry.gate import get_alias
+
+    if alias:
+        candidates = [v for v in [get_alias(client, model_name, alias)] if v is not None]
+    else:
+        ((key, value),) = (tag or {}).items()
+        safe_name = model_name.replace("'", "\\'")
+        safe_value = str(value).replace("'", "\\'")
+        candidates = list(
+            client.search_model_versions(f"name = '{safe_name}' and tags.`{key}` = '{safe_value}'")
+        )
+    candidates = [v for v in candidates if newer_than is None or int(v.version) > newer_than]
+    if not candidates:
+        return None
+    best = max(candidates, key=lambda v: int(v.version))
+    return {
+        "model_name": model_name,
+        "version": str(best.version),
+        "alias": alias,
+        "tag": tag,
+        "run_id": best.run_id,
+        "source": best.source,
+        "model_uri": f"models:/{model_name}/{best.version}",
+    }

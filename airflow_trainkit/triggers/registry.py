@@ -1,0 +1,111 @@
+"""Trigger that waits, in the triggerer, for a model version with an alias or tag newer than a given one."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from airflow_trainkit._compat import BaseTrigger, TriggerEvent
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+log = logging.getLogger(__name__)
+
+MAX_ERRORS = 5
+
+
+class ModelVersionTrigger(BaseTrigger):
+    """Poll the MLflow registry until a matching version appears; yield exactly one event.
+
+    Events: ``{"status": "found", "version": {...}}``, ``{"status": "timeout", ...}`` or
+    ``{"status": "error", "message": ...}`` after :data:`MAX_ERRORS` failed polls in a row.
+
+    :param model_name: the registered model.
+    :param alias: wait for a version holding this alias, e.g. ``"champion"``.
+    :param tag: or for a version with this one tag, ``{"key": "value"}``.
+    :param newer_than: only versions with a higher number count.
+    :param conn_id: a ``trainkit_mlflow`` connection; ``None`` for the default.
+    :param poll_interval: seconds between polls.
+    :param deadline: wall-clock time (epoch seconds) after which the trigger gives up.
+    """
+
+    def __init__(
+        self,
+        model_name: str,
+        alias: str | None = None,
+        tag: dict[str, str] | None = None,
+        newer_than: int | None = None,
+        conn_id: str | None = None,
+        poll_interval: float = 30.0,
+        deadline: float | None = None,
+    ) -> None:
+        super().__init__()
+        self.model_name = model_name
+        self.alias = alias
+        self.tag = tag
+        self.newer_than = newer_than
+        self.conn_id = conn_id
+        self.poll_interval = poll_interval
+        self.deadline = deadline
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "model_name": self.model_name,
+                "alias": self.alias,
+                "tag": dict(self.tag) if self.tag else None,
+                "newer_than": self.newer_than,
+                "conn_id": self.conn_id,
+                "poll_interval": float(self.poll_interval),
+                "deadline": self.deadline,
+            },
+        )
+
+    def _client(self) -> Any:
+        from airflow_trainkit.hooks.mlflow import MlflowHook
+
+        return MlflowHook(conn_id=self.conn_id).get_client()
+
+    def _find(self, client: Any) -> dict[str, Any] | None:
+        from airflow_trainkit.registry.watch import find_newer_version
+
+        return find_newer_version(
+            client, self.model_name, alias=self.alias, tag=self.tag, newer_than=self.newer_than
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        errors = 0
+        client = None
+        while True:
+            # Wall clock: the deadline must survive a triggerer restart.
+            if self.deadline is not None and time.time() >= self.deadline:
+                yield TriggerEvent(
+                    {"status": "timeout", "message": f"no matching version of {self.model_name} in time"}
+                )
+                return
+            try:
+                if client is None:
+                    client = await asyncio.to_thread(self._client)
+                found = await asyncio.to_thread(self._find, client)
+            except Exception as err:
+                errors += 1
+                if errors >= MAX_ERRORS:
+                    yield TriggerEvent(
+                        {
+                            "status": "error",
+                            "message": f"polling {self.model_name} failed {errors} times in a row: "
+                            f"{type(err).__name__}: {err}",
+                        }
+                    )
+                    return
+                log.warning("Polling %s failed (%s); retrying", self.model_name, type(err).__name__)
+            else:
+                errors = 0
+                if found is not None:
+                    yield TriggerEvent({"status": "found", "version": found})
+                    return
+            await asyncio.sleep(self.poll_interval)
