@@ -181,6 +181,8 @@ class TrainModelOperator(BaseOperator):
             )
             attempt += 1
         self._job = job
+        # The console link works while the job runs; "" keeps the link quiet where there is none.
+        context["ti"].xcom_push(key=CONSOLE_URL_XCOM_KEY, value=status.console_url or "")
         return job, status
 
     def _wait(
@@ -286,8 +288,7 @@ class TrainModelOperator(BaseOperator):
         if status.phase == JobPhase.SUCCEEDED:
             result = backend.result(status, spec, attempt=job["attempt"])
             result["cost"] = self._actual_cost(result)
-            if status.console_url:
-                context["ti"].xcom_push(key=CONSOLE_URL_XCOM_KEY, value=status.console_url)
+            context["ti"].xcom_push(key=CONSOLE_URL_XCOM_KEY, value=status.console_url or "")
             self._remember(context, {**job, "returned": True})
             self.log.info("%s job %s succeeded; output at %s", backend.name, job["job_id"], status.output_uri)
             return result

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 ON_FAILURE = ("fail", "warn", "skip")
+FINGERPRINT_XCOM_KEY = "fingerprint"
 SUMMARY_XCOM_KEY = "validation_summary"
 
 
@@ -98,6 +99,8 @@ class ValidateDataOperator(BaseOperator):
     def handle_outcome(self, context: Context, summary: dict[str, Any]) -> dict[str, Any]:
         """Log the outcome, then return, raise or skip as ``on_failure`` says."""
         fingerprint = summary["fingerprint"]
+        # Its own key, so a registration task can take ``validate.output["fingerprint"]``.
+        context["ti"].xcom_push(key=FINGERPRINT_XCOM_KEY, value=fingerprint)
         self.log.info(
             "Validated %s against %s: %s of %s checks passed; %s rows, schema %s, content %s. Report: %s",
             summary["data"],

@@ -278,6 +278,7 @@ def _log_model(
                 if storage.exists(uri):
                     with open(f"{folder}/trainkit_{extra}", "wb") as handle:
                         handle.write(storage.read_bytes(uri))
+            _use_trainkit_pyfunc(folder)
             client.log_model_artifacts(logged.model_id, folder)
         client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])
         client.finalize_logged_model(logged.model_id, LoggedModelStatus.READY)
@@ -287,6 +288,15 @@ def _log_model(
     # The artifact location, not ``models:/<id>``: MLflow's sqlite registry resolves a
     # ``models:/`` source through the process-global tracking URI, not this client's.
     return str(logged.artifact_location), logged.model_id
+
+
+def _use_trainkit_pyfunc(folder: str) -> None:
+    """Point the model's pyfunc flavor at our loader, which restores categorical columns."""
+    from mlflow.models import Model
+
+    model = Model.load(folder)
+    model.flavors["python_function"]["loader_module"] = "airflow_trainkit.registry.xgboost_pyfunc"
+    model.save(f"{folder}/MLmodel")
 
 
 def _signature(meta: dict[str, Any]) -> tuple[Any, Any]:
