@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from airflow_trainkit import storage
@@ -14,6 +12,9 @@ from airflow_trainkit.drift.report import DEFAULT_REPORT_ROWS, build_report, pre
 from airflow_trainkit.home import trainkit_home
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
     import pandas as pd
 
 log = logging.getLogger(__name__)

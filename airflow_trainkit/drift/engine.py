@@ -88,10 +88,14 @@ class DriftConfig:
                 raise ValueError(f"method must be one of {sorted(methods.METHODS)}, got {name!r}")
         thresholds = self.threshold.values() if isinstance(self.threshold, Mapping) else [self.threshold]
         for value in thresholds:
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float) or value <= 0):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
+            ):
                 raise ValueError(f"threshold must be a positive number, got {value!r}")
         if self.performance_metric is not None and self.performance_metric not in METRICS:
-            raise ValueError(f"performance_metric must be one of {sorted(METRICS)}, got {self.performance_metric!r}")
+            raise ValueError(
+                f"performance_metric must be one of {sorted(METRICS)}, got {self.performance_metric!r}"
+            )
         if self.performance_metric and not (self.target and self.prediction):
             raise ValueError("performance_metric needs both target and prediction to be named")
         if not 0 < self.max_performance_drop < 1:
@@ -176,7 +180,12 @@ class DriftResult:
         if self.empty_current:
             return False
         perf = bool(self.performance and self.performance["drifted"])
-        return self.dataset_drift or bool(self._role_drift("prediction")) or bool(self._role_drift("target")) or perf
+        return (
+            self.dataset_drift
+            or bool(self._role_drift("prediction"))
+            or bool(self._role_drift("target"))
+            or perf
+        )
 
     def summary(self) -> dict[str, Any]:
         drifted = [c for c in self.columns if c.drifted]
@@ -262,7 +271,9 @@ def method_for(column: str, kind: str, config: DriftConfig) -> tuple[str, float]
     return name, float(threshold)
 
 
-def evaluate(reference: Profile, current: pd.DataFrame, config: DriftConfig, *, workers: int | None = None) -> DriftResult:
+def evaluate(
+    reference: Profile, current: pd.DataFrame, config: DriftConfig, *, workers: int | None = None
+) -> DriftResult:
     """Test every selected column of ``current`` against ``reference`` and decide.
 
     :raises ValueError: columns differ, a column is all null in one window, a numeric column holds
@@ -274,7 +285,7 @@ def evaluate(reference: Profile, current: pd.DataFrame, config: DriftConfig, *, 
     features = select_columns(reference, [str(c) for c in current.columns], config)
     current_full_rows = len(current)
     current, current_sampled_from = sample_rows(current, config.max_rows, config.seed)
-    base = {
+    base: dict[str, Any] = {
         "reference_rows": reference.rows,
         "current_rows": len(current),
         "drift_share": config.drift_share,
@@ -315,9 +326,17 @@ def _test_column(ref: ColumnProfile, cur: ColumnProfile, role: str, config: Drif
     else:
         stat = methods.compute(name, ref.counts, cur.counts)
     return ColumnResult(
-        column=ref.name, role=role, kind=ref.kind, method=name, statistic=stat.statistic, value=stat.value,
-        threshold=threshold, effect=stat.effect, drifted=False,
-        reference_rows=ref.evaluated, current_rows=cur.evaluated,
+        column=ref.name,
+        role=role,
+        kind=ref.kind,
+        method=name,
+        statistic=stat.statistic,
+        value=stat.value,
+        threshold=threshold,
+        effect=stat.effect,
+        drifted=False,
+        reference_rows=ref.evaluated,
+        current_rows=cur.evaluated,
     )
 
 

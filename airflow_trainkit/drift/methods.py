@@ -7,11 +7,13 @@ calls instead of scipy's four over the concatenated data, and lets a cached refe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 # scipy's ks_2samp(method="auto") is exact up to this many rows on either side, asymptotic above.
 _SCIPY_KS_MAX_AUTO_N = 10000

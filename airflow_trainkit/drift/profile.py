@@ -15,7 +15,6 @@ import logging
 import os
 import shutil
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -23,6 +22,8 @@ import numpy as np
 from airflow_trainkit import storage
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
 log = logging.getLogger(__name__)
@@ -135,7 +136,9 @@ def build_profile(
     return Profile(len(frame), columns, sample.reset_index(drop=True), sampled_from, aligned)
 
 
-def cache_key(uri: str, *, max_rows: int | None, seed: int, report_rows: int, aligned: tuple[str, ...]) -> str | None:
+def cache_key(
+    uri: str, *, max_rows: int | None, seed: int, report_rows: int, aligned: tuple[str, ...]
+) -> str | None:
     """A key that changes when the file at ``uri`` changes; None when no stable identity is known."""
     try:
         if storage.is_local(uri):
@@ -156,7 +159,11 @@ def cache_key(uri: str, *, max_rows: int | None, seed: int, report_rows: int, al
 def save_profile(profile: Profile, folder: Path) -> None:
     """Write a profile folder whole or not at all."""
     files: dict[str, bytes | str] = {}
-    meta: dict[str, Any] = {"version": PROFILE_VERSION, "rows": profile.rows, "sampled_from": profile.sampled_from}
+    meta: dict[str, Any] = {
+        "version": PROFILE_VERSION,
+        "rows": profile.rows,
+        "sampled_from": profile.sampled_from,
+    }
     cols = []
     for i, col in enumerate(profile.columns.values()):
         entry: dict[str, Any] = {"name": col.name, "kind": col.kind, "rows": col.rows, "nulls": col.nulls}
@@ -193,7 +200,12 @@ def load_profile(folder: Path) -> Profile | None:
     for entry in meta["columns"]:
         values = np.load(folder / entry["file"], mmap_mode="r") if "file" in entry else None
         columns[entry["name"]] = ColumnProfile(
-            entry["name"], entry["kind"], entry["rows"], entry["nulls"], values=values, counts=entry.get("counts")
+            entry["name"],
+            entry["kind"],
+            entry["rows"],
+            entry["nulls"],
+            values=values,
+            counts=entry.get("counts"),
         )
     aligned = {name: np.load(folder / fname, allow_pickle=False) for name, fname in meta["aligned"].items()}
     sample_path = folder / "sample.parquet"

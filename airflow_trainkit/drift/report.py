@@ -105,7 +105,9 @@ def _banner(result: DriftResult, ref_rows: int, cur_rows: int) -> str:
         )
         for c in drifted
     )
-    verdict = "DRIFT" if summary["drift"] else ("EMPTY CURRENT WINDOW" if summary["empty_current"] else "no drift")
+    verdict = (
+        "DRIFT" if summary["drift"] else ("EMPTY CURRENT WINDOW" if summary["empty_current"] else "no drift")
+    )
     return (
         '<div id="trainkit-drift-summary" style="font-family:sans-serif;border:2px solid #888;'
         'padding:12px;margin:12px;background:#fafafa">'
