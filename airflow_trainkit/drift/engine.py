@@ -356,6 +356,8 @@ def _decide(results: list[ColumnResult], config: DriftConfig) -> None:
 def _performance(reference: Profile, current: pd.DataFrame, config: DriftConfig) -> dict[str, Any]:
     metric = config.performance_metric or "accuracy"
     target, prediction = config.target or "", config.prediction or ""
+    if target not in reference.aligned or prediction not in reference.aligned:
+        raise ValueError("the reference profile was built without the target and prediction columns")
     ref_value = metric_value(metric, reference.aligned[target], reference.aligned[prediction])
     cur_value = metric_value(metric, current[target].to_numpy(), current[prediction].to_numpy())
     higher_better = METRICS[metric]
