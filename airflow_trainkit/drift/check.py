@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from airflow_trainkit import storage
@@ -65,15 +66,26 @@ def run_check(
     config.validate()
     if report_uri:
         preload_evidently()
+    started = time.perf_counter()
     current = read_current()
+    read_at = time.perf_counter()
     ref_profile = reference_profile(reference_uri, read_reference, config, cache=cache)
+    profiled_at = time.perf_counter()
     result = evaluate(ref_profile, current, config)
+    evaluated_at = time.perf_counter()
     if report_uri:
         result.report_uri = report_uri
         ref_sample = ref_profile.sample if ref_profile.sample is not None else current.iloc[:0]
         files = build_report(result, ref_sample, current, seed=config.seed)
         write_report(report_uri, files)
         log.info("Drift report written to %s", report_uri)
+    log.info(
+        "Drift check timings: read current %.1f s, reference profile %.1f s, tests %.1f s, report %.1f s",
+        read_at - started,
+        profiled_at - read_at,
+        evaluated_at - profiled_at,
+        time.perf_counter() - evaluated_at,
+    )
     return result
 
 

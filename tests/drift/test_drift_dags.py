@@ -28,16 +28,15 @@ def _dag(name: str):
 
 
 def _events(run_id: str) -> list:
-    from sqlalchemy import select
-
     from airflow.models.asset import AssetEvent, AssetModel
     from airflow.utils.session import create_session
+    from sqlalchemy import select
 
     with create_session() as session:
         rows = session.scalars(
-            select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id).where(
-                AssetModel.uri == DRIFT_URI, AssetEvent.source_run_id == run_id
-            )
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == DRIFT_URI, AssetEvent.source_run_id == run_id)
         ).all()
         return [dict(row.extra or {}) for row in rows]
 
@@ -48,7 +47,11 @@ def test_weekly_check_emits_the_drift_event_and_stores_the_report(airflow_db, tr
     events = _events(run.run_id)
     assert len(events) == 1
     extra = events[0]
-    assert {c["column"] for c in extra["drifted_columns"]} == {"monthly_charges", "support_calls", "data_usage_gb"}
+    assert {c["column"] for c in extra["drifted_columns"]} == {
+        "monthly_charges",
+        "support_calls",
+        "data_usage_gb",
+    }
     assert extra["dataset_drift"] is True
     report = Path(extra["report_uri"])
     assert report.is_relative_to(trainkit_home)

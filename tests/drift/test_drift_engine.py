@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 import pytest
 from conftest import make_frame
 
 from airflow_trainkit.drift.engine import DriftConfig, evaluate
 from airflow_trainkit.drift.profile import build_profile
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _check(reference: pd.DataFrame, current: pd.DataFrame, **config):
@@ -35,7 +39,10 @@ def test_shifted_columns_and_only_those_are_flagged(seed):
     assert methods_used == {"x2": "ks", "x7": "ks", "cat": "chisquare"}
     assert summary["dataset_drift"] is False  # 3 of 14 < 0.5, Evidently's rule
     assert summary["rows"] == {
-        "reference": 20_000, "current": 20_000, "reference_evaluated": 20_000, "current_evaluated": 20_000
+        "reference": 20_000,
+        "current": 20_000,
+        "reference_evaluated": 20_000,
+        "current_evaluated": 20_000,
     }
 
 
@@ -87,9 +94,16 @@ def test_evidently_decisions_are_reproduced_without_correction():
     methods_ = {"x3": "psi", "x5": "wasserstein", "city": "jensenshannon"}
     result = _check(ref, cur, correction="none", min_effect=0.0, method=methods_)
     per_method = {c.column: c.method for c in result.columns}
-    definition = DataDefinition(numerical_columns=[f"x{i}" for i in range(6)], categorical_columns=["cat", "city"])
+    definition = DataDefinition(
+        numerical_columns=[f"x{i}" for i in range(6)], categorical_columns=["cat", "city"]
+    )
     snapshot = Report(
-        [DataDriftPreset(per_column_method=per_method, per_column_threshold={c.column: c.threshold for c in result.columns})]
+        [
+            DataDriftPreset(
+                per_column_method=per_method,
+                per_column_threshold={c.column: c.threshold for c in result.columns},
+            )
+        ]
     ).run(
         current_data=Dataset.from_pandas(cur, data_definition=definition),
         reference_data=Dataset.from_pandas(ref, data_definition=definition),
@@ -140,7 +154,10 @@ def test_bad_input_is_named():
         _check(ref, ref.assign(x1=np.nan))
     strings = ref.assign(x0=ref["x0"].astype(object))
     strings.loc[5, "x0"] = "n/a"
-    with pytest.raises(ValueError, match=r"column 'x0' is numeric in the reference but the current window holds 1 non-numeric value\(s\), e.g. 'n/a'"):
+    with pytest.raises(
+        ValueError,
+        match=r"column 'x0' is numeric in the reference but the current window holds 1 non-numeric value\(s\), e.g. 'n/a'",
+    ):
         _check(ref, strings)
     with pytest.raises(ValueError, match="drift_share must be in"):
         _check(ref, ref, drift_share=0)
@@ -171,6 +188,9 @@ def test_max_rows_samples_with_a_fixed_seed():
     second = evaluate(profile, cur, DriftConfig(max_rows=10_000))
     assert first.summary() == second.summary()
     assert first.summary()["rows"] == {
-        "reference": 30_000, "current": 30_000, "reference_evaluated": 10_000, "current_evaluated": 10_000
+        "reference": 30_000,
+        "current": 30_000,
+        "reference_evaluated": 10_000,
+        "current_evaluated": 10_000,
     }
     assert _drifted(first) == {"x1"}

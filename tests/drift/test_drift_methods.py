@@ -20,8 +20,13 @@ def _pair(n1, n2, seed=0, shift=0.0, decimals=None):
 
 @pytest.mark.parametrize(
     ("n1", "n2", "shift", "decimals"),
-    [(300, 500, 0.0, None), (8000, 9000, 0.05, 2), (20_000, 15_000, 0.0, 2), (250_000, 200_000, 0.02, None),
-     (120_000, 120_000, 0.0, 1)],
+    [
+        (300, 500, 0.0, None),
+        (8000, 9000, 0.05, 2),
+        (20_000, 15_000, 0.0, 2),
+        (250_000, 200_000, 0.02, None),
+        (120_000, 120_000, 0.0, 1),
+    ],
 )
 def test_ks_equals_scipy_exactly(n1, n2, shift, decimals):
     a, b = _pair(n1, n2, shift=shift, decimals=decimals)

@@ -39,11 +39,20 @@ def test_demo_check_writes_a_whole_report_that_opens(tmp_path):
     report_uri = str(tmp_path / "reports" / "week1")
     summary = run_demo_drift_check(str(ref), str(cur), report_uri)
 
-    assert {c["column"] for c in summary["drifted_columns"]} == {"monthly_charges", "support_calls", "data_usage_gb"}
+    assert {c["column"] for c in summary["drifted_columns"]} == {
+        "monthly_charges",
+        "support_calls",
+        "data_usage_gb",
+    }
     assert summary["drift"] is True and summary["report_uri"] == report_uri
     assert len(json.dumps(summary)) < 4000 and "<html" not in json.dumps(summary).lower()
     folder = storage.local_path(report_uri)
-    assert sorted(p.name for p in folder.iterdir()) == ["_SUCCESS", "report.html", "report.json", "summary.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "_SUCCESS",
+        "report.html",
+        "report.json",
+        "summary.json",
+    ]
     parser = _Text()
     parser.feed((folder / "report.html").read_text())
     text = " ".join(parser.parts)
@@ -59,8 +68,11 @@ def test_report_is_replaced_whole_on_a_rerun(tmp_path):
     cur = _write(make_frame(3000, numeric=3, seed=2), tmp_path / "cur.parquet")
     report_uri = str(tmp_path / "report")
     kwargs = dict(
-        read_reference=lambda: storage.read_table(ref), read_current=lambda: storage.read_table(cur),
-        config=DriftConfig(), reference_uri=ref, report_uri=report_uri,
+        read_reference=lambda: storage.read_table(ref),
+        read_current=lambda: storage.read_table(cur),
+        config=DriftConfig(),
+        reference_uri=ref,
+        report_uri=report_uri,
     )
     run_check(**kwargs)
     (tmp_path / "report" / "stale.txt").write_text("from an older run")
@@ -103,8 +115,12 @@ def test_sql_windows_through_an_airflow_connection(tmp_path, monkeypatch):
         )
     monkeypatch.setenv("AIRFLOW_CONN_DRIFT_EVENTS", json.dumps({"conn_type": "sqlite", "host": str(db)}))
     result = run_check(
-        read_reference=lambda: read_sql("drift_events", "SELECT x0, x1, cat FROM events WHERE day = '2026-01-01'"),
-        read_current=lambda: read_sql("drift_events", "SELECT x0, x1, cat FROM events WHERE day = '2026-01-08'"),
+        read_reference=lambda: read_sql(
+            "drift_events", "SELECT x0, x1, cat FROM events WHERE day = '2026-01-01'"
+        ),
+        read_current=lambda: read_sql(
+            "drift_events", "SELECT x0, x1, cat FROM events WHERE day = '2026-01-08'"
+        ),
         config=DriftConfig(),
     )
     assert {c.column for c in result.columns if c.drifted} == {"x1"}
