@@ -13,15 +13,19 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from airflow_trainkit import storage
+from airflow_trainkit.drift.methods import METHODS
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from airflow_trainkit.drift.engine import DriftResult
+    from airflow_trainkit.drift.engine import ColumnResult, DriftResult
 
 log = logging.getLogger(__name__)
 
 DEFAULT_REPORT_ROWS = 10_000
+# Evidently builds plotly figures per column (a fraction of a second each, whatever the row count):
+# the report shows the drifted columns first, then those nearest their threshold, up to this many.
+DEFAULT_REPORT_COLUMNS = 20
 _preload: threading.Thread | None = None
 
 
@@ -52,10 +56,10 @@ def build_report(
     from evidently import DataDefinition, Dataset, Report  # heavy: only when a report is written
     from evidently.presets import DataDriftPreset
 
-    tested = [c for c in result.columns]
+    tested = report_columns(result, DEFAULT_REPORT_COLUMNS)
     files: dict[str, str] = {"summary.json": json.dumps(result.details(), indent=2, default=str)}
     if not tested:
-        files["report.html"] = _banner_page(result, reference_sample, current_sample)
+        files["report.html"] = _banner_page(result, reference_sample, current_sample, 0)
         files["report.json"] = json.dumps({"note": "current window empty: nothing was compared"})
         return files
     names = [c.column for c in tested]
@@ -80,9 +84,26 @@ def build_report(
         reference_data=Dataset.from_pandas(ref.reset_index(drop=True), data_definition=definition),
     )
     page = snapshot.get_html_str(as_iframe=False)
-    files["report.html"] = _insert_banner(page, _banner(result, len(ref), len(cur)))
+    files["report.html"] = _insert_banner(page, _banner(result, len(ref), len(cur), len(tested)))
     files["report.json"] = snapshot.json()
     return files
+
+
+def report_columns(result: DriftResult, limit: int) -> list[ColumnResult]:
+    """The columns Evidently's report shows: drifted first (largest effect first), then the others
+    nearest to drifting, then the label and prediction, ``limit`` in all."""
+
+    def closeness(c: ColumnResult) -> float:
+        if c.adjusted_p_value is not None or METHODS[c.method].kind == "p_value":
+            p = c.adjusted_p_value if c.adjusted_p_value is not None else c.value
+            return c.threshold / max(p, 1e-300)
+        return c.value / c.threshold
+
+    special = [c for c in result.columns if c.role != "feature"]
+    features = sorted(
+        result.features, key=lambda c: (not c.drifted, -c.effect if c.drifted else -closeness(c))
+    )
+    return features[: max(limit - len(special), 1)] + special
 
 
 def write_report(report_uri: str, files: dict[str, str]) -> str:
@@ -90,7 +111,7 @@ def write_report(report_uri: str, files: dict[str, str]) -> str:
     return storage.write_folder_atomic(report_uri, files)
 
 
-def _banner(result: DriftResult, ref_rows: int, cur_rows: int) -> str:
+def _banner(result: DriftResult, ref_rows: int, cur_rows: int, shown: int) -> str:
     summary = result.summary()
     rows = summary["rows"]
     drifted = summary["drifted_columns"]
@@ -119,7 +140,9 @@ def _banner(result: DriftResult, ref_rows: int, cur_rows: int) -> str:
         f"(dataset drift at share &ge; {result.drift_share}).</p>"
         f"<p><b>The Evidently report below was built on a sample</b> of {ref_rows:,} reference and "
         f"{cur_rows:,} current rows (fixed seed), without the correction or the effect-size floor: "
-        "its per-column verdicts can differ from the decisions above, which are the check's.</p>"
+        "its per-column verdicts can differ from the decisions above, which are the check's. "
+        f"It shows {shown} of the {len(result.columns)} tested columns (the drifted ones first, then "
+        "those nearest their threshold); every column's result is in summary.json.</p>"
         f"<ul>{items}</ul></div>"
     )
 
@@ -132,7 +155,7 @@ def _insert_banner(page: str, banner: str) -> str:
     return page[: close + 1] + banner + page[close + 1 :]
 
 
-def _banner_page(result: DriftResult, ref: Any, cur: Any) -> str:
+def _banner_page(result: DriftResult, ref: Any, cur: Any, shown: int) -> str:
     return "<!DOCTYPE html><html><head><meta charset='utf-8'><title>trainkit drift</title></head><body>" + (
-        _banner(result, len(ref), len(cur)) + "</body></html>"
+        _banner(result, len(ref), len(cur), shown) + "</body></html>"
     )

@@ -126,3 +126,33 @@ def test_sql_windows_through_an_airflow_connection(tmp_path, monkeypatch):
     assert {c.column for c in result.columns if c.drifted} == {"x1"}
     with pytest.raises(OSError, match="cannot read SQL from connection 'drift_events'"):
         read_sql("drift_events", "SELECT nope FROM missing_table")
+
+
+def test_report_shows_a_bounded_number_of_columns_drifted_first(tmp_path):
+    from airflow_trainkit.drift.report import DEFAULT_REPORT_COLUMNS
+
+    ref = _write(make_frame(5000, numeric=30, seed=1), tmp_path / "ref.parquet")
+    cur = _write(
+        make_frame(5000, numeric=30, seed=2, shift={"x4": 0.3, "x17": 0.3}), tmp_path / "cur.parquet"
+    )
+    report_uri = str(tmp_path / "report")
+    result = run_check(
+        read_reference=lambda: storage.read_table(ref),
+        read_current=lambda: storage.read_table(cur),
+        config=DriftConfig(),
+        reference_uri=ref,
+        report_uri=report_uri,
+    )
+    assert {c.column for c in result.columns if c.drifted} == {"x4", "x17"}
+    evidently_json = json.loads((tmp_path / "report" / "report.json").read_text())
+    shown = [
+        m["config"]["column"] for m in evidently_json["metrics"] if m["config"]["type"].endswith("ValueDrift")
+    ]
+    assert len(shown) == DEFAULT_REPORT_COLUMNS
+    assert set(shown[:2]) == {"x4", "x17"}
+    details = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert len(details["columns"]) == 32
+    assert (
+        f"shows {DEFAULT_REPORT_COLUMNS} of the 32 tested columns"
+        in (tmp_path / "report" / "report.html").read_text()
+    )
