@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 DEFAULT_REPORT_ROWS = 10_000
 # Evidently builds plotly figures per column (a fraction of a second each, whatever the row count):
 # the report shows the drifted columns first, then those nearest their threshold, up to this many.
-DEFAULT_REPORT_COLUMNS = 20
+DEFAULT_REPORT_COLUMNS = 12
 _preload: threading.Thread | None = None
 
 
