@@ -4,9 +4,10 @@ Scheduled on the asset ``trainkit://churn/drift`` that ``weekly_drift_check`` em
 the event's extra holds the drift summary (drifted columns, statistics, report location). Needs
 nothing beyond airflow-trainkit on the embedded defaults.
 
-TODO(lead): the validate, train, register and promote steps are placeholders until their
-operators land on main; wire in ``TrainModelOperator(task_id="train", backend="onprem", spec={...})``
-and the validation / registry operators here.
+TODO(lead): validate, train, register and promote are placeholders (EmptyOperator). When this was
+written, ``TrainModelOperator`` was on main but the built-in trainer and the validation and registry
+operators were not: wire ``TrainModelOperator(task_id="train", backend="onprem", spec={...})`` and
+those operators in here.
 """
 
 from __future__ import annotations
