@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from airflow.sdk import (
     Asset,
+    AssetAlias,
     BaseHook,
     BaseOperator,
     BaseOperatorLink,
@@ -29,6 +30,7 @@ __all__ = [
     "AirflowFailException",
     "AirflowSkipException",
     "Asset",
+    "AssetAlias",
     "BaseHook",
     "BaseOperator",
     "BaseOperatorLink",

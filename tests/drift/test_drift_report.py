@@ -1,0 +1,158 @@
+"""Reports written whole and readable; reference profiles cached per file version; SQL windows."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+from conftest import make_frame
+
+from airflow_trainkit import storage
+from airflow_trainkit.drift.check import profile_cache_dir, run_check, run_demo_drift_check
+from airflow_trainkit.drift.engine import DriftConfig
+from airflow_trainkit.drift.profile import cached_reference_profile
+
+
+class _Text(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.parts: list[str] = []
+
+    def handle_data(self, data):
+        self.parts.append(data)
+
+
+def _write(frame, path):
+    frame.to_parquet(path, index=False)
+    return str(path)
+
+
+def test_demo_check_writes_a_whole_report_that_opens(tmp_path):
+    from airflow_trainkit.demo.data import write_churn_dataset
+
+    ref = write_churn_dataset(tmp_path / "train.parquet", rows=6000, seed=7)
+    cur = write_churn_dataset(tmp_path / "week.csv", rows=3000, seed=8, drift=0.5)
+    report_uri = str(tmp_path / "reports" / "week1")
+    summary = run_demo_drift_check(str(ref), str(cur), report_uri)
+
+    assert {c["column"] for c in summary["drifted_columns"]} == {
+        "monthly_charges",
+        "support_calls",
+        "data_usage_gb",
+    }
+    assert summary["drift"] is True and summary["report_uri"] == report_uri
+    assert len(json.dumps(summary)) < 4000 and "<html" not in json.dumps(summary).lower()
+    folder = storage.local_path(report_uri)
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "_SUCCESS",
+        "report.html",
+        "report.json",
+        "summary.json",
+    ]
+    parser = _Text()
+    parser.feed((folder / "report.html").read_text())
+    text = " ".join(parser.parts)
+    assert "trainkit drift check: DRIFT" in text and "built on a sample" in text
+    evidently_json = json.loads((folder / "report.json").read_text())
+    assert any(m["config"]["type"].endswith("ValueDrift") for m in evidently_json["metrics"])
+    details = json.loads((folder / "summary.json").read_text())
+    assert {c["column"] for c in details["columns"]} >= {"tenure_months", "region", "churned"}
+
+
+def test_report_is_replaced_whole_on_a_rerun(tmp_path):
+    ref = _write(make_frame(3000, numeric=3, seed=1), tmp_path / "ref.parquet")
+    cur = _write(make_frame(3000, numeric=3, seed=2), tmp_path / "cur.parquet")
+    report_uri = str(tmp_path / "report")
+    kwargs = dict(
+        read_reference=lambda: storage.read_table(ref),
+        read_current=lambda: storage.read_table(cur),
+        config=DriftConfig(),
+        reference_uri=ref,
+        report_uri=report_uri,
+    )
+    run_check(**kwargs)
+    (tmp_path / "report" / "stale.txt").write_text("from an older run")
+    run_check(**kwargs)
+    assert not (tmp_path / "report" / "stale.txt").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".report")] == []
+
+
+def test_reference_profile_is_cached_per_file_version(tmp_path):
+    path = tmp_path / "ref.parquet"
+    _write(make_frame(5000, numeric=3, seed=1), path)
+    reads = []
+
+    def read():
+        reads.append(1)
+        return storage.read_table(str(path))
+
+    kwargs = dict(cache_dir=profile_cache_dir(), max_rows=None, seed=0, report_rows=500)
+    first, hit1 = cached_reference_profile(str(path), read, **kwargs)
+    second, hit2 = cached_reference_profile(str(path), read, **kwargs)
+    assert (hit1, hit2, len(reads)) == (False, True, 1)
+    assert isinstance(second.columns["x0"].values, np.memmap)
+    np.testing.assert_array_equal(first.columns["x0"].values, second.columns["x0"].values)
+    assert second.columns["cat"].counts == first.columns["cat"].counts
+    _write(make_frame(5000, numeric=3, seed=9), path)
+    os.utime(path, ns=(1, 1))  # a new version of the file, even within the same second
+    third, hit3 = cached_reference_profile(str(path), read, **kwargs)
+    assert (hit3, len(reads)) == (False, 2)
+    assert not np.array_equal(third.columns["x0"].values, first.columns["x0"].values)
+
+
+def test_sql_windows_through_an_airflow_connection(tmp_path, monkeypatch):
+    from airflow_trainkit.operators.drift import read_sql
+
+    db = tmp_path / "events.db"
+    with sqlite3.connect(db) as conn:
+        make_frame(20_000, numeric=2, seed=1).assign(day="2026-01-01").to_sql("events", conn, index=False)
+        make_frame(20_000, numeric=2, seed=2, shift={"x1": 0.5}).assign(day="2026-01-08").to_sql(
+            "events", conn, index=False, if_exists="append"
+        )
+    monkeypatch.setenv("AIRFLOW_CONN_DRIFT_EVENTS", json.dumps({"conn_type": "sqlite", "host": str(db)}))
+    result = run_check(
+        read_reference=lambda: read_sql(
+            "drift_events", "SELECT x0, x1, cat FROM events WHERE day = '2026-01-01'"
+        ),
+        read_current=lambda: read_sql(
+            "drift_events", "SELECT x0, x1, cat FROM events WHERE day = '2026-01-08'"
+        ),
+        config=DriftConfig(),
+    )
+    assert {c.column for c in result.columns if c.drifted} == {"x1"}
+    with pytest.raises(OSError, match="cannot read SQL from connection 'drift_events'"):
+        read_sql("drift_events", "SELECT nope FROM missing_table")
+
+
+def test_report_shows_a_bounded_number_of_columns_drifted_first(tmp_path):
+    from airflow_trainkit.drift.report import DEFAULT_REPORT_COLUMNS
+
+    ref = _write(make_frame(5000, numeric=30, seed=1), tmp_path / "ref.parquet")
+    cur = _write(
+        make_frame(5000, numeric=30, seed=2, shift={"x4": 0.3, "x17": 0.3}), tmp_path / "cur.parquet"
+    )
+    report_uri = str(tmp_path / "report")
+    result = run_check(
+        read_reference=lambda: storage.read_table(ref),
+        read_current=lambda: storage.read_table(cur),
+        config=DriftConfig(),
+        reference_uri=ref,
+        report_uri=report_uri,
+    )
+    assert {c.column for c in result.columns if c.drifted} == {"x4", "x17"}
+    evidently_json = json.loads((tmp_path / "report" / "report.json").read_text())
+    shown = [
+        m["config"]["column"] for m in evidently_json["metrics"] if m["config"]["type"].endswith("ValueDrift")
+    ]
+    assert len(shown) == DEFAULT_REPORT_COLUMNS
+    assert set(shown[:2]) == {"x4", "x17"}
+    details = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert len(details["columns"]) == 32
+    assert (
+        f"shows {DEFAULT_REPORT_COLUMNS} of the 32 tested columns"
+        in (tmp_path / "report" / "report.html").read_text()
+    )
