@@ -32,6 +32,11 @@ def get_provider_info() -> dict[str, Any]:
                 "tags": ["software"],
             },
             {
+                "integration-name": "Trainkit drift",
+                "external-doc-url": "https://github.com/airflow-trainkit/airflow-trainkit/blob/main/docs/drift.md",
+                "tags": ["software"],
+            },
+            {
                 "integration-name": "Trainkit costs",
                 "external-doc-url": "https://github.com/airflow-trainkit/airflow-trainkit/blob/main/docs/costs.md",
                 "tags": ["software"],
@@ -49,6 +54,10 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Trainkit model registry",
                 "python-modules": ["airflow_trainkit.operators.registry"],
+            },
+            {
+                "integration-name": "Trainkit drift",
+                "python-modules": ["airflow_trainkit.operators.drift"],
             },
             {
                 "integration-name": "Trainkit costs",

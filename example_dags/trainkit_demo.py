@@ -1,5 +1,6 @@
 """The trainkit demo: generate churn data, validate it against its contract, train XGBoost on the
-on-prem backend, register the model in MLflow and promote it past the quality gate, summarise.
+on-prem backend, register the model in MLflow and promote it past the quality gate, check a later week for drift,
+summarise.
 
 Needs nothing but the package: the data is generated, the job runs on this host (GPU if there
 is one, CPU otherwise), and everything is written under ``$AIRFLOW_HOME/trainkit``. Run it with
@@ -14,12 +15,14 @@ from pathlib import Path
 from airflow.sdk import dag, task
 
 from airflow_trainkit.home import trainkit_home
+from airflow_trainkit.operators.drift import DriftCheckOperator
 from airflow_trainkit.operators.registry import PromoteModelOperator, RegisterModelOperator
 from airflow_trainkit.operators.training import TrainModelOperator
 from airflow_trainkit.operators.validation import ValidateDataOperator
 
 DATA_DIR = trainkit_home() / "data"
 TRAIN_URI = str(DATA_DIR / "churn_train.parquet")
+WEEK_URI = str(DATA_DIR / "churn_next_week.parquet")
 CONTRACT = str(Path(__file__).parent / "contracts" / "churn.yaml")
 
 
@@ -38,6 +41,8 @@ def trainkit_demo():
         from airflow_trainkit.demo.data import write_churn_dataset
 
         write_churn_dataset(TRAIN_URI, rows=5000, seed=7)
+        # A later week in which customers spend more and call support more often.
+        write_churn_dataset(WEEK_URI, rows=5000, seed=8, drift=0.5)
         return TRAIN_URI
 
     # The data must keep its contract before anything trains on it.
@@ -82,8 +87,19 @@ def trainkit_demo():
     )
     # [END howto_register_and_promote]
 
+    # The week after training, compared with what the model was trained on. "continue": the
+    # demo reports drift; the weekly_drift_check DAG shows the asset event that retrains.
+    drift = DriftCheckOperator(
+        task_id="check_drift",
+        reference=TRAIN_URI,
+        current=WEEK_URI,
+        target="churned",
+        drift_share=0.3,
+        on_drift="continue",
+    )
+
     @task
-    def summary(result: dict, validation: dict, registered: dict, decision: dict) -> dict:
+    def summary(result: dict, validation: dict, registered: dict, decision: dict, drift: dict) -> dict:
         """Say where the model, metrics and logs are; the demo command prints this file."""
         import json
 
@@ -99,12 +115,17 @@ def trainkit_demo():
             "cost": f"{result['cost']['amount']:.6f} {result['cost']['currency']}"
             if result.get("cost")
             else None,
+            "registered": f"{registered['model_name']} version {registered['version']}",
+            "promotion": f"{decision['decision']}: {registered['model_name']}@champion is version {decision['version']}",
+            "MLflow UI": f"mlflow ui --backend-store-uri {registered['tracking_uri']}",
+            "drift next week": ", ".join(c["column"] for c in drift["drifted_columns"]) or "none",
+            "drift report": drift["report_uri"],
         }
         write_bytes_atomic(str(trainkit_home() / "demo-summary.json"), json.dumps(facts, indent=1).encode())
         return facts
 
-    prepare_data() >> validate >> train >> register >> promote
-    summary(train.output, validate.output, register.output, promote.output)
+    prepare_data() >> validate >> train >> register >> promote >> drift
+    summary(train.output, validate.output, register.output, promote.output, drift.output)
 
 
 trainkit_demo()

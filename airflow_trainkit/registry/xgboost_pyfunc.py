@@ -40,7 +40,9 @@ class TrainkitXGBoostModel:
         frame = pd.DataFrame(data).copy()
         missing = [f for f in self.features if f not in frame.columns]
         if missing:
-            raise ValueError(f"input has no column(s) {', '.join(missing)}; the model needs {', '.join(self.features)}")
+            raise ValueError(
+                f"input has no column(s) {', '.join(missing)}; the model needs {', '.join(self.features)}"
+            )
         frame = frame[self.features]
         for column, categories in self.categories.items():
             if column in frame.columns:

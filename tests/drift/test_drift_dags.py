@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import subprocess
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from conftest import EXAMPLE_DAGS
+from drift_testing import EXAMPLE_DAGS
 
 from airflow_trainkit import storage
 
 pytestmark = pytest.mark.integration
 
 DRIFT_URI = "trainkit://churn/drift"
-HEAVY = ("pandas", "numpy", "scipy", "evidently", "pyarrow", "sklearn", "great_expectations", "mlflow")
 
 
 def _dag(name: str):
@@ -65,20 +62,3 @@ def test_unchanged_week_emits_no_event(airflow_db, trainkit_home):
     )
     assert run.state == "success"
     assert _events(run.run_id) == []
-
-
-def test_retrain_dag_runs(airflow_db):
-    run = _dag("retrain_on_drift").test(logical_date=datetime(2026, 3, 2, tzinfo=timezone.utc))
-    assert run.state == "success"
-
-
-def test_parsing_the_dags_imports_nothing_heavy():
-    code = (
-        "import importlib.util, sys, json\n"
-        f"for name in ('weekly_drift_check', 'retrain_on_drift'):\n"
-        f"    spec = importlib.util.spec_from_file_location(name, {str(EXAMPLE_DAGS)!r} + '/' + name + '.py')\n"
-        "    spec.loader.exec_module(importlib.util.module_from_spec(spec))\n"
-        f"print(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == []

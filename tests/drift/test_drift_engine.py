@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
-from conftest import make_frame
+from drift_testing import make_frame
 
 from airflow_trainkit.drift.engine import DriftConfig, evaluate
 from airflow_trainkit.drift.profile import build_profile

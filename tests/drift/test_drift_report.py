@@ -9,7 +9,7 @@ from html.parser import HTMLParser
 
 import numpy as np
 import pytest
-from conftest import make_frame
+from drift_testing import make_frame
 
 from airflow_trainkit import storage
 from airflow_trainkit.drift.check import profile_cache_dir, run_check, run_demo_drift_check

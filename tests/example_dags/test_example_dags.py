@@ -61,6 +61,7 @@ RUN_ELSEWHERE = {
     "compare_cloud_costs": "tests/costs/test_costs_example_dag.py",
     "example_validate_data": "tests/contracts/test_validation_example_dags.py",
     "example_validate_bad_partition": "tests/contracts/test_validation_example_dags.py",
+    "weekly_drift_check": "tests/drift/test_drift_dags.py",
 }
 
 
