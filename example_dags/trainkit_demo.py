@@ -1,6 +1,6 @@
-"""The trainkit demo: generate churn data, validate it against its contract, train XGBoost on the
-on-prem backend, register the model in MLflow and promote it past the quality gate, check a later week for drift,
-summarise.
+"""The trainkit demo: generate churn data, validate it against its contract, quote what training
+costs on each provider, train XGBoost on the on-prem backend, register the model in MLflow and
+promote it past the quality gate, check a later week for drift, summarise.
 
 Needs nothing but the package: the data is generated, the job runs on this host (GPU if there
 is one, CPU otherwise), and everything is written under ``$AIRFLOW_HOME/trainkit``. Run it with
@@ -15,6 +15,7 @@ from pathlib import Path
 from airflow.sdk import dag, task
 
 from airflow_trainkit.home import trainkit_home
+from airflow_trainkit.operators.costs import CompareTrainingCostsOperator
 from airflow_trainkit.operators.drift import DriftCheckOperator
 from airflow_trainkit.operators.registry import PromoteModelOperator, RegisterModelOperator
 from airflow_trainkit.operators.training import TrainModelOperator
@@ -24,6 +25,22 @@ DATA_DIR = trainkit_home() / "data"
 TRAIN_URI = str(DATA_DIR / "churn_train.parquet")
 WEEK_URI = str(DATA_DIR / "churn_next_week.parquet")
 CONTRACT = str(Path(__file__).parent / "contracts" / "churn.yaml")
+
+# One spec for every backend: switching to SageMaker or Vertex AI is the operator's `backend`.
+SPEC = {
+    "command": ["python", "-m", "airflow_trainkit.trainers.xgboost"],
+    "inputs": {"train": TRAIN_URI},
+    "hyperparameters": {
+        "target": "churned",
+        "drop_columns": "customer_id",
+        "num_boost_round": 300,
+        "early_stopping_rounds": 20,
+    },
+    "accelerator": "T4:1",
+    "allow_cpu": True,  # no GPU on this host: train on CPU instead of failing
+    "max_runtime": "30m",
+    "tags": {"model": "churn"},
+}
 
 
 @dag(
@@ -48,26 +65,11 @@ def trainkit_demo():
     # The data must keep its contract before anything trains on it.
     validate = ValidateDataOperator(task_id="validate", data=TRAIN_URI, contract=CONTRACT, on_failure="fail")
 
+    # What a run would cost on each provider, before it runs (docs/costs.md).
+    quote = CompareTrainingCostsOperator(task_id="quote_costs", spec=SPEC, hours=0.5)
+
     # [START howto_train_onprem]
-    train = TrainModelOperator(
-        task_id="train",
-        backend="onprem",
-        spec={
-            "command": ["python", "-m", "airflow_trainkit.trainers.xgboost"],
-            "inputs": {"train": TRAIN_URI},
-            "hyperparameters": {
-                "target": "churned",
-                "drop_columns": "customer_id",
-                "num_boost_round": 300,
-                "early_stopping_rounds": 20,
-            },
-            "accelerator": "gpu:1",
-            "allow_cpu": True,  # no GPU on this host: train on CPU instead of failing
-            "max_runtime": "30m",
-            "tags": {"model": "churn"},
-        },
-        poll_interval=1,
-    )
+    train = TrainModelOperator(task_id="train", backend="onprem", spec=SPEC, poll_interval=1)
     # [END howto_train_onprem]
 
     # [START howto_register_and_promote]
@@ -99,10 +101,13 @@ def trainkit_demo():
     )
 
     @task
-    def summary(result: dict, validation: dict, registered: dict, decision: dict, drift: dict) -> dict:
+    def summary(
+        result: dict, validation: dict, registered: dict, decision: dict, drift: dict, quotes: dict
+    ) -> dict:
         """Say where the model, metrics and logs are; the demo command prints this file."""
         import json
 
+        from airflow_trainkit.costs import format_quote_table
         from airflow_trainkit.storage import write_bytes_atomic
 
         facts = {
@@ -120,12 +125,13 @@ def trainkit_demo():
             "MLflow UI": f"mlflow ui --backend-store-uri {registered['tracking_uri']}",
             "drift next week": ", ".join(c["column"] for c in drift["drifted_columns"]) or "none",
             "drift report": drift["report_uri"],
+            "cost quotes (0.5 h on one T4)": "\n" + format_quote_table(quotes),
         }
         write_bytes_atomic(str(trainkit_home() / "demo-summary.json"), json.dumps(facts, indent=1).encode())
         return facts
 
-    prepare_data() >> validate >> train >> register >> promote >> drift
-    summary(train.output, validate.output, register.output, promote.output, drift.output)
+    prepare_data() >> validate >> quote >> train >> register >> promote >> drift
+    summary(train.output, validate.output, register.output, promote.output, drift.output, quote.output)
 
 
 trainkit_demo()
