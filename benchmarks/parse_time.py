@@ -44,7 +44,9 @@ def main() -> int:
             dag.append(timed(["-c", PARSE, str(dag_file)]))
         ratio = statistics.median(dag) / statistics.median(base)
         worst = max(worst, ratio)
-        print(f"{dag_file.name:44} {statistics.median(base):13.2f} {statistics.median(dag):11.2f} {ratio:6.3f}")
+        print(
+            f"{dag_file.name:44} {statistics.median(base):13.2f} {statistics.median(dag):11.2f} {ratio:6.3f}"
+        )
     verdict = "within" if worst <= BUDGET else "OVER"
     print(f"worst ratio {worst:.3f} ({verdict} the {BUDGET}x budget; medians of {args.rounds} rounds)")
     return 0
