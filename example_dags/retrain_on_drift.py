@@ -1,6 +1,6 @@
 """Retrain the churn model when the weekly drift check finds drift.
 
-Scheduled on the asset ``trainkit://churn/drift`` that ``weekly_drift_check`` emits an event for;
+Scheduled on the asset ``x-trainkit://churn/drift`` that ``weekly_drift_check`` emits an event for;
 the event's extra holds the drift summary (drifted columns, statistics, report location). Needs
 nothing beyond airflow-trainkit on the embedded defaults.
 

@@ -14,7 +14,7 @@ from airflow_trainkit import storage
 
 pytestmark = pytest.mark.integration
 
-DRIFT_URI = "trainkit://churn/drift"
+DRIFT_URI = "x-trainkit://churn/drift"
 
 
 def _dag(name: str):

@@ -52,7 +52,7 @@ def test_constructor_only_assigns_and_declares_the_alias():
     )
     assert op.on_drift == "bogus"  # validated in execute, not here
     assert op.outlets == [AssetAlias(name="trainkit_drift__m")]
-    assert drift_asset("m").uri == "trainkit://m/drift"
+    assert drift_asset("m").uri == "x-trainkit://m/drift"
 
 
 def test_fail_stores_the_report_then_raises(tables, tmp_path):
@@ -79,7 +79,7 @@ def test_continue_adds_the_asset_event_only_on_drift(tables):
     summary = _op(tables, "drifted", on_drift="continue", model_name="churn").execute(context)
     events = context["outlet_events"][drift_alias("churn")].asset_alias_events
     assert len(events) == 1
-    assert events[0].dest_asset_key.uri == "trainkit://churn/drift"
+    assert events[0].dest_asset_key.uri == "x-trainkit://churn/drift"
     assert events[0].extra == summary and summary["drift"] is True
     assert summary["report_uri"].endswith("/reports/drift/no_dag/manual__2026-03-02/check")
 
