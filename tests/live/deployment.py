@@ -36,8 +36,11 @@ class Deployment:
         self.base = f"http://127.0.0.1:{self.port}"
         self.processes: dict[str, subprocess.Popen[bytes]] = {}
         self.dags.mkdir(parents=True, exist_ok=True)
-        for path in dag_files:
-            shutil.copy(path, self.dags / path.name)
+        for path in dag_files:  # DAG files, and folders they read (e.g. data contracts)
+            if path.is_dir():
+                shutil.copytree(path, self.dags / path.name)
+            else:
+                shutil.copy(path, self.dags / path.name)
         airflow_bin = str(Path(sys.executable).parent)
         self.env = {
             **os.environ,

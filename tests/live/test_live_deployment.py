@@ -16,12 +16,18 @@ from deployment import Deployment
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.live, pytest.mark.integration]
+FINISHED = {"success", "failed", "upstream_failed", "skipped", "removed"}
 
 
 @pytest.fixture(scope="module")
 def deployment(tmp_path_factory):
     home = tmp_path_factory.mktemp("live")
-    dags = [REPO / "example_dags" / "trainkit_demo.py", Path(__file__).parent / "dags" / "live_training.py"]
+    examples = REPO / "example_dags"
+    dags = [
+        examples / "trainkit_demo.py",
+        examples / "contracts",
+        Path(__file__).parent / "dags" / "live_training.py",
+    ]
     deployment = Deployment(home, dags, {"TRAINKIT_ONPREM_GPUS": "none"})
     try:
         deployment.start()
@@ -46,9 +52,9 @@ def jobs_of(deployment: Deployment, dag_id: str, run_id: str) -> dict[str, dict]
 def test_the_demo_dag_defers_in_the_real_triggerer_and_succeeds(deployment):
     deployment.wait_for_dag("trainkit_demo")
     deployment.trigger("trainkit_demo", "live-demo")
-    seen = deployment.wait_task("trainkit_demo", "live-demo", "train", {"success", "failed"}, timeout=600)
+    seen = deployment.wait_task("trainkit_demo", "live-demo", "train", FINISHED, timeout=600)
     assert "deferred" in seen, seen
-    assert seen[-1] == "success", deployment.log_tail("scheduler")
+    assert seen[-1] == "success", (seen, deployment.log_tail("scheduler"))
     end = time.monotonic() + 120
     while (
         deployment.run_state("trainkit_demo", "live-demo") not in ("success", "failed")
@@ -66,7 +72,7 @@ def test_clearing_a_deferred_task_reattaches_to_its_running_job(deployment):
     deployment.wait_task("live_training", "live-clear", "train", {"deferred"})
     time.sleep(2)
     deployment.clear("live_training", "live-clear", "train")
-    seen = deployment.wait_task("live_training", "live-clear", "train", {"success", "failed"}, timeout=400)
+    seen = deployment.wait_task("live_training", "live-clear", "train", FINISHED, timeout=400)
     assert seen[-1] == "success", seen
     assert deployment.task("live_training", "live-clear", "train")["try_number"] == 2
     jobs = jobs_of(deployment, "live_training", "live-clear")
