@@ -149,14 +149,8 @@ class TrainingBackend(ABC):
             return None
         uri = storage.join_uri(status.output_uri, "metrics.json")
         try:
-            if not storage.exists(uri):
-                return None
-            if storage.is_local(uri):
-                text = storage.local_path(uri).read_text()
-            else:
-                text = storage._object_path(uri).read_text()
-            data = json.loads(text)
-        except (OSError, ValueError):
+            data = json.loads(storage.read_bytes(uri))
+        except (OSError, ValueError):  # no metrics.json (FileNotFoundError), or not JSON
             return None
         return data if isinstance(data, dict) else None
 
