@@ -76,12 +76,12 @@ def trainkit_check(ref: str, cur: str, report: str, home: str) -> dict:
     code = f"""
 import logging
 logging.basicConfig(level=logging.INFO, stream=sys.stderr)
-from airflow_trainkit import storage
 from airflow_trainkit.drift.check import run_check
 from airflow_trainkit.drift.engine import DriftConfig
+from airflow_trainkit.drift.tables import open_table
 result = run_check(
-    read_reference=lambda: storage.read_table({ref!r}),
-    read_current=lambda: storage.read_table({cur!r}),
+    reference=open_table({ref!r}),
+    current=open_table({cur!r}),
     config=DriftConfig(),
     reference_uri={ref!r},
     report_uri={report!r},

@@ -1,7 +1,8 @@
-"""Per-column drift evaluation of a current window against a reference profile, and the decisions.
+"""Per-column drift evaluation of a current window against a reference window, and the decisions.
 
-Each column is prepared and tested on its own (two worker threads: numpy's sort and search release
-the GIL), p-values are corrected for testing many columns at once, and an effect-size floor keeps
+Each column is read, prepared and tested on its own and then dropped (two worker threads: reading
+Parquet and numpy's sort and search release the GIL), so memory holds a few columns, never the
+table. p-values are corrected for testing many columns at once, and an effect-size floor keeps
 large tables from flagging differences too small to matter.
 """
 
@@ -17,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from airflow_trainkit.drift import methods
-from airflow_trainkit.drift.profile import ColumnProfile, Profile, profile_column
+from airflow_trainkit.drift.profile import ColumnProfile, PreparedColumn, Window
+from airflow_trainkit.drift.tables import Table, as_table
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -152,6 +154,9 @@ class DriftResult:
     performance: dict[str, Any] | None = None
     report_uri: str | None = None
     notes: list[str] = field(default_factory=list)
+    # The report's rows of every tested column, per window; not part of the summary.
+    reference_sample: pd.DataFrame | None = field(default=None, repr=False)
+    current_sample: pd.DataFrame | None = field(default=None, repr=False)
 
     @property
     def features(self) -> list[ColumnResult]:
@@ -219,9 +224,8 @@ class DriftResult:
         return {**self.summary(), "columns": [asdict(c) for c in self.columns], "notes": self.notes}
 
 
-def select_columns(reference: Profile, current_columns: list[str], config: DriftConfig) -> list[str]:
+def select_columns(ref_cols: list[str], current_columns: list[str], config: DriftConfig) -> list[str]:
     """The feature columns to test; differing column sets are refused by name."""
-    ref_cols = list(reference.columns)
     special = set(config.aligned_columns)
     for role, name in (("target", config.target), ("prediction", config.prediction)):
         if name:
@@ -272,48 +276,85 @@ def method_for(column: str, kind: str, config: DriftConfig) -> tuple[str, float]
 
 
 def evaluate(
-    reference: Profile, current: pd.DataFrame, config: DriftConfig, *, workers: int | None = None
+    reference: Window | Table | pd.DataFrame,
+    current: Window | Table | pd.DataFrame,
+    config: DriftConfig,
+    *,
+    workers: int | None = None,
 ) -> DriftResult:
     """Test every selected column of ``current`` against ``reference`` and decide.
+
+    Tables and frames are evaluated with ``config.max_rows`` and ``config.seed``; pass a
+    :class:`Window` to cache the reference or keep a different number of report rows.
 
     :raises ValueError: columns differ, a column is all null in one window, a numeric column holds
         strings; the message names the column.
     """
-    from airflow_trainkit.drift.profile import sample_rows
-
     config.validate()
-    features = select_columns(reference, [str(c) for c in current.columns], config)
-    current_full_rows = len(current)
-    current, current_sampled_from = sample_rows(current, config.max_rows, config.seed)
+    reference = _window(reference, "reference", config)
+    current = _window(current, "current", config)
+    features = select_columns(reference.columns, current.columns, config)
     base: dict[str, Any] = {
         "reference_rows": reference.rows,
-        "current_rows": len(current),
+        "current_rows": current.rows,
         "drift_share": config.drift_share,
         "correction": config.correction,
         "reference_sampled_from": reference.sampled_from,
-        "current_sampled_from": current_sampled_from,
+        "current_sampled_from": current.sampled_from,
     }
     if reference.rows == 0:
         raise ValueError("the reference window is empty: there is nothing to compare with")
-    if current_full_rows == 0:
+    if current.rows == 0:
         log.warning("The current window is empty: reported, not judged as drift")
         return DriftResult([], empty_current=True, notes=["current window is empty"], **base)
 
     roles = [(c, "feature") for c in features]
     roles += [(c, r) for r, c in (("target", config.target), ("prediction", config.prediction)) if c]
+    aligned = set(config.aligned_columns) if config.performance_metric else set()
 
-    def run(item: tuple[str, str]) -> ColumnResult:
+    def run(item: tuple[str, str]) -> tuple[ColumnResult, PreparedColumn, PreparedColumn]:
         column, role = item
-        ref = reference.columns[column]
-        cur = profile_column(current[column], ref.kind, column=column, window="current")
-        return _test_column(ref, cur, role, config)
+        ref = reference.prepare(column, aligned=column in aligned)
+        cur = current.prepare(column, kind=ref.profile.kind, aligned=column in aligned)
+        result = _test_column(ref.profile, cur.profile, role, config)
+        # The sorted values are done with: only the report's rows and the aligned rows stay.
+        return result, _without_values(ref), _without_values(cur)
 
     with ThreadPoolExecutor(max_workers=workers or min(2, os.cpu_count() or 1)) as pool:
-        results = list(pool.map(run, roles))
+        futures = [pool.submit(run, item) for item in roles]
+        try:
+            done = [f.result() for f in futures]
+        except BaseException:
+            for future in futures:  # the first bad column ends the check; the rest are not read
+                future.cancel()
+            raise
 
+    import pandas as pd  # heavy: only when data is evaluated
+
+    results = [r for r, _, _ in done]
     _decide(results, config)
-    performance = _performance(reference, current, config) if config.performance_metric else None
-    return DriftResult(results, performance=performance, **base)
+    ref_cols = {r.column: ref for r, ref, _ in done}
+    cur_cols = {r.column: cur for r, _, cur in done}
+    performance = _performance(ref_cols, cur_cols, config) if config.performance_metric else None
+    return DriftResult(
+        results,
+        performance=performance,
+        reference_sample=pd.DataFrame({c: p.sample for c, p in ref_cols.items()}),
+        current_sample=pd.DataFrame({c: p.sample for c, p in cur_cols.items()}),
+        **base,
+    )
+
+
+def _window(data: Window | Table | pd.DataFrame, name: str, config: DriftConfig) -> Window:
+    if isinstance(data, Window):
+        return data
+    return Window(as_table(data), name, max_rows=config.max_rows, seed=config.seed)
+
+
+def _without_values(prepared: PreparedColumn) -> PreparedColumn:
+    profile = prepared.profile
+    light = ColumnProfile(profile.name, profile.kind, profile.rows, profile.nulls, counts=profile.counts)
+    return PreparedColumn(light, prepared.sample, prepared.aligned)
 
 
 def _test_column(ref: ColumnProfile, cur: ColumnProfile, role: str, config: DriftConfig) -> ColumnResult:
@@ -353,13 +394,18 @@ def _decide(results: list[ColumnResult], config: DriftConfig) -> None:
             r.drifted = methods.METHODS[r.method].drifted(r.value, r.threshold)
 
 
-def _performance(reference: Profile, current: pd.DataFrame, config: DriftConfig) -> dict[str, Any]:
+def _performance(
+    reference: dict[str, PreparedColumn], current: dict[str, PreparedColumn], config: DriftConfig
+) -> dict[str, Any]:
     metric = config.performance_metric or "accuracy"
     target, prediction = config.target or "", config.prediction or ""
-    if target not in reference.aligned or prediction not in reference.aligned:
-        raise ValueError("the reference profile was built without the target and prediction columns")
-    ref_value = metric_value(metric, reference.aligned[target], reference.aligned[prediction])
-    cur_value = metric_value(metric, current[target].to_numpy(), current[prediction].to_numpy())
+    pairs = []
+    for window in (reference, current):
+        y_true, y_pred = window[target].aligned, window[prediction].aligned
+        assert y_true is not None and y_pred is not None  # prepared with aligned=True
+        pairs.append((y_true, y_pred))
+    ref_value = metric_value(metric, *pairs[0])
+    cur_value = metric_value(metric, *pairs[1])
     higher_better = METRICS[metric]
     change = (ref_value - cur_value) if higher_better else (cur_value - ref_value)
     drop = change / abs(ref_value) if ref_value else (float("inf") if change > 0 else 0.0)

@@ -1,8 +1,9 @@
 """Drift statistics on prepared columns, equal to Evidently 0.7.23's stattests and scipy on the same rows.
 
 Numeric columns arrive as sorted arrays of their finite values (Evidently drops NaN and +-inf before
-testing); categorical columns as value counts. Sorting once lets KS run with two ``searchsorted``
-calls instead of scipy's four over the concatenated data, and lets a cached reference skip its sort.
+testing); categorical columns as value counts. Sorted arrays let KS find its statistic by
+evaluating the CDFs where the maximum can be, not at every point, and let a cached reference skip
+its sort.
 """
 
 from __future__ import annotations
@@ -94,25 +95,55 @@ def ks(reference: np.ndarray, current: np.ndarray) -> Statistic:
 def _cdf_extremes(reference: np.ndarray, current: np.ndarray) -> tuple[float, float]:
     """Max and min of ``F_ref(x) - F_cur(x)`` over every value ``x`` of both samples.
 
-    scipy evaluates both CDFs at every point with two ``searchsorted`` calls over the concatenated
-    data; here one stable merge of the two sorted arrays gives the same counts (the CDF at ``x`` is
-    the count at the last of the values tied with ``x``), and ``count / n`` is the same float.
+    scipy evaluates both CDFs at every point (``searchsorted`` of the concatenated data into each
+    sample). Here the CDFs are first read on a grid of every ``step``-th reference value; between
+    two grid values each CDF only grows, so the grid bounds what any point in that block can reach.
+    Only blocks whose bound beats the extremes already seen are evaluated point by point, with
+    scipy's own ``searchsorted`` counts, so the result is the same float. Unchanged columns leave
+    about 1 % of the points to evaluate; a pathological pair falls back to every point.
     """
     n1, n2 = reference.shape[0], current.shape[0]
-    merged = np.concatenate([reference, current])
-    order = np.argsort(merged, kind="stable")  # two sorted runs: a linear merge
-    values = merged[order]
-    del merged
-    from_ref = np.cumsum(order < n1)
-    del order
-    ends = np.empty(values.shape[0], dtype=bool)
-    ends[-1] = True
-    np.not_equal(values[1:], values[:-1], out=ends[:-1])
-    del values
-    c1 = from_ref[ends]
-    c2 = np.flatnonzero(ends) + 1 - c1
-    diff = c1 / n1 - c2 / n2
+    step = int(np.sqrt(min(n1, n2)) / 16)
+    if step < 8:
+        return _extremes_at(reference, current, np.concatenate([reference, current]))
+    grid = reference[step - 1 :: step]
+    # Counts at the block edges: block k holds the values in (edge k, edge k+1].
+    c1 = np.concatenate([[0], np.searchsorted(reference, grid, "right"), [n1]])
+    c2 = np.concatenate([[0], np.searchsorted(current, grid, "right"), [n2]])
+    at_grid = c1 / n1 - c2 / n2  # exact values: every grid value is a reference value
+    best_max, best_min = float(at_grid.max()), float(at_grid.min())
+    upper = c1[1:] / n1 - c2[:-1] / n2
+    lower = c1[:-1] / n1 - c2[1:] / n2
+    blocks = np.flatnonzero((upper > best_max) | (lower < best_min))
+    if int((c1[blocks + 1] - c1[blocks]).sum() + (c2[blocks + 1] - c2[blocks]).sum()) > (n1 + n2) // 4:
+        return _extremes_at(reference, current, np.concatenate([reference, current]))
+    points = np.concatenate(
+        [
+            _ranges(reference, c1[blocks], c1[blocks + 1]),
+            _ranges(current, c2[blocks], c2[blocks + 1]),
+        ]
+    )
+    if points.size == 0:
+        return best_max, best_min
+    high, low = _extremes_at(reference, current, points)
+    return max(best_max, high), min(best_min, low)
+
+
+def _extremes_at(reference: np.ndarray, current: np.ndarray, points: np.ndarray) -> tuple[float, float]:
+    """Max and min of ``F_ref - F_cur`` at ``points``, computed exactly as scipy's ``ks_2samp`` does."""
+    diff = np.searchsorted(reference, points, "right") / reference.shape[0]
+    diff -= np.searchsorted(current, points, "right") / current.shape[0]
     return float(diff.max()), float(diff.min())
+
+
+def _ranges(values: np.ndarray, starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """``values[starts[0]:stops[0]]``, ``values[starts[1]:stops[1]]``, ... concatenated."""
+    lengths = stops - starts
+    total = int(lengths.sum())
+    if total == 0:
+        return values[:0]
+    offsets = np.repeat(starts - (np.cumsum(lengths) - lengths), lengths)
+    return values[np.arange(total) + offsets]
 
 
 def wasserstein(reference: np.ndarray, current: np.ndarray) -> Statistic:

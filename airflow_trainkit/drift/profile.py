@@ -1,20 +1,22 @@
-"""The reference side of a drift check, prepared once: sorted values per numeric column, counts per
-categorical column, a row sample for the report; cached on disk per reference file.
+"""Each window of a drift check prepared a column at a time: sorted values per numeric column,
+counts per categorical column, and the rows kept for the report.
 
-A cached profile is keyed by the reference URI with its size and modification time (or ETag), so a
-weekly check against the same champion reference reads neither the table nor sorts it again; its
-arrays are memory-mapped, so the reference costs almost no RAM.
+The reference's prepared columns are cached on disk per reference file, keyed by its URI with its
+size and modification time (or ETag): a weekly check against the same champion reference neither
+reads the table nor sorts it again, and the cached arrays are memory-mapped, so they cost almost no
+RAM. Columns are cached one by one as they are first asked for.
 """
 
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import logging
 import os
 import shutil
-from dataclasses import dataclass, field
+import uuid
+from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -22,14 +24,18 @@ import numpy as np
 from airflow_trainkit import storage
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     import pandas as pd
 
+    from airflow_trainkit.drift.tables import Table
+
 log = logging.getLogger(__name__)
 
-PROFILE_VERSION = 1
+PROFILE_VERSION = 2
 KEEP_PROFILES = 8
+DEFAULT_REPORT_ROWS = 10_000
 
 
 @dataclass
@@ -46,22 +52,6 @@ class ColumnProfile:
     @property
     def evaluated(self) -> int:
         return self.rows - self.nulls
-
-
-@dataclass
-class Profile:
-    """A prepared window: column profiles, row count, and a row sample for the report.
-
-    :param sampled_from: the table's full row count when only ``max_rows`` of it were kept.
-    :param aligned: row-aligned (unsorted) values of the label and prediction columns, for
-        performance metrics.
-    """
-
-    rows: int
-    columns: dict[str, ColumnProfile]
-    sample: pd.DataFrame | None = None
-    sampled_from: int | None = None
-    aligned: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 def column_kind(series: pd.Series) -> str:
@@ -109,36 +99,209 @@ def profile_column(series: pd.Series, kind: str, *, column: str, window: str) ->
     return ColumnProfile(column, kind, rows, rows - sum(counts.values()), counts=counts)
 
 
-def sample_rows(frame: pd.DataFrame, max_rows: int | None, seed: int) -> tuple[pd.DataFrame, int | None]:
-    """At most ``max_rows`` rows drawn without replacement with ``seed``; the full row count if sampled."""
-    if max_rows is None or len(frame) <= max_rows:
-        return frame, None
-    return frame.sample(n=max_rows, random_state=seed), len(frame)
+@dataclass
+class PreparedColumn:
+    """One column of one window, ready to test and to show.
+
+    :param sample: the report's rows of the column.
+    :param aligned: the evaluated rows in table order (for the label and prediction, whose
+        performance metric pairs them row by row); None for other columns.
+    """
+
+    profile: ColumnProfile
+    sample: pd.Series
+    aligned: np.ndarray | None = None
 
 
-def build_profile(
-    frame: pd.DataFrame,
-    *,
-    max_rows: int | None,
-    seed: int,
-    report_rows: int,
-    aligned_columns: tuple[str, ...] = (),
-    window: str = "reference",
-) -> Profile:
-    """Prepare every column of ``frame`` (the columns are profiled one at a time, never copied whole)."""
-    frame, sampled_from = sample_rows(frame, max_rows, seed)
-    columns = {
-        str(name): profile_column(frame[name], column_kind(frame[name]), column=str(name), window=window)
-        for name in frame.columns
-    }
-    sample, _ = sample_rows(frame, report_rows, seed)
-    aligned = {c: frame[c].to_numpy() for c in aligned_columns if c in frame.columns}
-    return Profile(len(frame), columns, sample.reset_index(drop=True), sampled_from, aligned)
+class Window:
+    """One side of a check: a table, the rows evaluated and the rows kept for the report.
+
+    Windows longer than ``max_rows`` are evaluated on ``max_rows`` rows drawn without replacement
+    with ``seed`` (the same rows for every column); the report keeps ``report_rows`` of those.
+
+    :param cache: where the reference's prepared columns are cached; None prepares every column anew.
+    """
+
+    def __init__(
+        self,
+        table: Table,
+        name: str,
+        *,
+        max_rows: int | None,
+        seed: int,
+        report_rows: int = DEFAULT_REPORT_ROWS,
+        cache: ProfileCache | None = None,
+    ):
+        self.table = table
+        self.name = name
+        self.max_rows = max_rows
+        self.seed = seed
+        self.report_rows = report_rows
+        self.cache = cache
+
+    @cached_property
+    def _shape(self) -> tuple[int, list[str]]:
+        cached = self.cache.table_shape() if self.cache else None
+        if cached is not None:
+            return cached
+        shape = self.table.rows, self.table.columns
+        if self.cache:
+            self.cache.save_table_shape(*shape)
+        return shape
+
+    @property
+    def total_rows(self) -> int:
+        return self._shape[0]
+
+    @property
+    def columns(self) -> list[str]:
+        return self._shape[1]
+
+    @property
+    def sampled_from(self) -> int | None:
+        """The table's row count when only ``max_rows`` of its rows are evaluated."""
+        sampled = self.max_rows is not None and self.total_rows > self.max_rows
+        return self.total_rows if sampled else None
+
+    @property
+    def rows(self) -> int:
+        """How many rows are evaluated."""
+        return self.total_rows if self.max_rows is None else min(self.total_rows, self.max_rows)
+
+    @cached_property
+    def _row_picks(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        evaluated = None
+        if self.sampled_from is not None:
+            rng = np.random.default_rng(self.seed)
+            evaluated = np.sort(rng.choice(self.total_rows, self.rows, replace=False))
+        shown = None
+        if self.rows > self.report_rows:
+            rng = np.random.default_rng(self.seed + 1)
+            shown = np.sort(rng.choice(self.rows, self.report_rows, replace=False))
+        return evaluated, shown
+
+    def prepare(self, column: str, *, kind: str | None = None, aligned: bool = False) -> PreparedColumn:
+        """Column ``column`` prepared: from the cache, else read and profiled (and then cached).
+
+        :param kind: ``numeric`` or ``categorical``, as the reference decided; from the data if None.
+        :param aligned: also keep the evaluated rows in table order.
+        """
+        if self.cache is not None:
+            cached = self.cache.load(column, aligned=aligned)
+            if cached is not None:
+                return cached
+        evaluated, shown = self._row_picks
+        series = self.table.column(column)
+        if evaluated is not None:
+            series = series.iloc[evaluated]
+        prepared = PreparedColumn(
+            profile_column(series, kind or column_kind(series), column=column, window=self.name),
+            (series if shown is None else series.iloc[shown]).reset_index(drop=True),
+            series.to_numpy() if aligned else None,
+        )
+        if self.cache is not None:
+            self.cache.save(prepared)
+        return prepared
 
 
-def cache_key(
-    uri: str, *, max_rows: int | None, seed: int, report_rows: int, aligned: tuple[str, ...]
-) -> str | None:
+class ProfileCache:
+    """Prepared reference columns on disk, one set of files per column, each written whole.
+
+    A column's ``.json`` is written last, so a column is either complete or absent; a file that
+    cannot be read counts as absent and is prepared again.
+    """
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    @classmethod
+    def for_uri(
+        cls, uri: str, cache_dir: Path, *, max_rows: int | None, seed: int, report_rows: int
+    ) -> ProfileCache | None:
+        """The cache of the file at ``uri`` in its current version; None when it has no stable identity."""
+        key = cache_key(uri, max_rows=max_rows, seed=seed, report_rows=report_rows)
+        if key is None:
+            return None
+        folder = cache_dir / key
+        if folder.is_dir():
+            os.utime(folder)  # recently used: pruned last
+        else:
+            _prune(cache_dir)
+        return cls(folder)
+
+    def table_shape(self) -> tuple[int, list[str]] | None:
+        try:
+            meta = json.loads((self.folder / "table.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return int(meta["rows"]), list(meta["columns"])
+
+    def save_table_shape(self, rows: int, columns: list[str]) -> None:
+        payload = json.dumps({"version": PROFILE_VERSION, "rows": rows, "columns": columns})
+        self._write("table.json", lambda path: path.write_text(payload))
+
+    def load(self, column: str, *, aligned: bool) -> PreparedColumn | None:
+        import pandas as pd  # heavy: only when data is prepared
+
+        stem = _stem(column)
+        try:
+            meta = json.loads((self.folder / f"{stem}.json").read_text())
+            if aligned and not meta["aligned"]:
+                return None
+            values = np.load(self.folder / f"{stem}.values.npy", mmap_mode="r") if meta["values"] else None
+            profile = ColumnProfile(
+                meta["name"], meta["kind"], meta["rows"], meta["nulls"], values=values, counts=meta["counts"]
+            )
+            sample = pd.read_parquet(self.folder / f"{stem}.sample.parquet")[column]
+            kept = np.load(self.folder / f"{stem}.aligned.npy", allow_pickle=False) if aligned else None
+        except (OSError, ValueError, KeyError) as err:
+            log.debug("Cached column %r unusable, preparing it again: %s", column, err)
+            return None
+        return PreparedColumn(profile, sample, kept)
+
+    def save(self, prepared: PreparedColumn) -> None:
+        """Cache one column; a cache that cannot be written only logs a warning."""
+        col = prepared.profile
+        stem = _stem(col.name)
+        try:
+            if col.values is not None:
+                values = col.values
+                self._write(f"{stem}.values.npy", lambda path: np.save(path, values, allow_pickle=False))
+            sample = prepared.sample.to_frame(col.name)
+            self._write(f"{stem}.sample.parquet", lambda path: sample.to_parquet(path, index=False))
+            if prepared.aligned is not None:
+                kept = prepared.aligned if prepared.aligned.dtype != object else prepared.aligned.astype(str)
+                self._write(f"{stem}.aligned.npy", lambda path: np.save(path, kept, allow_pickle=False))
+            meta = {
+                "name": col.name,
+                "kind": col.kind,
+                "rows": col.rows,
+                "nulls": col.nulls,
+                "counts": col.counts,
+                "values": col.values is not None,
+                "aligned": prepared.aligned is not None,
+            }
+            self._write(f"{stem}.json", lambda path: path.write_text(json.dumps(meta)))
+        except (OSError, ValueError, TypeError) as err:  # e.g. a column of mixed types parquet refuses
+            log.warning("Could not cache reference column %r in %s: %s", col.name, self.folder, err)
+
+    def _write(self, name: str, write: Callable[[Path], Any]) -> None:
+        """Write one file under a temporary name and rename it into place (no fsync: a cache)."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        final = self.folder / name
+        tmp = final.with_name(f".{uuid.uuid4().hex[:8]}-{name}")  # same suffix: np.save keeps it
+        try:
+            write(tmp)
+            os.replace(tmp, final)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+def _stem(column: str) -> str:
+    return "c-" + hashlib.sha256(column.encode()).hexdigest()[:20]
+
+
+def cache_key(uri: str, *, max_rows: int | None, seed: int, report_rows: int) -> str | None:
     """A key that changes when the file at ``uri`` changes; None when no stable identity is known."""
     try:
         if storage.is_local(uri):
@@ -152,112 +315,17 @@ def cache_key(
             identity = [uri, info.get("size"), str(tag)]
     except OSError:
         return None
-    payload = json.dumps([PROFILE_VERSION, identity, max_rows, seed, report_rows, list(aligned)])
+    payload = json.dumps([PROFILE_VERSION, identity, max_rows, seed, report_rows])
     return hashlib.sha256(payload.encode()).hexdigest()[:32]
 
 
-def save_profile(profile: Profile, folder: Path) -> None:
-    """Write a profile folder whole or not at all."""
-    files: dict[str, bytes | str] = {}
-    meta: dict[str, Any] = {
-        "version": PROFILE_VERSION,
-        "rows": profile.rows,
-        "sampled_from": profile.sampled_from,
-    }
-    cols = []
-    for i, col in enumerate(profile.columns.values()):
-        entry: dict[str, Any] = {"name": col.name, "kind": col.kind, "rows": col.rows, "nulls": col.nulls}
-        if col.values is not None:
-            entry["file"] = f"c{i}.npy"
-            files[entry["file"]] = _npy_bytes(col.values)
-        else:
-            entry["counts"] = col.counts
-        cols.append(entry)
-    meta["columns"] = cols
-    meta["aligned"] = {}
-    for j, (name, arr) in enumerate(profile.aligned.items()):
-        fname = f"a{j}.npy"
-        meta["aligned"][name] = fname
-        files[fname] = _npy_bytes(arr if arr.dtype != object else arr.astype(str))
-    if profile.sample is not None:
-        buf = io.BytesIO()
-        profile.sample.to_parquet(buf, index=False)
-        files["sample.parquet"] = buf.getvalue()
-    files["profile.json"] = json.dumps(meta)
-    storage.write_folder_atomic(str(folder), files)
-
-
-def load_profile(folder: Path) -> Profile | None:
-    """A cached profile with memory-mapped arrays, or None when absent or incomplete."""
-    import pandas as pd  # heavy: only when data is prepared
-
-    if not (folder / storage.SUCCESS_MARKER).exists():
-        return None
-    meta = json.loads((folder / "profile.json").read_text())
-    if meta.get("version") != PROFILE_VERSION:
-        return None
-    columns = {}
-    for entry in meta["columns"]:
-        values = np.load(folder / entry["file"], mmap_mode="r") if "file" in entry else None
-        columns[entry["name"]] = ColumnProfile(
-            entry["name"],
-            entry["kind"],
-            entry["rows"],
-            entry["nulls"],
-            values=values,
-            counts=entry.get("counts"),
-        )
-    aligned = {name: np.load(folder / fname, allow_pickle=False) for name, fname in meta["aligned"].items()}
-    sample_path = folder / "sample.parquet"
-    sample = pd.read_parquet(sample_path) if sample_path.exists() else None
-    os.utime(folder)  # recently used: pruned last
-    return Profile(meta["rows"], columns, sample, meta.get("sampled_from"), aligned)
-
-
-def cached_reference_profile(
-    uri: str,
-    read: Any,
-    *,
-    cache_dir: Path,
-    max_rows: int | None,
-    seed: int,
-    report_rows: int,
-    aligned_columns: tuple[str, ...] = (),
-) -> tuple[Profile, bool]:
-    """The reference profile for ``uri`` from the cache, or built with ``read()`` and cached.
-
-    :returns: the profile and whether it came from the cache.
-    """
-    key = cache_key(uri, max_rows=max_rows, seed=seed, report_rows=report_rows, aligned=aligned_columns)
-    folder = cache_dir / key if key else None
-    if folder is not None:
-        cached = load_profile(folder)
-        if cached is not None:
-            log.info("Reference profile of %s read from cache %s", uri, folder)
-            return cached, True
-    profile = build_profile(
-        read(), max_rows=max_rows, seed=seed, report_rows=report_rows, aligned_columns=aligned_columns
-    )
-    if folder is not None:
-        try:
-            save_profile(profile, folder)
-            _prune(cache_dir)
-        except OSError as err:  # a cache that cannot be written must not fail the check
-            log.warning("Could not cache the reference profile in %s: %s", folder, err)
-    return profile, False
-
-
-def _npy_bytes(arr: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.save(buf, np.ascontiguousarray(arr), allow_pickle=False)
-    return buf.getvalue()
-
-
 def _prune(cache_dir: Path) -> None:
+    if not cache_dir.is_dir():
+        return
     folders = sorted(
         (p for p in cache_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
         key=lambda p: p.stat().st_mtime,
         reverse=True,
     )
-    for old in folders[KEEP_PROFILES:]:
+    for old in folders[KEEP_PROFILES - 1 :]:  # room for the one about to be made
         shutil.rmtree(old, ignore_errors=True)

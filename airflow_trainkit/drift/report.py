@@ -10,19 +10,16 @@ import html
 import json
 import logging
 import threading
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from airflow_trainkit import storage
 from airflow_trainkit.drift.methods import METHODS
 
 if TYPE_CHECKING:
-    import pandas as pd
-
     from airflow_trainkit.drift.engine import ColumnResult, DriftResult
 
 log = logging.getLogger(__name__)
 
-DEFAULT_REPORT_ROWS = 10_000
 # Evidently builds plotly figures per column (a fraction of a second each, whatever the row count):
 # the report shows the drifted columns first, then those nearest their threshold, up to this many.
 DEFAULT_REPORT_COLUMNS = 12
@@ -44,10 +41,8 @@ def _import_evidently() -> None:
         log.debug("Evidently preload failed: %s", err)
 
 
-def build_report(
-    result: DriftResult, reference_sample: pd.DataFrame, current_sample: pd.DataFrame, *, seed: int = 0
-) -> dict[str, str]:
-    """Evidently's DataDriftPreset on the samples, with the methods and thresholds of the check.
+def build_report(result: DriftResult) -> dict[str, str]:
+    """Evidently's DataDriftPreset on the result's row samples, with the methods and thresholds of the check.
 
     :returns: ``{"report.html": ..., "report.json": ..., "summary.json": ...}``.
     """
@@ -58,18 +53,16 @@ def build_report(
 
     tested = report_columns(result, DEFAULT_REPORT_COLUMNS)
     files: dict[str, str] = {"summary.json": json.dumps(result.details(), indent=2, default=str)}
-    if not tested:
-        files["report.html"] = _banner_page(result, reference_sample, current_sample, 0)
+    if not tested or result.reference_sample is None or result.current_sample is None:
+        files["report.html"] = _banner_page(result)
         files["report.json"] = json.dumps({"note": "current window empty: nothing was compared"})
         return files
     names = [c.column for c in tested]
     numeric = [c.column for c in tested if c.kind == "numeric"]
     categorical = [c.column for c in tested if c.kind != "numeric"]
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
-    ref = reference_sample[names]
-    cur = current_sample[names]
-    if len(cur) > DEFAULT_REPORT_ROWS:
-        cur = cur.sample(n=DEFAULT_REPORT_ROWS, random_state=seed)
+    ref = result.reference_sample[names]
+    cur = result.current_sample[names]
     for col in categorical:  # the check compares categories as text; so does the report
         ref = ref.assign(**{col: ref[col].astype("string")})
         cur = cur.assign(**{col: cur[col].astype("string")})
@@ -155,7 +148,7 @@ def _insert_banner(page: str, banner: str) -> str:
     return page[: close + 1] + banner + page[close + 1 :]
 
 
-def _banner_page(result: DriftResult, ref: Any, cur: Any, shown: int) -> str:
+def _banner_page(result: DriftResult) -> str:
     return "<!DOCTYPE html><html><head><meta charset='utf-8'><title>trainkit drift</title></head><body>" + (
-        _banner(result, len(ref), len(cur), shown) + "</body></html>"
+        _banner(result, 0, 0, 0) + "</body></html>"
     )

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     import pandas as pd
     from airflow.sdk import Context
 
+    from airflow_trainkit.drift.tables import Table
+
 log = logging.getLogger(__name__)
 
 ON_DRIFT = ("fail", "continue", "skip")
@@ -168,8 +170,8 @@ class DriftCheckOperator(BaseOperator):
             needed = list(dict.fromkeys([*config.columns, *config.aligned_columns]))
         report_uri = self.report_uri or _default_report_uri(context, self.task_id)
         result = run_check(
-            read_reference=lambda: _read(self.reference, self.reference_conn_id, needed),
-            read_current=lambda: _read(self.current, self.current_conn_id, needed),
+            reference=_table(self.reference, self.reference_conn_id, needed),
+            current=_table(self.current, self.current_conn_id, needed),
             config=config,
             reference_uri=None if self.reference_conn_id else self.reference,
             report_uri=report_uri,
@@ -217,12 +219,12 @@ def _default_report_uri(context: Context, task_id: str) -> str:
     return str(reports_dir() / "drift" / dag_id / safe_run / task_id)
 
 
-def _read(source: str, conn_id: str | None, columns: list[str] | None) -> pd.DataFrame:
-    from airflow_trainkit import storage
+def _table(source: str, conn_id: str | None, columns: list[str] | None) -> Table:
+    from airflow_trainkit.drift.tables import FrameTable, open_table
 
     if conn_id:
-        return read_sql(conn_id, source)
-    return storage.read_table(source, columns=columns)
+        return FrameTable(read=lambda: read_sql(conn_id, source))
+    return open_table(source, columns=columns)
 
 
 def read_sql(conn_id: str, sql: str) -> pd.DataFrame:

@@ -9,18 +9,13 @@ import pytest
 from drift_testing import make_frame
 
 from airflow_trainkit.drift.engine import DriftConfig, evaluate
-from airflow_trainkit.drift.profile import build_profile
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
 def _check(reference: pd.DataFrame, current: pd.DataFrame, **config):
-    cfg = DriftConfig(**config)
-    profile = build_profile(
-        reference, max_rows=None, seed=0, report_rows=1000, aligned_columns=cfg.aligned_columns
-    )
-    return evaluate(profile, current, cfg)
+    return evaluate(reference, current, DriftConfig(**config))
 
 
 def _drifted(result) -> set[str]:
@@ -183,9 +178,8 @@ def test_empty_current_window_is_reported_not_judged():
 def test_max_rows_samples_with_a_fixed_seed():
     ref = make_frame(30_000, numeric=2, seed=1)
     cur = make_frame(30_000, numeric=2, seed=2, shift={"x1": 0.2})
-    profile = build_profile(ref, max_rows=10_000, seed=0, report_rows=500)
-    first = evaluate(profile, cur, DriftConfig(max_rows=10_000))
-    second = evaluate(profile, cur, DriftConfig(max_rows=10_000))
+    first = evaluate(ref, cur, DriftConfig(max_rows=10_000))
+    second = evaluate(ref, cur, DriftConfig(max_rows=10_000))
     assert first.summary() == second.summary()
     assert first.summary()["rows"] == {
         "reference": 30_000,
@@ -194,3 +188,19 @@ def test_max_rows_samples_with_a_fixed_seed():
         "current_evaluated": 10_000,
     }
     assert _drifted(first) == {"x1"}
+
+
+def test_parquet_files_read_a_column_at_a_time_give_the_frames_verdicts(tmp_path):
+    from airflow_trainkit.drift.tables import ParquetTable, open_table
+
+    ref = make_frame(30_000, numeric=4, seed=1)
+    cur = make_frame(30_000, numeric=4, seed=2, shift={"x3": 0.1, "cat": 0.05})
+    ref.to_parquet(tmp_path / "ref.parquet", index=False)
+    cur.to_parquet(tmp_path / "cur.parquet", index=False)
+    tables = open_table(str(tmp_path / "ref.parquet")), open_table(str(tmp_path / "cur.parquet"))
+    assert all(isinstance(t, ParquetTable) for t in tables)
+    config = DriftConfig(max_rows=20_000)
+    from_files = evaluate(*tables, config)
+    assert from_files.summary() == evaluate(ref, cur, config).summary()
+    assert _drifted(from_files) == {"x3", "cat"}
+    assert from_files.summary()["rows"]["current_evaluated"] == 20_000

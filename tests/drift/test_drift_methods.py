@@ -36,6 +36,20 @@ def test_ks_equals_scipy_exactly(n1, n2, shift, decimals):
     assert got.value == expected.pvalue
 
 
+@pytest.mark.parametrize("case", ["shared values", "few distinct values", "tiny shift"])
+def test_ks_equals_scipy_where_only_some_points_are_evaluated(case):
+    # From 16,384 rows a side KS evaluates the CDFs only in blocks that can hold the extremes.
+    rng = np.random.default_rng(7)
+    a, b = rng.normal(size=180_000), rng.normal(0.004, size=150_001)
+    if case == "shared values":
+        b[::2] = a[: b[::2].size]
+    elif case == "few distinct values":
+        a, b = rng.integers(0, 30, 180_000).astype(float), rng.integers(0, 31, 150_001).astype(float)
+    expected = stats.ks_2samp(a, b)
+    got = methods.ks(np.sort(a), np.sort(b))
+    assert (got.statistic, got.value) == (expected.statistic, expected.pvalue)
+
+
 def test_ks_equals_scipy_when_reference_and_current_swap_sizes():
     a, b = _pair(30_000, 11_000, shift=0.03, decimals=2)
     assert methods.ks(np.sort(b), np.sort(a)).value == stats.ks_2samp(b, a).pvalue

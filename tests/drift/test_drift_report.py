@@ -14,7 +14,8 @@ from drift_testing import make_frame
 from airflow_trainkit import storage
 from airflow_trainkit.drift.check import profile_cache_dir, run_check, run_demo_drift_check
 from airflow_trainkit.drift.engine import DriftConfig
-from airflow_trainkit.drift.profile import cached_reference_profile
+from airflow_trainkit.drift.profile import ProfileCache
+from airflow_trainkit.drift.tables import FrameTable, open_table
 
 
 class _Text(HTMLParser):
@@ -68,8 +69,8 @@ def test_report_is_replaced_whole_on_a_rerun(tmp_path):
     cur = _write(make_frame(3000, numeric=3, seed=2), tmp_path / "cur.parquet")
     report_uri = str(tmp_path / "report")
     kwargs = dict(
-        read_reference=lambda: storage.read_table(ref),
-        read_current=lambda: storage.read_table(cur),
+        reference=open_table(ref),
+        current=open_table(cur),
         config=DriftConfig(),
         reference_uri=ref,
         report_uri=report_uri,
@@ -83,25 +84,49 @@ def test_report_is_replaced_whole_on_a_rerun(tmp_path):
 
 def test_reference_profile_is_cached_per_file_version(tmp_path):
     path = tmp_path / "ref.parquet"
+    cur = make_frame(5000, numeric=3, seed=2)
     _write(make_frame(5000, numeric=3, seed=1), path)
     reads = []
 
-    def read():
-        reads.append(1)
-        return storage.read_table(str(path))
+    def reference():
+        def read():
+            reads.append(1)
+            return storage.read_table(str(path))
 
-    kwargs = dict(cache_dir=profile_cache_dir(), max_rows=None, seed=0, report_rows=500)
-    first, hit1 = cached_reference_profile(str(path), read, **kwargs)
-    second, hit2 = cached_reference_profile(str(path), read, **kwargs)
-    assert (hit1, hit2, len(reads)) == (False, True, 1)
-    assert isinstance(second.columns["x0"].values, np.memmap)
-    np.testing.assert_array_equal(first.columns["x0"].values, second.columns["x0"].values)
-    assert second.columns["cat"].counts == first.columns["cat"].counts
+        return FrameTable(read=read)
+
+    def check(**config):
+        return run_check(reference=reference(), current=cur, config=DriftConfig(**config), reference_uri=str(path))
+
+    first = check()
+    second = check()
+    assert len(reads) == 1  # the second check read nothing of the reference
+    assert [c.value for c in second.columns] == [c.value for c in first.columns]
+    cache = ProfileCache.for_uri(str(path), profile_cache_dir(), max_rows=5_000_000, seed=0, report_rows=10_000)
+    cached = cache.load("x0", aligned=False)
+    assert isinstance(cached.profile.values, np.memmap)
+    assert cache.load("cat", aligned=False).profile.counts == {
+        k: int(v) for k, v in make_frame(5000, numeric=3, seed=1)["cat"].value_counts().items()
+    }
+
+    # Other columns of the same file are added to its cache as they are first asked for.
+    assert check(columns=["x1"]).columns[0].column == "x1"
     _write(make_frame(5000, numeric=3, seed=9), path)
     os.utime(path, ns=(1, 1))  # a new version of the file, even within the same second
-    third, hit3 = cached_reference_profile(str(path), read, **kwargs)
-    assert (hit3, len(reads)) == (False, 2)
-    assert not np.array_equal(third.columns["x0"].values, first.columns["x0"].values)
+    third = check()
+    assert len(reads) == 2
+    assert [c.value for c in third.columns] != [c.value for c in first.columns]
+
+
+def test_a_damaged_cache_entry_is_prepared_again(tmp_path):
+    ref = _write(make_frame(3000, numeric=2, seed=1), tmp_path / "ref.parquet")
+    cur = make_frame(3000, numeric=2, seed=2)
+    first = run_check(reference=open_table(ref), current=cur, config=DriftConfig(), reference_uri=ref)
+    cache = ProfileCache.for_uri(ref, profile_cache_dir(), max_rows=5_000_000, seed=0, report_rows=10_000)
+    for values in cache.folder.glob("*.values.npy"):
+        values.write_bytes(b"truncated")
+    second = run_check(reference=open_table(ref), current=cur, config=DriftConfig(), reference_uri=ref)
+    assert [c.value for c in second.columns] == [c.value for c in first.columns]
 
 
 def test_sql_windows_through_an_airflow_connection(tmp_path, monkeypatch):
@@ -115,12 +140,8 @@ def test_sql_windows_through_an_airflow_connection(tmp_path, monkeypatch):
         )
     monkeypatch.setenv("AIRFLOW_CONN_DRIFT_EVENTS", json.dumps({"conn_type": "sqlite", "host": str(db)}))
     result = run_check(
-        read_reference=lambda: read_sql(
-            "drift_events", "SELECT x0, x1, cat FROM events WHERE day = '2026-01-01'"
-        ),
-        read_current=lambda: read_sql(
-            "drift_events", "SELECT x0, x1, cat FROM events WHERE day = '2026-01-08'"
-        ),
+        reference=read_sql("drift_events", "SELECT x0, x1, cat FROM events WHERE day = '2026-01-01'"),
+        current=read_sql("drift_events", "SELECT x0, x1, cat FROM events WHERE day = '2026-01-08'"),
         config=DriftConfig(),
     )
     assert {c.column for c in result.columns if c.drifted} == {"x1"}
@@ -137,8 +158,8 @@ def test_report_shows_a_bounded_number_of_columns_drifted_first(tmp_path):
     )
     report_uri = str(tmp_path / "report")
     result = run_check(
-        read_reference=lambda: storage.read_table(ref),
-        read_current=lambda: storage.read_table(cur),
+        reference=open_table(ref),
+        current=open_table(cur),
         config=DriftConfig(),
         reference_uri=ref,
         report_uri=report_uri,

@@ -1,0 +1,111 @@
+"""The two windows of a drift check as tables read one column at a time.
+
+A local Parquet file (or folder of parts) is never loaded whole: each column is read when it is
+tested and dropped after, so memory stays at a few columns whatever the table's width. CSV, SQL
+results, object-storage files and frames already in memory are held as one pandas frame.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
+
+from airflow_trainkit import storage
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import pandas as pd
+
+
+class Table(ABC):
+    """One window: its row count, its column names, and one column at a time as a pandas Series."""
+
+    @property
+    @abstractmethod
+    def rows(self) -> int: ...
+
+    @property
+    @abstractmethod
+    def columns(self) -> list[str]: ...
+
+    @abstractmethod
+    def column(self, name: str) -> pd.Series:
+        """Every row of column ``name`` (safe to call from several threads at once)."""
+
+
+class FrameTable(Table):
+    """A pandas frame, given or read on first use by ``read`` (so a cached reference is never read)."""
+
+    def __init__(self, frame: pd.DataFrame | None = None, *, read: Callable[[], pd.DataFrame] | None = None):
+        if (frame is None) == (read is None):
+            raise TypeError("give a frame or a read function")
+        self._frame = frame
+        self._read = read
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        if self._frame is None:
+            assert self._read is not None
+            self._frame = self._read()
+        return self._frame
+
+    @property
+    def rows(self) -> int:
+        return len(self.frame)
+
+    @property
+    def columns(self) -> list[str]:
+        return [str(c) for c in self.frame.columns]
+
+    def column(self, name: str) -> pd.Series:
+        return self.frame[name]
+
+
+class ParquetTable(Table):
+    """A local Parquet file or folder of parts, read a column at a time through pyarrow."""
+
+    def __init__(self, path: str):
+        import pyarrow.dataset as ds  # heavy: only when data is read
+
+        try:
+            self._dataset = ds.dataset(path, format="parquet")
+            self._rows = self._dataset.count_rows()
+        except (OSError, ValueError) as err:  # pyarrow's errors subclass these
+            raise OSError(f"cannot read table {path!r}: {err}") from err
+        self._path = path
+
+    @property
+    def rows(self) -> int:
+        return self._rows
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self._dataset.schema.names)
+
+    def column(self, name: str) -> pd.Series:
+        try:
+            data = self._dataset.to_table(columns=[name]).column(0)
+        except (OSError, ValueError) as err:
+            raise OSError(f"cannot read column {name!r} of {self._path!r}: {err}") from err
+        return data.to_pandas().rename(name)
+
+
+def open_table(uri: str, *, columns: list[str] | None = None) -> Table:
+    """A table for ``uri``: column by column for local Parquet, else read whole on first use.
+
+    :param columns: for tables read whole, read only these columns.
+    :raises OSError: the URI cannot be read; the message names it.
+    :raises ValueError: the format is not known from the extension.
+    """
+    if storage.table_format(uri) == "parquet" and storage.is_local(uri):
+        path = storage.local_path(uri)
+        if not path.exists():
+            raise OSError(f"cannot read table {uri!r}: no such file: {path}")
+        return ParquetTable(str(path))
+    return FrameTable(read=lambda: storage.read_table(uri, columns=columns))
+
+
+def as_table(data: Table | pd.DataFrame) -> Table:
+    """A table for a frame; a table as it is."""
+    return data if isinstance(data, Table) else FrameTable(data)
