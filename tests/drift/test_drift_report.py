@@ -96,13 +96,17 @@ def test_reference_profile_is_cached_per_file_version(tmp_path):
         return FrameTable(read=read)
 
     def check(**config):
-        return run_check(reference=reference(), current=cur, config=DriftConfig(**config), reference_uri=str(path))
+        return run_check(
+            reference=reference(), current=cur, config=DriftConfig(**config), reference_uri=str(path)
+        )
 
     first = check()
     second = check()
     assert len(reads) == 1  # the second check read nothing of the reference
     assert [c.value for c in second.columns] == [c.value for c in first.columns]
-    cache = ProfileCache.for_uri(str(path), profile_cache_dir(), max_rows=5_000_000, seed=0, report_rows=10_000)
+    cache = ProfileCache.for_uri(
+        str(path), profile_cache_dir(), max_rows=5_000_000, seed=0, report_rows=10_000
+    )
     cached = cache.load("x0", aligned=False)
     assert isinstance(cached.profile.values, np.memmap)
     assert cache.load("cat", aligned=False).profile.counts == {
