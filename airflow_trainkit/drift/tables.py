@@ -81,7 +81,10 @@ class ParquetTable(Table):
 
     @property
     def columns(self) -> list[str]:
-        return list(self._dataset.schema.names)
+        # A frame's index that pandas stored as a column is not data: pandas reads it back as the index.
+        meta = self._dataset.schema.pandas_metadata or {}
+        index = {c for c in meta.get("index_columns", []) if isinstance(c, str)}
+        return [c for c in self._dataset.schema.names if c not in index]
 
     def column(self, name: str) -> pd.Series:
         try:
