@@ -7,6 +7,7 @@ results, object-storage files and frames already in memory are held as one panda
 
 from __future__ import annotations
 
+import threading
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
@@ -42,12 +43,14 @@ class FrameTable(Table):
             raise TypeError("give a frame or a read function")
         self._frame = frame
         self._read = read
+        self._reading = threading.Lock()  # worker threads ask for columns at once: read once
 
     @property
     def frame(self) -> pd.DataFrame:
-        if self._frame is None:
-            assert self._read is not None
-            self._frame = self._read()
+        with self._reading:
+            if self._frame is None:
+                assert self._read is not None
+                self._frame = self._read()
         return self._frame
 
     @property
