@@ -6,7 +6,8 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from airflow_trainkit.drift.engine import DriftConfig, DriftResult, evaluate
+from airflow_trainkit.drift.config import DriftConfig
+from airflow_trainkit.drift.engine import evaluate
 from airflow_trainkit.drift.profile import DEFAULT_REPORT_ROWS, ProfileCache, Window
 from airflow_trainkit.drift.report import build_report, preload_evidently, write_report
 from airflow_trainkit.drift.tables import Table, as_table, open_table
@@ -16,6 +17,8 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     import pandas as pd
+
+    from airflow_trainkit.drift.results import DriftResult
 
 log = logging.getLogger(__name__)
 

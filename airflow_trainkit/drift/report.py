@@ -16,7 +16,7 @@ from airflow_trainkit import storage
 from airflow_trainkit.drift.methods import METHODS
 
 if TYPE_CHECKING:
-    from airflow_trainkit.drift.engine import ColumnResult, DriftResult
+    from airflow_trainkit.drift.results import ColumnResult, DriftResult
 
 log = logging.getLogger(__name__)
 

@@ -142,7 +142,7 @@ class DriftCheckOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         # heavy (numpy, pandas): only when the task runs, never at DAG parse
         from airflow_trainkit.drift.check import run_check
-        from airflow_trainkit.drift.engine import DriftConfig
+        from airflow_trainkit.drift.config import DriftConfig
         from airflow_trainkit.exceptions import DriftDetected
 
         if self.on_drift not in ON_DRIFT:

@@ -1,0 +1,144 @@
+"""A drift check's verdicts: one ``ColumnResult`` per column and the ``DriftResult`` whose
+``summary()`` goes to XCom."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from airflow_trainkit.drift import methods
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+MAX_SUMMARY_COLUMNS = 100
+
+
+@dataclass
+class ColumnResult:
+    """The verdict on one column; ``value`` is the p-value or the distance the threshold applies to."""
+
+    column: str
+    role: str
+    kind: str
+    method: str
+    statistic: float
+    value: float
+    threshold: float
+    effect: float
+    drifted: bool
+    adjusted_p_value: float | None = None
+    min_effect: float | None = None
+    reference_rows: int = 0
+    current_rows: int = 0
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "column": self.column,
+            "method": self.method,
+            "statistic": rounded(self.statistic),
+        }
+        kind = methods.METHODS[self.method].kind
+        out["p_value" if kind == "p_value" else "distance"] = rounded(self.value)
+        if self.adjusted_p_value is not None:
+            out["adjusted_p_value"] = rounded(self.adjusted_p_value)
+        out["threshold"] = self.threshold
+        if self.min_effect:
+            out["effect"] = rounded(self.effect)
+            out["min_effect"] = self.min_effect
+        return out
+
+
+@dataclass
+class DriftResult:
+    """The whole check; ``summary()`` is the small dict that goes to XCom."""
+
+    columns: list[ColumnResult]
+    reference_rows: int
+    current_rows: int
+    drift_share: float
+    correction: str
+    empty_current: bool = False
+    reference_sampled_from: int | None = None
+    current_sampled_from: int | None = None
+    performance: dict[str, Any] | None = None
+    report_uri: str | None = None
+    notes: list[str] = field(default_factory=list)
+    # The report's rows of every tested column, per window; not part of the summary.
+    reference_sample: pd.DataFrame | None = field(default=None, repr=False)
+    current_sample: pd.DataFrame | None = field(default=None, repr=False)
+
+    @property
+    def features(self) -> list[ColumnResult]:
+        return [c for c in self.columns if c.role == "feature"]
+
+    @property
+    def drifted_features(self) -> list[ColumnResult]:
+        return [c for c in self.features if c.drifted]
+
+    @property
+    def share_drifted(self) -> float:
+        return len(self.drifted_features) / len(self.features) if self.features else 0.0
+
+    @property
+    def dataset_drift(self) -> bool:
+        # Evidently's rule: share of drifted columns >= drift_share.
+        return bool(self.features) and self.share_drifted >= self.drift_share
+
+    def _role_drift(self, role: str) -> bool | None:
+        found = [c for c in self.columns if c.role == role]
+        return found[0].drifted if found else None
+
+    @property
+    def drift(self) -> bool:
+        """Whether anything drifted: the dataset, the prediction, the label or the performance."""
+        if self.empty_current:
+            return False
+        perf = bool(self.performance and self.performance["drifted"])
+        return (
+            self.dataset_drift
+            or bool(self._role_drift("prediction"))
+            or bool(self._role_drift("target"))
+            or perf
+        )
+
+    def summary(self) -> dict[str, Any]:
+        drifted = [c for c in self.columns if c.drifted]
+        out: dict[str, Any] = {
+            "drift": self.drift,
+            "dataset_drift": self.dataset_drift,
+            "share_drifted": round(self.share_drifted, 4),
+            "drift_share": self.drift_share,
+            "columns_checked": len(self.features),
+            "drifted_count": len(self.drifted_features),
+            "drifted_columns": [c.summary() for c in drifted[:MAX_SUMMARY_COLUMNS]],
+            "prediction_drift": self._role_drift("prediction"),
+            "label_drift": self._role_drift("target"),
+            "performance": self.performance,
+            "correction": self.correction,
+            "rows": {
+                "reference": self.reference_sampled_from or self.reference_rows,
+                "current": self.current_sampled_from or self.current_rows,
+                "reference_evaluated": self.reference_rows,
+                "current_evaluated": self.current_rows,
+            },
+            "empty_current": self.empty_current,
+            "report_uri": self.report_uri,
+        }
+        if len(drifted) > MAX_SUMMARY_COLUMNS:
+            out["drifted_columns_truncated"] = len(drifted) - MAX_SUMMARY_COLUMNS
+        return out
+
+    def details(self) -> dict[str, Any]:
+        """Every column's result, for the stored report (not for XCom)."""
+        return {**self.summary(), "columns": [asdict(c) for c in self.columns], "notes": self.notes}
+
+
+def rounded(value: float) -> float | str:
+    """Round for the summary without losing tiny p-values; infinities as text, so JSON stays strict."""
+    value = float(value)
+    if not np.isfinite(value):
+        return str(value)
+    return float(f"{value:.6g}")
