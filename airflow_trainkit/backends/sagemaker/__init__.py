@@ -1,0 +1,38 @@
+"""The SageMaker backend: managed (spot) training jobs through ``CreateTrainingJob``.
+
+Importing this package registers ``backend="sagemaker"``; boto3 is imported only once a job is handled.
+"""
+
+from __future__ import annotations
+
+from airflow_trainkit.backends.sagemaker.backend import (
+    BUILTIN_ENTRY_POINTS,
+    CHECKPOINT_LOCAL_PATH,
+    DEFAULT_CONN_ID,
+    DEFAULT_INSTANCE_TYPE,
+    DEFAULT_VOLUME_SIZE_GB,
+    KNOWN_OPTIONS,
+    LOG_GROUP,
+    SOURCE_ARCHIVE,
+    SageMakerBackend,
+    SageMakerState,
+    console_url,
+    package_source,
+    status_from_description,
+)
+
+__all__ = [
+    "BUILTIN_ENTRY_POINTS",
+    "CHECKPOINT_LOCAL_PATH",
+    "DEFAULT_CONN_ID",
+    "DEFAULT_INSTANCE_TYPE",
+    "DEFAULT_VOLUME_SIZE_GB",
+    "KNOWN_OPTIONS",
+    "LOG_GROUP",
+    "SOURCE_ARCHIVE",
+    "SageMakerBackend",
+    "SageMakerState",
+    "console_url",
+    "package_source",
+    "status_from_description",
+]
