@@ -15,11 +15,9 @@ from airflow_trainkit.backends.sagemaker.backend import (
     LOG_GROUP,
     SOURCE_ARCHIVE,
     SageMakerBackend,
-    SageMakerState,
-    console_url,
     package_source,
-    status_from_description,
 )
+from airflow_trainkit.backends.sagemaker.status import SageMakerState, console_url, status_from_description
 
 __all__ = [
     "BUILTIN_ENTRY_POINTS",

@@ -11,17 +11,14 @@ import json
 import logging
 import re
 import tarfile
-from datetime import datetime
-from enum import Enum
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from airflow_trainkit.training.backend import JobPhase, JobStatus, TrainingBackend, register_backend
+from airflow_trainkit.backends.sagemaker.status import PHASES, SageMakerState, status_from_description
+from airflow_trainkit.training.backend import JobStatus, TrainingBackend, register_backend
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from airflow_trainkit.training.identity import JobIdentity
     from airflow_trainkit.training.spec import TrainingJobSpec
 
@@ -59,16 +56,6 @@ _THROTTLING = {
 }
 
 
-class SageMakerState(str, Enum):
-    """``TrainingJobStatus`` as SageMaker reports it."""
-
-    IN_PROGRESS = "InProgress"
-    COMPLETED = "Completed"
-    FAILED = "Failed"
-    STOPPING = "Stopping"
-    STOPPED = "Stopped"
-
-
 @register_backend("sagemaker")
 class SageMakerBackend(TrainingBackend):
     """Run a :class:`~airflow_trainkit.training.spec.TrainingJobSpec` as a SageMaker training job.
@@ -78,13 +65,7 @@ class SageMakerBackend(TrainingBackend):
     """
 
     State = SageMakerState
-    PHASES = {
-        SageMakerState.IN_PROGRESS: JobPhase.RUNNING,
-        SageMakerState.COMPLETED: JobPhase.SUCCEEDED,
-        SageMakerState.FAILED: JobPhase.FAILED,
-        SageMakerState.STOPPING: JobPhase.STOPPING,
-        SageMakerState.STOPPED: JobPhase.STOPPED,
-    }
+    PHASES = PHASES  # the one map, shared with status_from_description
     poll_interval = 30.0
 
     def __init__(self, conn_id: str | None = None) -> None:
@@ -509,66 +490,6 @@ class SageMakerBackend(TrainingBackend):
         return dict(final) if final else None
 
 
-def status_from_description(desc: Mapping[str, Any], region: str) -> JobStatus:
-    """A :class:`JobStatus` from a ``DescribeTrainingJob`` response; only JSON values in it."""
-    name = desc["TrainingJobName"]
-    state = desc["TrainingJobStatus"]
-    try:
-        phase = SageMakerBackend.PHASES[SageMakerState(state)]
-    except ValueError:
-        phase = JobPhase.FAILED
-    billable = desc.get("BillableTimeInSeconds")
-    training = desc.get("TrainingTimeInSeconds")
-    details: dict[str, Any] = {
-        "secondary_status": desc.get("SecondaryStatus"),
-        "training_seconds": training,
-        "spot": bool(desc.get("EnableManagedSpotTraining")),
-        "job_arn": desc.get("TrainingJobArn"),
-    }
-    if billable is not None and training:
-        details["spot_savings"] = round(1 - billable / training, 4)
-    transitions = desc.get("SecondaryStatusTransitions") or []
-    if transitions:
-        details["transitions"] = [
-            [
-                t.get("Status"),
-                _iso(t.get("StartTime")),
-                _iso(t.get("EndTime")),
-                (t.get("StatusMessage") or "")[:200],
-            ]
-            for t in transitions[-20:]
-        ]
-    final_metrics = desc.get("FinalMetricDataList") or []
-    if final_metrics:
-        details["final_metrics"] = {
-            m["MetricName"]: m.get("Value") for m in final_metrics if "MetricName" in m
-        }
-    if desc.get("CheckpointConfig"):
-        details["checkpoint_uri"] = desc["CheckpointConfig"].get("S3Uri")
-    resources = desc.get("ResourceConfig") or {}
-    message = desc.get("FailureReason")
-    if not message and transitions and phase.terminal and phase != JobPhase.SUCCEEDED:
-        message = transitions[-1].get("StatusMessage")
-    return JobStatus(
-        job_id=name,
-        state=state,
-        phase=phase,
-        message=message,
-        started_at=_iso(desc.get("TrainingStartTime") or desc.get("CreationTime")),
-        ended_at=_iso(desc.get("TrainingEndTime")) if phase.terminal else None,
-        billable_seconds=float(billable) if billable is not None else None,
-        instance_type=resources.get("InstanceType"),
-        instance_count=int(resources.get("InstanceCount") or 1),
-        output_uri=(desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts") or None,
-        console_url=console_url(region, name),
-        details={k: v for k, v in details.items() if v is not None},
-    )
-
-
-def console_url(region: str, job_id: str) -> str:
-    return f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/jobs/{job_id}"
-
-
 def package_source(path: Path) -> bytes:
     """``sourcedir.tar.gz`` bytes of a folder (its contents at the root) or of one script."""
     buffer = io.BytesIO()
@@ -618,11 +539,3 @@ def _is_not_found(err: Any) -> bool:
 
 def _tag_text(text: str, limit: int) -> str:
     return _TAG_NOT_ALLOWED.sub("_", text)[:limit]
-
-
-def _iso(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return str(value)
