@@ -6,17 +6,15 @@ Importing this package registers ``backend="sagemaker"``; boto3 is imported only
 from __future__ import annotations
 
 from airflow_trainkit.backends.sagemaker.backend import (
-    BUILTIN_ENTRY_POINTS,
     CHECKPOINT_LOCAL_PATH,
     DEFAULT_CONN_ID,
     DEFAULT_INSTANCE_TYPE,
     DEFAULT_VOLUME_SIZE_GB,
     KNOWN_OPTIONS,
     LOG_GROUP,
-    SOURCE_ARCHIVE,
     SageMakerBackend,
-    package_source,
 )
+from airflow_trainkit.backends.sagemaker.source import BUILTIN_ENTRY_POINTS, SOURCE_ARCHIVE, package_source
 from airflow_trainkit.backends.sagemaker.status import SageMakerState, console_url, status_from_description
 
 __all__ = [

@@ -6,15 +6,13 @@ boto3 and aiobotocore are imported inside the functions that call AWS, never at 
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import re
-import tarfile
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from airflow_trainkit.backends.sagemaker.source import SOURCE_ARCHIVE, package_source, script_source
 from airflow_trainkit.backends.sagemaker.status import PHASES, SageMakerState, status_from_description
 from airflow_trainkit.training.backend import JobStatus, TrainingBackend, register_backend
 
@@ -31,10 +29,6 @@ CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 # Options this backend reads from ``spec.options``; anything else is refused by name.
 KNOWN_OPTIONS = ("role_arn", "source_dir", "entry_point", "volume_size_gb", "input_content_types")
-# ``entry_point`` value that means "the built-in trainer module shipped with trainkit".
-BUILTIN_ENTRY_POINTS = {"trainkit:xgboost": "airflow_trainkit.trainers.xgboost"}
-SOURCE_ARCHIVE = "sourcedir.tar.gz"
-
 _ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-_/]+$")
 _ENV_KEY = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _CHANNEL = re.compile(r"^[A-Za-z0-9.\-_]{1,64}$")
@@ -167,7 +161,7 @@ class SageMakerBackend(TrainingBackend):
                 "spec.options['input_content_types'] must map channels of spec.inputs to content types, "
                 f"got {content_types!r}"
             )
-        self._script_source(spec)
+        script_source(spec)
 
     def instance_type(self, spec: TrainingJobSpec) -> str:
         """The explicit SageMaker instance type, else the accelerator's row of the shared table, else CPU."""
@@ -307,52 +301,12 @@ class SageMakerBackend(TrainingBackend):
 
     # -- script mode: ship a source folder to a framework container -----------------------------
 
-    def _script_source(self, spec: TrainingJobSpec) -> tuple[Path, str] | None:
-        """``(folder or file to package, program name)`` when the spec asks for script mode."""
-        source_dir = spec.options.get("source_dir")
-        entry_point = spec.options.get("entry_point")
-        if not source_dir and not entry_point:
-            return None
-        if entry_point in BUILTIN_ENTRY_POINTS:
-            from importlib.util import find_spec
-
-            module = BUILTIN_ENTRY_POINTS[entry_point]
-            found = find_spec(module)
-            if found is None or not found.origin:
-                raise ValueError(f"spec.options['entry_point']: built-in trainer {module} is not installed")
-            entry_point = found.origin
-        if source_dir:
-            folder = Path(str(source_dir)).expanduser()
-            if not folder.is_dir():
-                raise ValueError(f"spec.options['source_dir'] must be a local folder, got {source_dir!r}")
-            if not entry_point:
-                raise ValueError(
-                    "spec.options['entry_point'] is required with source_dir: the script, relative to it"
-                )
-            program = Path(str(entry_point))
-            if program.is_absolute():
-                try:
-                    program = program.relative_to(folder.resolve())
-                except ValueError:
-                    raise ValueError(
-                        f"spec.options['entry_point'] {entry_point!r} is not inside source_dir {source_dir!r}"
-                    ) from None
-            if not (folder / program).is_file():
-                raise ValueError(
-                    f"spec.options['entry_point']: no file {program} in source_dir {source_dir!r}"
-                )
-            return folder, program.as_posix()
-        script = Path(str(entry_point)).expanduser()
-        if not script.is_file():
-            raise ValueError(f"spec.options['entry_point'] must be a local script file, got {entry_point!r}")
-        return script, script.name
-
     def upload_source(self, spec: TrainingJobSpec, job_id: str) -> tuple[str, str] | None:
         """Package the script-mode source as ``sourcedir.tar.gz`` and upload it under the output path.
 
         :return: ``(S3 URI of the archive, program name)``, or ``None`` when the spec is not script mode.
         """
-        source = self._script_source(spec)
+        source = script_source(spec)
         if source is None:
             return None
         path, program = source
@@ -488,20 +442,6 @@ class SageMakerBackend(TrainingBackend):
         """SageMaker's ``FinalMetricDataList`` (the model itself is a tarball on S3), if the job has one."""
         final = status.details.get("final_metrics")
         return dict(final) if final else None
-
-
-def package_source(path: Path) -> bytes:
-    """``sourcedir.tar.gz`` bytes of a folder (its contents at the root) or of one script."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        if path.is_file():
-            archive.add(path, arcname=path.name)
-        else:
-            for item in sorted(path.rglob("*")):
-                parts = item.relative_to(path).parts
-                if item.is_file() and not any(p in ("__pycache__", ".git") for p in parts):
-                    archive.add(item, arcname="/".join(parts))
-    return buffer.getvalue()
 
 
 def _current_identity() -> JobIdentity | None:
