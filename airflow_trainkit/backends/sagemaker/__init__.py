@@ -5,14 +5,12 @@ Importing this package registers ``backend="sagemaker"``; boto3 is imported only
 
 from __future__ import annotations
 
-from airflow_trainkit.backends.sagemaker.backend import (
+from airflow_trainkit.backends.sagemaker.backend import DEFAULT_CONN_ID, LOG_GROUP, SageMakerBackend
+from airflow_trainkit.backends.sagemaker.request import (
     CHECKPOINT_LOCAL_PATH,
-    DEFAULT_CONN_ID,
     DEFAULT_INSTANCE_TYPE,
     DEFAULT_VOLUME_SIZE_GB,
     KNOWN_OPTIONS,
-    LOG_GROUP,
-    SageMakerBackend,
 )
 from airflow_trainkit.backends.sagemaker.source import BUILTIN_ENTRY_POINTS, SOURCE_ARCHIVE, package_source
 from airflow_trainkit.backends.sagemaker.status import SageMakerState, console_url, status_from_description
