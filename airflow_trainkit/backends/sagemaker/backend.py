@@ -100,14 +100,16 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
         source = script_source(spec)
         if source is None:
             return None
-        path, program = source
-        archive = package_source(path)
+        files, program = source
+        archive = package_source(files)
         output = spec.output_uri or ""
         bucket, _, prefix = output[len("s3://") :].partition("/")
         key = "/".join(p for p in (prefix.strip("/"), job_id, "source", SOURCE_ARCHIVE) if p)
         self._hook("s3").conn.put_object(Bucket=bucket, Key=key, Body=archive)
         uri = f"s3://{bucket}/{key}"
-        log.info("Uploaded %s (%d bytes) to %s; SageMaker runs %s", path, len(archive), uri, program)
+        log.info(
+            "Uploaded %d files (%d bytes) to %s; SageMaker runs %s", len(files), len(archive), uri, program
+        )
         return uri, program
 
     # -- the backend interface ------------------------------------------------------------------

@@ -15,23 +15,45 @@ if TYPE_CHECKING:
 
 # ``entry_point`` value that means "the built-in trainer module shipped with trainkit".
 BUILTIN_ENTRY_POINTS = {"trainkit:xgboost": "airflow_trainkit.trainers.xgboost"}
+# What the built-in trainer imports of trainkit: shipped with it, since the container has no trainkit
+# (and no Airflow). A test runs the archive with Airflow blocked, so a missing module fails it.
+BUILTIN_TRAINER_FILES = (
+    "__init__.py",
+    "storage.py",
+    "trainers/__init__.py",
+    "trainers/contract.py",
+    "trainers/xgboost.py",
+    "trainers/xgboost_booster.py",
+    "trainers/xgboost_config.py",
+    "trainers/xgboost_data.py",
+)
+BUILTIN_PROGRAM = "trainkit_train.py"
+# SageMaker runs the program with the hyperparameters as ``--name value`` arguments and also in
+# SM_HPS, which the trainer reads; the argument copy is dropped, since the trainer takes its own flags.
+_LAUNCHER = '''"""Runs trainkit's built-in trainer {module} in a SageMaker framework container."""
+import runpy
+import sys
+
+sys.argv[1:] = []
+runpy.run_module("{module}", run_name="__main__", alter_sys=True)
+'''
 SOURCE_ARCHIVE = "sourcedir.tar.gz"
+# Files to archive: the name inside the archive -> a local file, or the content itself.
+SourceFiles = dict[str, Path | bytes]
 
 
-def script_source(spec: TrainingJobSpec) -> tuple[Path, str] | None:
-    """``(folder or file to package, program name)`` when the spec asks for script mode."""
+def script_source(spec: TrainingJobSpec) -> tuple[SourceFiles, str] | None:
+    """``(files to package, program name)`` when the spec asks for script mode."""
     source_dir = spec.options.get("source_dir")
     entry_point = spec.options.get("entry_point")
     if not source_dir and not entry_point:
         return None
     if entry_point in BUILTIN_ENTRY_POINTS:
-        from importlib.util import find_spec
-
-        module = BUILTIN_ENTRY_POINTS[entry_point]
-        found = find_spec(module)
-        if found is None or not found.origin:
-            raise ValueError(f"spec.options['entry_point']: built-in trainer {module} is not installed")
-        entry_point = found.origin
+        if source_dir:
+            raise ValueError(
+                f"spec.options['source_dir'] cannot be combined with the built-in entry_point {entry_point!r}"
+            )
+        return builtin_trainer_source(BUILTIN_ENTRY_POINTS[str(entry_point)]), BUILTIN_PROGRAM
     if source_dir:
         folder = Path(str(source_dir)).expanduser()
         if not folder.is_dir():
@@ -50,22 +72,43 @@ def script_source(spec: TrainingJobSpec) -> tuple[Path, str] | None:
                 ) from None
         if not (folder / program).is_file():
             raise ValueError(f"spec.options['entry_point']: no file {program} in source_dir {source_dir!r}")
-        return folder, program.as_posix()
+        return folder_files(folder), program.as_posix()
     script = Path(str(entry_point)).expanduser()
     if not script.is_file():
         raise ValueError(f"spec.options['entry_point'] must be a local script file, got {entry_point!r}")
-    return script, script.name
+    return {script.name: script}, script.name
 
 
-def package_source(path: Path) -> bytes:
-    """``sourcedir.tar.gz`` bytes of a folder (its contents at the root) or of one script."""
+def builtin_trainer_source(module: str) -> SourceFiles:
+    """The built-in trainer's modules under ``airflow_trainkit/`` and a launcher that runs ``module``."""
+    import airflow_trainkit
+
+    package = Path(airflow_trainkit.__file__).parent
+    files: SourceFiles = {f"airflow_trainkit/{name}": package / name for name in BUILTIN_TRAINER_FILES}
+    files[BUILTIN_PROGRAM] = _LAUNCHER.format(module=module).encode()
+    return files
+
+
+def folder_files(folder: Path) -> SourceFiles:
+    """Every file of ``folder`` by its path inside it, leaving out ``__pycache__`` and ``.git``."""
+    files: SourceFiles = {}
+    for item in sorted(folder.rglob("*")):
+        parts = item.relative_to(folder).parts
+        if item.is_file() and not any(p in ("__pycache__", ".git") for p in parts):
+            files["/".join(parts)] = item
+    return files
+
+
+def package_source(files: SourceFiles) -> bytes:
+    """``sourcedir.tar.gz`` bytes holding ``files`` under their names."""
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as archive:
-        if path.is_file():
-            archive.add(path, arcname=path.name)
-        else:
-            for item in sorted(path.rglob("*")):
-                parts = item.relative_to(path).parts
-                if item.is_file() and not any(p in ("__pycache__", ".git") for p in parts):
-                    archive.add(item, arcname="/".join(parts))
+        for name, content in sorted(files.items()):
+            if isinstance(content, Path):
+                archive.add(content, arcname=name)
+            else:
+                info = tarfile.TarInfo(name)
+                info.size = len(content)
+                info.mode = 0o644
+                archive.addfile(info, io.BytesIO(content))
     return buffer.getvalue()

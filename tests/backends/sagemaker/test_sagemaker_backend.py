@@ -7,6 +7,8 @@ import io
 import json
 import logging
 import os
+import subprocess
+import sys
 import tarfile
 import time
 
@@ -329,3 +331,42 @@ def test_no_secret_in_logs_errors_or_results(backend, fake, caplog):
     texts = [caplog.text, repr(err.value), str(err.value), json.dumps(backend.result(status))]
     assert not any(FAKE_SECRET in t for t in texts)
     assert FAKE_SECRET in os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"]  # the check above can fail
+
+
+@pytest.mark.integration
+def test_builtin_trainer_archive_trains_without_airflow_or_an_installed_trainkit(tmp_path):
+    """The archive for ``entry_point: trainkit:xgboost`` runs as a SageMaker framework container runs
+    it: from its unpacked folder, with hyperparameters as arguments and in SM_HPS, and neither
+    Airflow nor an installed trainkit to import."""
+    from airflow_trainkit.backends.sagemaker.source import BUILTIN_PROGRAM, package_source, script_source
+    from airflow_trainkit.demo.data import make_churn_frame
+
+    files, program = script_source(make_spec(options={"entry_point": "trainkit:xgboost"}))
+    assert program == BUILTIN_PROGRAM
+    with pytest.raises(ValueError, match=r"spec\.options\['source_dir'\] cannot be combined"):
+        script_source(make_spec(options={"entry_point": "trainkit:xgboost", "source_dir": str(tmp_path)}))
+    code = tmp_path / "code"
+    with tarfile.open(fileobj=io.BytesIO(package_source(files)), mode="r:gz") as tar:
+        tar.extractall(code, filter="data")
+    (tmp_path / "train").mkdir()
+    make_churn_frame(1000, seed=3).to_csv(tmp_path / "train" / "data.csv", index=False)
+    container = (
+        "import sys; sys.modules['airflow'] = None; sys.path.insert(0, '.')\n"
+        "import airflow_trainkit\n"
+        f"assert airflow_trainkit.__file__.startswith({str(code)!r}), airflow_trainkit.__file__\n"
+        f"sys.argv = [{program!r}, '--target', 'churned', '--num_boost_round', '30']\n"
+        f"import runpy; runpy.run_path({program!r}, run_name='__main__')\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TRAINKIT_", "SM_"))}
+    env |= {
+        "SM_CHANNEL_TRAIN": str(tmp_path / "train"),
+        "SM_MODEL_DIR": str(tmp_path / "model"),
+        "SM_HPS": json.dumps({"target": "churned", "num_boost_round": "30"}),
+        "SM_NUM_GPUS": "0",
+    }
+    proc = subprocess.run(
+        [sys.executable, "-c", container], cwd=code, env=env, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    metrics = json.loads((tmp_path / "model" / "metrics.json").read_text())
+    assert metrics["rounds_trained"] == 30 and metrics["auc_roc"] > 0.7
