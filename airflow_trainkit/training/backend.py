@@ -1,9 +1,9 @@
 """The one interface every compute backend implements, and the registry that finds them by name.
 
-A backend is one module, ``airflow_trainkit/backends/<name>.py`` (or a package of that name), whose class is decorated with
-``@register_backend("<name>")``. The registry imports that module on first use, so a DAG that
-names ``backend="sagemaker"`` does not import boto3 until the task runs. Third-party backends
-register through the ``airflow_trainkit.backends`` entry point group (name -> "module:Class").
+A backend is one module, ``airflow_trainkit/backends/<name>.py`` (or a package of that name),
+whose class is decorated with ``@register_backend("<name>")``. The registry imports that module on
+first use, so a DAG that names ``backend="sagemaker"`` does not import boto3 until the task runs.
+Third-party backends register through the ``airflow_trainkit.backends`` entry point group (name -> "module:Class").
 """
 
 from __future__ import annotations
