@@ -141,12 +141,14 @@ class Window:
 
     @cached_property
     def _shape(self) -> tuple[int, list[str]]:
-        cached = self.cache.table_shape() if self.cache else None
+        # A table read with only some columns has a partial column list: not one to cache.
+        cache = self.cache if self.cache is not None and self.table.complete else None
+        cached = cache.table_shape() if cache else None
         if cached is not None:
             return cached
         shape = self.table.rows, self.table.columns
-        if self.cache:
-            self.cache.save_table_shape(*shape)
+        if cache:
+            cache.save_table_shape(*shape)
         return shape
 
     @property

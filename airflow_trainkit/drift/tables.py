@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 class Table(ABC):
     """One window: its row count, its column names, and one column at a time as a pandas Series."""
 
+    # False when only some of the source's columns were read: its column list is not the source's.
+    complete: bool = True
+
     @property
     @abstractmethod
     def rows(self) -> int: ...
@@ -38,9 +41,16 @@ class Table(ABC):
 class FrameTable(Table):
     """A pandas frame, given or read on first use by ``read`` (so a cached reference is never read)."""
 
-    def __init__(self, frame: pd.DataFrame | None = None, *, read: Callable[[], pd.DataFrame] | None = None):
+    def __init__(
+        self,
+        frame: pd.DataFrame | None = None,
+        *,
+        read: Callable[[], pd.DataFrame] | None = None,
+        complete: bool = True,
+    ):
         if (frame is None) == (read is None):
             raise TypeError("give a frame or a read function")
+        self.complete = complete
         self._frame = frame
         self._read = read
         self._reading = threading.Lock()  # worker threads ask for columns at once: read once
@@ -109,7 +119,7 @@ def open_table(uri: str, *, columns: list[str] | None = None) -> Table:
         if not path.exists():
             raise OSError(f"cannot read table {uri!r}: no such file: {path}")
         return ParquetTable(str(path))
-    return FrameTable(read=lambda: storage.read_table(uri, columns=columns))
+    return FrameTable(read=lambda: storage.read_table(uri, columns=columns), complete=columns is None)
 
 
 def as_table(data: Table | pd.DataFrame) -> Table:

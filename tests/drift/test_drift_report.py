@@ -181,3 +181,20 @@ def test_report_shows_a_bounded_number_of_columns_drifted_first(tmp_path):
         f"shows {DEFAULT_REPORT_COLUMNS} of the 32 tested columns"
         in (tmp_path / "report" / "report.html").read_text()
     )
+
+
+def test_a_csv_reference_read_for_some_columns_does_not_narrow_its_cache(tmp_path):
+    ref = str(tmp_path / "ref.csv")
+    make_frame(3000, numeric=3, seed=1).to_csv(ref, index=False)
+    cur = make_frame(3000, numeric=3, seed=2)
+
+    def check(columns):
+        return run_check(
+            reference=open_table(ref, columns=columns),
+            current=cur,
+            config=DriftConfig(columns=columns),
+            reference_uri=ref,
+        )
+
+    assert [c.column for c in check(["x1"]).columns] == ["x1"]
+    assert [c.column for c in check(None).columns] == ["x0", "x1", "x2", "cat", "city"]
