@@ -189,6 +189,39 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
             return True
         return super().is_transient(error)
 
+    def metrics(self, status: JobStatus) -> dict[str, Any] | None:
+        """The ``metrics.json`` a succeeded job wrote next to its model, read with the connection's credentials.
+
+        Read through the Cloud Storage JSON API (``storage_endpoint`` in the connection's extra, default
+        ``https://storage.googleapis.com``); ``None`` when the job did not succeed or wrote none.
+        """
+        if status.phase != JobPhase.SUCCEEDED or not status.output_uri:
+            return None
+        from urllib.parse import quote
+
+        # google-auth's requests session signs the call; imported only when metrics are read.
+        from google.auth.exceptions import GoogleAuthError
+        from google.auth.transport.requests import AuthorizedSession
+        from requests import RequestException
+
+        bucket, _, folder = status.output_uri[len("gs://") :].partition("/")
+        obj = "/".join(p for p in (folder.strip("/"), "metrics.json") if p)
+        endpoint = str(self._extra("storage_endpoint") or "https://storage.googleapis.com").rstrip("/")
+        credentials, _ = self._hook.get_credentials_and_project_id()
+        url = f"{endpoint}/storage/v1/b/{quote(bucket, safe='')}/o/{quote(obj, safe='')}?alt=media"
+        try:
+            response = AuthorizedSession(credentials).get(url, timeout=CALL_TIMEOUT)
+            if response.status_code == 404:
+                return None
+            response.raise_for_status()
+            data = json.loads(response.content)
+        except (RequestException, GoogleAuthError, ValueError) as err:
+            log.warning(
+                "Could not read metrics.json of Vertex AI job %s: %s", status.job_id, type(err).__name__
+            )
+            return None
+        return data if isinstance(data, dict) else None
+
     # -- helpers --------------------------------------------------------------------------------
 
     def _lookup(self, job_id: str) -> Any:

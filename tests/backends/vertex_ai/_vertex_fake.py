@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlparse
+from urllib.parse import parse_qs, unquote, urlparse
 
 from google.cloud.aiplatform_v1.types import CustomJob
 from google.protobuf import json_format
@@ -27,6 +27,7 @@ from google.protobuf import json_format
 _PARENT = r"projects/[^/]+/locations/[^/]+"
 _CREATE_OR_LIST = re.compile(rf"^/v1/({_PARENT})/customJobs$")
 _GET = re.compile(rf"^/v1/({_PARENT}/customJobs/[0-9]+)$")
+_OBJECT = re.compile(r"^/storage/v1/b/([^/]+)/o/([^/]+)$")
 _CANCEL = re.compile(rf"^/v1/({_PARENT}/customJobs/[0-9]+):cancel$")
 _FILTER_TERM = re.compile(r'^(display_name|labels\.[a-z][a-z0-9_-]*)\s*=\s*"([^"]*)"$')
 _LABEL_KEY = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
@@ -73,6 +74,8 @@ class FakeVertex:
         self.plans: deque[Plan] = deque()
         self.throttle_next = 0
         self.fail_5xx_next = 0
+        self.auth_headers: set[str] = set()
+        self.objects: dict[str, bytes] = {}  # "gs://bucket/path" -> content, served by the storage API
         self.lock = threading.Lock()
         self._numbers = iter(range(7_000_000_000_000_000_000, 8_000_000_000_000_000_000, 7919))
         self._server: ThreadingHTTPServer | None = None
@@ -94,6 +97,7 @@ class FakeVertex:
             self.jobs.clear()
             self.requests.clear()
             self.plans.clear()
+            self.objects.clear()
             self.throttle_next = self.fail_5xx_next = 0
 
     # -- the server ------------------------------------------------------------------------------
@@ -143,6 +147,7 @@ class FakeVertex:
         with self.lock:
             if method == "POST" and url.path == "/token":  # OAuth token endpoint, should a client ask
                 return 200, {"access_token": "fake-access-token", "expires_in": 3600, "token_type": "Bearer"}
+            self.auth_headers.add(auth)
             if not auth.startswith("Bearer ") or len(auth) < 20:
                 return _error(401, "UNAUTHENTICATED", "Request is missing a valid credential")
             if self.throttle_next > 0:
@@ -159,6 +164,12 @@ class FakeVertex:
                 return self._list(m.group(1), query)
             if method == "GET" and (m := _GET.match(url.path)):
                 return self._get(m.group(1))
+            if method == "GET" and (m := _OBJECT.match(url.path)) and query.get("alt") == "media":
+                uri = f"gs://{unquote(m.group(1))}/{unquote(m.group(2))}"
+                self.requests.append(("GetObject", {"uri": uri}))
+                if uri not in self.objects:
+                    return _error(404, "NOT_FOUND", f"No such object: {uri[5:]}")
+                return 200, json.loads(self.objects[uri])
             if method == "POST" and (m := _CANCEL.match(url.path)):
                 return self._cancel(m.group(1))
             return _error(404, "NOT_FOUND", f"no route {method} {url.path}")

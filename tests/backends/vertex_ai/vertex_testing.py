@@ -27,8 +27,8 @@ def private_key_pem() -> str:
 
 def secret_fragments() -> list[str]:
     """Pieces of the key that must never show up in a log line, an exception or a result."""
-    body = "".join(private_key_pem().splitlines()[1:-1])
-    return [body[i : i + 40] for i in range(0, len(body) - 40, 200)]
+    lines = private_key_pem().splitlines()[1:-1]
+    return [line[8:48] for line in lines[::4]]
 
 
 def connection_json(api_endpoint: str, **extra: object) -> str:
@@ -49,6 +49,7 @@ def connection_json(api_endpoint: str, **extra: object) -> str:
                 "project": PROJECT,
                 "region": REGION,
                 "api_endpoint": api_endpoint,
+                "storage_endpoint": api_endpoint,
                 "keyfile_dict": json.dumps(keyfile),
                 **extra,
             },
