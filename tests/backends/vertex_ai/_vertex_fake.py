@@ -98,6 +98,7 @@ class FakeVertex:
             self.requests.clear()
             self.plans.clear()
             self.objects.clear()
+            self.auth_headers.clear()
             self.throttle_next = self.fail_5xx_next = 0
 
     # -- the server ------------------------------------------------------------------------------
@@ -208,7 +209,7 @@ class FakeVertex:
         if "display_name" not in wanted:
             return _error(400, "INVALID_ARGUMENT", "this fake refuses to list a project's jobs unfiltered")
         found = [
-            job.message
+            job
             for name, job in self.jobs.items()
             if name.startswith(parent + "/")
             and job.message.display_name == wanted["display_name"]
@@ -218,13 +219,21 @@ class FakeVertex:
                 if k != "display_name"
             )
         ]
-        return 200, {"customJobs": [_json(m) for m in found]} if found else {}
+        for job in found:  # a read through the list moves the job on, like a GetCustomJob
+            self._read(job)
+        return 200, {"customJobs": [_json(job.message) for job in found]} if found else {}
 
     def _get(self, name: str) -> tuple[int, dict[str, Any]]:
         self.requests.append(("GetCustomJob", {"name": name}))
         job = self.jobs.get(name)
         if job is None:
             return _error(404, "NOT_FOUND", f"CustomJob {name} is not found.")
+        self._read(job)
+        return 200, _json(job.message)
+
+    @staticmethod
+    def _read(job: Job) -> None:
+        """Report the job's next planned state (or the cancel's), as each read of it does."""
         if job.cancel_requested and job.state not in _TERMINAL:
             state = "CANCELLED" if job.cancel_reported else "CANCELLING"
             job.cancel_reported = True
@@ -234,7 +243,6 @@ class FakeVertex:
             state = job.state
             job.step += 1
         _advance(job, state)
-        return 200, _json(job.message)
 
     def _cancel(self, name: str) -> tuple[int, dict[str, Any]]:
         self.requests.append(("CancelCustomJob", {"name": name}))
@@ -255,7 +263,7 @@ def _advance(job: Job, state: str) -> None:
     message = job.message
     _set_state(message, state)
     started = job.created + timedelta(seconds=job.plan.queued_seconds)
-    ran = state in ("RUNNING", "UPDATING") or (
+    ran = state in ("RUNNING", "UPDATING", "SUCCEEDED") or (
         state not in ("QUEUED", "PENDING") and "RUNNING" in job.plan.states
     )
     if ran and not message.HasField("start_time"):
