@@ -124,18 +124,24 @@ class VertexRequestBuilder:
 
     @staticmethod
     def trainer_env(spec: TrainingJobSpec, job_id: str, output_uri: str) -> dict[str, str]:
-        """The ``TRAINKIT_*`` variables the trainer contract reads, then the spec's own env (which wins)."""
+        """The ``TRAINKIT_*`` variables the trainer contract reads, then the spec's own env (which wins).
+
+        Paths are Cloud Storage FUSE paths (``gs://b/x`` -> ``/gcs/b/x``), which Vertex mounts in every
+        custom training container: the trainer reads and writes them as local files, with neither
+        gcsfs nor Airflow in the image (and checkpoints must be a local folder).
+        """
         accelerator = spec.parsed_accelerator
+        inputs = {name: fuse_path(uri) for name, uri in spec.inputs.items()}
         env = {
             "TRAINKIT_JOB_ID": job_id,
-            "TRAINKIT_OUTPUT_URI": output_uri,
-            "TRAINKIT_INPUTS": json.dumps(spec.inputs, sort_keys=True),
+            "TRAINKIT_OUTPUT_URI": fuse_path(output_uri),
+            "TRAINKIT_INPUTS": json.dumps(inputs, sort_keys=True),
             "TRAINKIT_HYPERPARAMETERS": json.dumps(spec.hyperparameters, sort_keys=True),
             "TRAINKIT_GPU_COUNT": str(accelerator.count if accelerator else 0),
-            **{f"TRAINKIT_INPUT_{name.upper()}": uri for name, uri in spec.inputs.items()},
+            **{f"TRAINKIT_INPUT_{name.upper()}": path for name, path in inputs.items()},
         }
         if spec.checkpoint_uri:
-            env["TRAINKIT_CHECKPOINT_URI"] = spec.checkpoint_uri
+            env["TRAINKIT_CHECKPOINT_URI"] = fuse_path(spec.checkpoint_uri)
         env.update(spec.env)
         return env
 
@@ -145,7 +151,7 @@ class VertexRequestBuilder:
         """The CustomJob (JSON form) for ``spec`` under the display name ``job_id``.
 
         The job writes under ``<spec.output_uri>/<job_id>/``: Vertex sets ``AIP_MODEL_DIR`` to its
-        ``model/`` folder, and ``TRAINKIT_OUTPUT_URI`` says the same to the built-in trainer.
+        ``model/`` folder, and ``TRAINKIT_OUTPUT_URI`` gives the built-in trainer the same folder.
         """
         base = f"{spec.output_uri.rstrip('/')}/{job_id}" if spec.output_uri else ""
         env = self.trainer_env(spec, job_id, f"{base}/model")
@@ -203,6 +209,11 @@ class VertexRequestBuilder:
         labels["trainkit"] = "true"
         labels[JOB_ID_LABEL] = _label_value(job_id)
         return dict(list(labels.items())[-64:])
+
+
+def fuse_path(uri: str) -> str:
+    """Where Vertex's Cloud Storage FUSE mount shows ``gs://bucket/path``: ``/gcs/bucket/path``."""
+    return "/gcs/" + uri[len("gs://") :] if uri.startswith("gs://") else uri
 
 
 def _is_gs(uri: str) -> bool:

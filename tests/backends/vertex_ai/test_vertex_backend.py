@@ -80,10 +80,11 @@ def test_spot_request_reaches_the_service_as_a_valid_custom_job(backend, fake):
     assert container["args"] == ["-m", "trainer.task", "--epochs", "3"]
     env = env_of(chief)
     assert json.loads(env["TRAINKIT_HYPERPARAMETERS"]) == {"eta": 0.1, "num_round": 50, "early_stop": True}
-    assert json.loads(env["TRAINKIT_INPUTS"])["train"] == f"gs://{BUCKET}/data/train/"
-    assert env["TRAINKIT_INPUT_VALIDATION"] == f"gs://{BUCKET}/data/valid.csv"
-    assert env["TRAINKIT_OUTPUT_URI"] == f"gs://{BUCKET}/models/tk-spot-fields-a2/model"
-    assert env["TRAINKIT_CHECKPOINT_URI"] == f"gs://{BUCKET}/checkpoints/churn"
+    # Cloud Storage FUSE paths: the trainer needs neither gcsfs nor Airflow in the image.
+    assert json.loads(env["TRAINKIT_INPUTS"])["train"] == f"/gcs/{BUCKET}/data/train/"
+    assert env["TRAINKIT_INPUT_VALIDATION"] == f"/gcs/{BUCKET}/data/valid.csv"
+    assert env["TRAINKIT_OUTPUT_URI"] == f"/gcs/{BUCKET}/models/tk-spot-fields-a2/model"
+    assert env["TRAINKIT_CHECKPOINT_URI"] == f"/gcs/{BUCKET}/checkpoints/churn"
     assert env["TRAINKIT_GPU_COUNT"] == "1" and env["LOG_LEVEL"] == "info"
     assert workers["container_spec"] == container
     assert body["display_name"] == "tk-spot-fields-a2"
@@ -101,10 +102,10 @@ def test_trainer_reads_what_the_job_is_given(backend):
     spec = make_spec()
     chief = backend.build_request(spec, "tk-env-a1")["job_spec"]["worker_pool_specs"][0]
     env = TrainerEnv.from_env(env_of(chief))
-    assert env.inputs == spec.inputs
+    assert env.inputs == {name: "/gcs/" + uri[5:] for name, uri in spec.inputs.items()}
     assert env.hyperparameters == spec.hyperparameters
-    assert env.output_uri == f"gs://{BUCKET}/models/tk-env-a1/model"
-    assert env.checkpoint_uri == spec.checkpoint_uri and env.gpu_count == 1
+    assert env.output_uri == f"/gcs/{BUCKET}/models/tk-env-a1/model"
+    assert env.checkpoint_uri == f"/gcs/{BUCKET}/checkpoints/churn" and env.gpu_count == 1
 
 
 def test_on_demand_job_has_a_timeout_and_no_spot(backend, fake):

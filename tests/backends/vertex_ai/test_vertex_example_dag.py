@@ -50,7 +50,7 @@ def test_example_dag_runs_under_dag_test(fake, tmp_path):
     env_vars = {
         e["name"]: e["value"] for e in body["job_spec"]["worker_pool_specs"][0]["container_spec"]["env"]
     }
-    assert env_vars["TRAINKIT_CHECKPOINT_URI"].startswith("gs://trainkit-demo/churn/checkpoints/manual__")
+    assert env_vars["TRAINKIT_CHECKPOINT_URI"].startswith("/gcs/trainkit-demo/churn/checkpoints/manual__")
     labels = body["labels"]
     assert labels["airflow-dag-id"] == "example_vertex_ai_spot_training"
     assert labels["airflow-task-id"] == "train_churn_model"
