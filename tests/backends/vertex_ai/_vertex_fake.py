@@ -75,6 +75,7 @@ class FakeVertex:
         self.throttle_next = 0
         self.fail_5xx_next = 0
         self.auth_headers: set[str] = set()
+        self.end_before_cancel = False  # the next cancel finds the job just SUCCEEDED (a race)
         self.objects: dict[str, bytes] = {}  # "gs://bucket/path" -> content, served by the storage API
         self.lock = threading.Lock()
         self._numbers = iter(range(7_000_000_000_000_000_000, 8_000_000_000_000_000_000, 7919))
@@ -100,6 +101,7 @@ class FakeVertex:
             self.objects.clear()
             self.auth_headers.clear()
             self.throttle_next = self.fail_5xx_next = 0
+            self.end_before_cancel = False
 
     # -- the server ------------------------------------------------------------------------------
 
@@ -249,6 +251,10 @@ class FakeVertex:
         job = self.jobs.get(name)
         if job is None:
             return _error(404, "NOT_FOUND", f"CustomJob {name} is not found.")
+        if self.end_before_cancel:
+            self.end_before_cancel = False
+            job.plan.states, job.step = ["SUCCEEDED"], 0
+            _advance(job, "SUCCEEDED")
         current = _state_name(job.message)
         if job.cancel_requested or current not in _LIVE:
             return _error(

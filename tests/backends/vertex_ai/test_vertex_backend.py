@@ -344,24 +344,19 @@ def test_stop_is_idempotent(backend, fake):
         backend.stop("tk-never-started-a1")
 
 
-def test_cancel_refused_by_the_service_for_a_job_that_just_ended_is_fine(backend, fake):
+def test_cancel_refused_because_the_job_just_ended_is_fine(backend, fake):
     fake.plan_next(Plan(states=["RUNNING"]))
     backend.submit(make_spec(), "tk-race-a1")
-    backend.describe("tk-race-a1")  # the backend sees it RUNNING...
-    job = fake.job_named("tk-race-a1")
-    job.plan.states = ["RUNNING", "SUCCEEDED"]  # ...and it ends before the cancel arrives
-    from _vertex_fake import _advance
-
-    job.step = 1
-    _advance(job, "SUCCEEDED")
-    # stop describes first (now SUCCEEDED): nothing is sent; and a direct cancel is refused with 400.
+    fake.end_before_cancel = True  # stop sees RUNNING, then the job succeeds before the cancel lands
     backend.stop("tk-race-a1")
+    assert len(fake.calls("CancelCustomJob")) == 1
+    assert backend.describe("tk-race-a1").phase == JobPhase.SUCCEEDED
+    # The service's answer was FAILED_PRECONDITION, which the REST client raises as BadRequest (400).
     from google.api_core.exceptions import BadRequest
 
-    with pytest.raises(BadRequest) as refused:
-        backend.client.cancel_custom_job(name=job.message.name, retry=None)
+    with pytest.raises(BadRequest, match="Cannot cancel") as refused:
+        backend.client.cancel_custom_job(name=fake.job_named("tk-race-a1").message.name, retry=None)
     assert not backend.is_transient(refused.value)
-    assert len(fake.calls("CancelCustomJob")) == 1
 
 
 def test_throttling_5xx_and_connection_errors_are_transient(backend, fake, monkeypatch):
