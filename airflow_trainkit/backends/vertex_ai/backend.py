@@ -189,6 +189,37 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
             return True
         return super().is_transient(error)
 
+    def log_tail(self, job_id: str, lines: int = 50) -> list[str]:
+        """The job's last log lines from Cloud Logging (``resource.type="ml_job"``), oldest first.
+
+        One ``entries:list`` call through the Logging REST API (``logging_endpoint`` in the connection's
+        extra, default ``https://logging.googleapis.com``), newest first and at most ``lines`` entries.
+        """
+        status = self.describe(job_id)
+        numeric_id = str(status.details.get("resource_name") or "").rsplit("/", 1)[-1]
+        if not numeric_id:
+            return []
+        # google-auth's requests session signs the call; imported only when a log is read.
+        from google.auth.transport.requests import AuthorizedSession
+
+        endpoint = str(self._extra("logging_endpoint") or "https://logging.googleapis.com").rstrip("/")
+        credentials, _ = self._hook.get_credentials_and_project_id()
+        body: dict[str, Any] = {
+            "resourceNames": [f"projects/{self.project}"],
+            "filter": f'resource.type="ml_job" AND resource.labels.job_id="{numeric_id}"',
+            "orderBy": "timestamp desc",
+            "pageSize": max(1, min(int(lines), 1000)),
+        }
+        response = AuthorizedSession(credentials).post(
+            f"{endpoint}/v2/entries:list", json=body, timeout=CALL_TIMEOUT
+        )
+        response.raise_for_status()
+        out = []
+        for entry in reversed(response.json().get("entries") or []):
+            text = entry.get("textPayload") or (entry.get("jsonPayload") or {}).get("message") or ""
+            out.append(str(text).rstrip("\n"))
+        return out
+
     def metrics(self, status: JobStatus) -> dict[str, Any] | None:
         """The ``metrics.json`` a succeeded job wrote next to its model, read with the connection's credentials.
 

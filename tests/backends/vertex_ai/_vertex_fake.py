@@ -76,7 +76,10 @@ class FakeVertex:
         self.fail_5xx_next = 0
         self.auth_headers: set[str] = set()
         self.end_before_cancel = False  # the next cancel finds the job just SUCCEEDED (a race)
-        self.objects: dict[str, bytes] = {}  # "gs://bucket/path" -> content, served by the storage API
+        self.objects: dict[str, bytes] = {}
+        self.logs: dict[
+            str, list[str]
+        ] = {}  # numeric job id -> its log lines, oldest first  # "gs://bucket/path" -> content, served by the storage API
         self.lock = threading.Lock()
         self._numbers = iter(range(7_000_000_000_000_000_000, 8_000_000_000_000_000_000, 7919))
         self._server: ThreadingHTTPServer | None = None
@@ -99,6 +102,7 @@ class FakeVertex:
             self.requests.clear()
             self.plans.clear()
             self.objects.clear()
+            self.logs.clear()
             self.auth_headers.clear()
             self.throttle_next = self.fail_5xx_next = 0
             self.end_before_cancel = False
@@ -173,6 +177,8 @@ class FakeVertex:
                 if uri not in self.objects:
                     return _error(404, "NOT_FOUND", f"No such object: {uri[5:]}")
                 return 200, json.loads(self.objects[uri])
+            if method == "POST" and url.path == "/v2/entries:list":
+                return self._entries(json.loads(raw or "{}"))
             if method == "POST" and (m := _CANCEL.match(url.path)):
                 return self._cancel(m.group(1))
             return _error(404, "NOT_FOUND", f"no route {method} {url.path}")
@@ -245,6 +251,20 @@ class FakeVertex:
             state = job.state
             job.step += 1
         _advance(job, state)
+
+    def _entries(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        """Cloud Logging's entries:list for one job's ``ml_job`` resource, newest first."""
+        self.requests.append(("ListLogEntries", body))
+        match = re.fullmatch(
+            r'resource\.type="ml_job" AND resource\.labels\.job_id="([0-9]+)"', body.get("filter", "")
+        )
+        if not match or body.get("orderBy") != "timestamp desc" or not body.get("resourceNames"):
+            return _error(400, "INVALID_ARGUMENT", f"unsupported entries:list request {body!r}")
+        lines = self.logs.get(match.group(1), [])
+        newest = list(reversed(lines))[: int(body.get("pageSize") or 50)]
+        return 200, {
+            "entries": [{"textPayload": line + "\n", "resource": {"type": "ml_job"}} for line in newest]
+        }
 
     def _cancel(self, name: str) -> tuple[int, dict[str, Any]]:
         self.requests.append(("CancelCustomJob", {"name": name}))

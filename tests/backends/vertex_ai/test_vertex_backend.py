@@ -277,6 +277,25 @@ def test_failed_while_pending_bills_nothing(backend, fake):
     assert backend.metrics(status) is None and fake.calls("GetObject") == []
 
 
+def test_log_tail_reads_the_jobs_cloud_logging_entries(backend, fake):
+    fake.plan_next(Plan(states=["RUNNING", "FAILED"]))
+    backend.submit(make_spec(), "tk-logs-a1")
+    number = fake.job_named("tk-logs-a1").message.name.rsplit("/", 1)[-1]
+    fake.logs[number] = [f"epoch {i}" for i in range(60)] + ["Traceback: MemoryError"]
+    fake.logs["1"] = ["another job's line"]
+    assert backend.log_tail("tk-logs-a1", 5) == [
+        "epoch 56",
+        "epoch 57",
+        "epoch 58",
+        "epoch 59",
+        "Traceback: MemoryError",
+    ]
+    (query,) = fake.calls("ListLogEntries")
+    assert query["resourceNames"] == [f"projects/{PROJECT}"] and query["pageSize"] == 5
+    backend.submit(make_spec(), "tk-nologs-a1")
+    assert backend.log_tail("tk-nologs-a1") == []
+
+
 def test_a_fresh_backend_finds_the_job_by_one_filtered_lookup(backend, fake):
     from airflow_trainkit.backends.vertex_ai import VertexAIBackend
 

@@ -115,9 +115,12 @@ def test_a_job_that_does_not_succeed_fails_the_task_and_a_retry_is_a_new_attempt
         operator(task_id, poll_interval=0.001).execute(context(task_id))
     event = run_trigger(deferred.value.trigger)
     assert event["job"]["state"] == f"JOB_STATE_{final}"
+    number = fake.job_named(job_name(task_id)).message.name.rsplit("/", 1)[-1]
+    fake.logs[number] = ["loading data", f"the job ends {final}"]
     with pytest.raises(TrainingJobFailed) as failed:
         operator(task_id).execute_complete(context(task_id), event, **deferred.value.kwargs)
     assert failed.value.state == f"JOB_STATE_{final}"
+    assert failed.value.log_tail == ["loading data", f"the job ends {final}"]
     with pytest.raises(TaskDeferred) as retried:
         operator(task_id).execute(context(task_id, 2))
     assert retried.value.trigger.job_id == job_name(task_id, 2)

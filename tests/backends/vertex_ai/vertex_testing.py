@@ -50,6 +50,7 @@ def connection_json(api_endpoint: str, **extra: object) -> str:
                 "region": REGION,
                 "api_endpoint": api_endpoint,
                 "storage_endpoint": api_endpoint,
+                "logging_endpoint": api_endpoint,
                 "keyfile_dict": json.dumps(keyfile),
                 **extra,
             },
