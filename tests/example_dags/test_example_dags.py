@@ -58,6 +58,7 @@ def _dag_ids() -> list[str]:
 # (or starts a local stand-in of the service they need); running them here again would be waste.
 RUN_ELSEWHERE = {
     "example_sagemaker_spot_training": "tests/backends/sagemaker/test_sagemaker_example_dag.py",
+    "example_vertex_ai_spot_training": "tests/backends/vertex_ai/test_vertex_example_dag.py",
     "compare_cloud_costs": "tests/costs/test_costs_example_dag.py",
     "example_validate_data": "tests/contracts/test_validation_example_dags.py",
     "example_validate_bad_partition": "tests/contracts/test_validation_example_dags.py",
