@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from types import SimpleNamespace
 from typing import Any
 
@@ -37,12 +38,24 @@ def make_context(
     map_index: int = -1,
     try_number: int = 1,
     store: TaskStateStore | None = None,
+    with_store: bool = True,
 ) -> dict[str, Any]:
+    """A task's context; ``with_store=False`` leaves out ``task_state_store`` (Airflow before 3.3)."""
     ti = FakeTaskInstance(
         dag_id=dag_id, run_id=run_id, task_id=task_id, map_index=map_index, try_number=try_number, xcoms={}
     )
-    return {
-        "ti": ti,
-        "task_instance": ti,
-        "task_state_store": store if store is not None else TaskStateStore(),
-    }
+    context: dict[str, Any] = {"ti": ti, "task_instance": ti}
+    if with_store:
+        context["task_state_store"] = store if store is not None else TaskStateStore()
+    return context
+
+
+def first_trigger_event(trigger: Any) -> dict[str, Any]:
+    """Run a trigger to its one event, as the triggerer would, and return the event's payload."""
+
+    async def first() -> dict[str, Any]:
+        async for event in trigger.run():
+            return event.payload
+        raise AssertionError("trigger ended without an event")
+
+    return asyncio.run(first())

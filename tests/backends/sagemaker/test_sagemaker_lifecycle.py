@@ -9,6 +9,7 @@ import time
 import pytest
 from _sagemaker_fake import Plan
 from sagemaker_testing import BUCKET, CONN_ID, FAKE_SECRET, IMAGE
+from trainkit_testing import TaskStateStore, first_trigger_event, make_context
 
 from airflow_trainkit._compat import TaskDeferred
 from airflow_trainkit.exceptions import TrainingJobFailed
@@ -28,44 +29,21 @@ SPEC = {
 }
 
 
-class FakeTI:
-    def __init__(self, task_id: str, try_number: int = 1) -> None:
-        self.dag_id = "sm_lifecycle"
-        self.run_id = "manual__2026-01-05T10:00:00+00:00"
-        self.task_id = task_id
-        self.map_index = -1
-        self.try_number = try_number
-        self.xcom: dict[str, object] = {}
-
-    def xcom_push(self, key: str, value: object) -> None:
-        self.xcom[key] = value
-
-
-class Store(dict):
-    def set(self, key, value, **_: object) -> None:
-        self[key] = value
-
-
-def context(task_id: str, try_number: int = 1, store: Store | None = None) -> dict:
-    ctx: dict[str, object] = {"ti": FakeTI(task_id, try_number)}
-    if store is not None:
-        ctx["task_state_store"] = store
-    return ctx
+def context(task_id: str, try_number: int = 1, store: TaskStateStore | None = None) -> dict:
+    return make_context(
+        dag_id="sm_lifecycle",
+        run_id="manual__2026-01-05T10:00:00+00:00",
+        task_id=task_id,
+        try_number=try_number,
+        store=store,
+        with_store=store is not None,
+    )
 
 
 def operator(task_id: str, **kwargs: object) -> TrainModelOperator:
     return TrainModelOperator(
         task_id=task_id, backend="sagemaker", spec=kwargs.pop("spec", SPEC), conn_id=CONN_ID, **kwargs
     )
-
-
-def run_trigger(trigger: TrainingJobTrigger) -> dict:
-    async def first() -> dict:
-        async for event in trigger.run():
-            return event.payload
-        raise AssertionError("trigger ended without an event")
-
-    return asyncio.run(first())
 
 
 def job_name(task_id: str, attempt: int = 1) -> str:
@@ -78,7 +56,7 @@ def test_retry_reattaches_without_a_second_create(fake, with_store):
     fake.plan_next(
         Plan(states=["InProgress"] * 6 + ["Completed"], billable_seconds=900, training_seconds=3000)
     )
-    store = Store() if with_store else None
+    store = TaskStateStore() if with_store else None
     op = operator(task_id, poll_interval=0.001)
     with pytest.raises(TaskDeferred) as first:
         op.execute(context(task_id, 1, store))
@@ -88,12 +66,12 @@ def test_retry_reattaches_without_a_second_create(fake, with_store):
         retry.execute(context(task_id, 2, store))
     assert first.value.trigger.job_id == second.value.trigger.job_id == job_name(task_id)
     assert len(fake.calls("CreateTrainingJob")) == 1
-    event = run_trigger(second.value.trigger)
+    event = first_trigger_event(second.value.trigger)
     ctx = context(task_id, 2, store)
     result = retry.execute_complete(ctx, event, **second.value.kwargs)
     assert result["state"] == "Completed" and result["billable_seconds"] == 900
     assert result["details"]["spot_savings"] == 0.7
-    assert ctx["ti"].xcom["console_url"].endswith(f"#/jobs/{job_name(task_id)}")
+    assert ctx["ti"].xcoms["console_url"].endswith(f"#/jobs/{job_name(task_id)}")
     assert FAKE_SECRET not in json.dumps(result)
     assert len(fake.calls("CreateTrainingJob")) == 1
 
@@ -113,7 +91,7 @@ def test_failed_job_gives_a_new_attempt_on_retry(fake):
     fake.plan_next(Plan(states=["InProgress", "Failed"]))
     with pytest.raises(TaskDeferred) as deferred:
         operator(task_id, poll_interval=0.001).execute(context(task_id))
-    event = run_trigger(deferred.value.trigger)
+    event = first_trigger_event(deferred.value.trigger)
     with pytest.raises(TrainingJobFailed, match="AlgorithmError") as failed:
         operator(task_id).execute_complete(context(task_id), event, **deferred.value.kwargs)
     assert failed.value.state == "Failed" and failed.value.reason.startswith("AlgorithmError")
@@ -132,7 +110,7 @@ def test_stopped_job_fails_the_task_with_its_reason(fake):
     with pytest.raises(TaskDeferred) as deferred:
         operator(task_id, poll_interval=0.001).execute(context(task_id))
     fake.jobs[job_name(task_id)].stop_requested = True  # stopped from the console
-    event = run_trigger(deferred.value.trigger)
+    event = first_trigger_event(deferred.value.trigger)
     assert event["job"]["state"] == "Stopped"
     with pytest.raises(TrainingJobFailed, match="ended Stopped") as failed:
         operator(task_id).execute_complete(context(task_id), event, **deferred.value.kwargs)
@@ -152,7 +130,7 @@ def test_kill_of_a_non_deferred_task_stops_the_job(fake):
 def test_deferral_timeout_stops_the_job(fake):
     task_id = "train_deferral_timeout"
     fake.plan_next(Plan(states=["InProgress"]))
-    store = Store()
+    store = TaskStateStore()
     with pytest.raises(TaskDeferred):
         operator(task_id).execute(context(task_id, 1, store))
     with pytest.raises(Exception):  # noqa: B017 - TaskDeferralTimeout from the base class
@@ -179,7 +157,9 @@ def test_trigger_on_kill_stops_the_job(fake, backend):
 def test_trigger_deadline_stops_and_times_out(fake, backend):
     fake.plan_next(Plan(states=["InProgress"]))
     backend.submit(backend_spec(), "tk-deadline-a1")
-    event = run_trigger(TrainingJobTrigger("sagemaker", "tk-deadline-a1", CONN_ID, deadline=time.time() - 1))
+    event = first_trigger_event(
+        TrainingJobTrigger("sagemaker", "tk-deadline-a1", CONN_ID, deadline=time.time() - 1)
+    )
     assert event["status"] == "timeout"
     assert fake.calls("StopTrainingJob", "tk-deadline-a1")
 
@@ -189,12 +169,12 @@ def test_throttling_and_5xx_for_several_polls_do_not_fail(fake, backend):
     backend.submit(backend_spec(), "tk-throttled-a1")
     fake.throttle_next = 7
     trigger = TrainingJobTrigger("sagemaker", "tk-throttled-a1", CONN_ID, poll_interval=0.0005)
-    event = run_trigger(trigger)
+    event = first_trigger_event(trigger)
     assert event["status"] == "done" and event["job"]["state"] == "Completed"
     fake.plan_next(Plan(states=["InProgress", "Completed"]))
     backend.submit(backend_spec(), "tk-5xx-a1")
     fake.fail_5xx_next = 7
-    event = run_trigger(TrainingJobTrigger("sagemaker", "tk-5xx-a1", CONN_ID, poll_interval=0.0005))
+    event = first_trigger_event(TrainingJobTrigger("sagemaker", "tk-5xx-a1", CONN_ID, poll_interval=0.0005))
     assert event["status"] == "done" and event["job"]["state"] == "Completed"
 
 
@@ -206,7 +186,7 @@ def test_a_long_job_is_not_cut_off_by_a_poll_count(fake, backend):
     )
     backend.submit(backend_spec(), "tk-long-a1")
     deadline = time.time() + 4 * 3600
-    event = run_trigger(
+    event = first_trigger_event(
         TrainingJobTrigger("sagemaker", "tk-long-a1", CONN_ID, deadline=deadline, poll_interval=0.0001)
     )
     assert event["status"] == "done" and event["job"]["state"] == "Completed"

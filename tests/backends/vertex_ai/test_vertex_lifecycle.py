@@ -8,6 +8,7 @@ import time
 
 import pytest
 from _vertex_fake import Plan
+from trainkit_testing import TaskStateStore, first_trigger_event, make_context
 from vertex_testing import BUCKET, CONN_ID, IMAGE, secret_fragments
 
 from airflow_trainkit._compat import TaskDeferred
@@ -31,44 +32,21 @@ SPEC = {
 }
 
 
-class FakeTI:
-    def __init__(self, task_id: str, try_number: int = 1) -> None:
-        self.dag_id = DAG_ID
-        self.run_id = RUN_ID
-        self.task_id = task_id
-        self.map_index = -1
-        self.try_number = try_number
-        self.xcom: dict[str, object] = {}
-
-    def xcom_push(self, key: str, value: object) -> None:
-        self.xcom[key] = value
-
-
-class Store(dict):
-    def set(self, key, value, **_: object) -> None:
-        self[key] = value
-
-
-def context(task_id: str, try_number: int = 1, store: Store | None = None) -> dict:
-    ctx: dict[str, object] = {"ti": FakeTI(task_id, try_number)}
-    if store is not None:
-        ctx["task_state_store"] = store
-    return ctx
+def context(task_id: str, try_number: int = 1, store: TaskStateStore | None = None) -> dict:
+    return make_context(
+        dag_id=DAG_ID,
+        run_id=RUN_ID,
+        task_id=task_id,
+        try_number=try_number,
+        store=store,
+        with_store=store is not None,
+    )
 
 
 def operator(task_id: str, **kwargs: object) -> TrainModelOperator:
     return TrainModelOperator(
         task_id=task_id, backend="vertex_ai", spec=kwargs.pop("spec", SPEC), conn_id=CONN_ID, **kwargs
     )
-
-
-def run_trigger(trigger: TrainingJobTrigger) -> dict:
-    async def first() -> dict:
-        async for event in trigger.run():
-            return event.payload
-        raise AssertionError("trigger ended without an event")
-
-    return asyncio.run(first())
 
 
 def job_name(task_id: str, attempt: int = 1) -> str:
@@ -79,7 +57,7 @@ def job_name(task_id: str, attempt: int = 1) -> str:
 def test_retry_reattaches_without_a_second_create(fake, with_store):
     task_id = f"train_reattach_{with_store}"
     fake.plan_next(Plan(states=["PENDING"] + ["RUNNING"] * 5 + ["SUCCEEDED"], run_seconds=2700))
-    store = Store() if with_store else None
+    store = TaskStateStore() if with_store else None
     with pytest.raises(TaskDeferred) as first:
         operator(task_id, poll_interval=0.001).execute(context(task_id, 1, store))
     # The worker died; the retry runs a fresh operator (and a fresh backend) and finds the same job.
@@ -90,7 +68,7 @@ def test_retry_reattaches_without_a_second_create(fake, with_store):
     assert len(fake.calls("CreateCustomJob")) == 1
     (body,) = fake.calls("CreateCustomJob")
     assert body["labels"]["trainkit-job-id"] == job_name(task_id) == body["display_name"]
-    event = run_trigger(second.value.trigger)
+    event = first_trigger_event(second.value.trigger)
     ctx = context(task_id, 2, store)
     result = retry.execute_complete(ctx, event, **second.value.kwargs)
     assert result["state"] == "JOB_STATE_SUCCEEDED" and result["billable_seconds"] == 2700.0
@@ -98,7 +76,7 @@ def test_retry_reattaches_without_a_second_create(fake, with_store):
     # Spot n1-standard-8 (0.0880/h) + one T4 (0.1380/h) for 45 minutes, from the shipped price catalog.
     assert result["cost"]["pricing"] == "spot"
     assert result["cost"]["amount"] == pytest.approx(0.75 * (0.0880 + 0.1380))
-    assert "console.cloud.google.com/vertex-ai/locations/" in ctx["ti"].xcom["console_url"]
+    assert "console.cloud.google.com/vertex-ai/locations/" in ctx["ti"].xcoms["console_url"]
     assert not any(s in json.dumps(result) for s in secret_fragments())
     assert len(fake.calls("CreateCustomJob")) == 1
     # Every lookup was of this one name, never a listing of the project.
@@ -113,7 +91,7 @@ def test_a_job_that_does_not_succeed_fails_the_task_and_a_retry_is_a_new_attempt
     fake.plan_next(Plan(states=["RUNNING", final]))
     with pytest.raises(TaskDeferred) as deferred:
         operator(task_id, poll_interval=0.001).execute(context(task_id))
-    event = run_trigger(deferred.value.trigger)
+    event = first_trigger_event(deferred.value.trigger)
     assert event["job"]["state"] == f"JOB_STATE_{final}"
     number = fake.job_named(job_name(task_id)).message.name.rsplit("/", 1)[-1]
     fake.logs[number] = ["loading data", f"the job ends {final}"]
@@ -143,7 +121,7 @@ def test_kill_of_a_non_deferred_task_cancels_the_job(fake):
 def test_deferral_timeout_cancels_the_job(fake):
     task_id = "train_deferral_timeout"
     fake.plan_next(Plan(states=["RUNNING"]))
-    store = Store()
+    store = TaskStateStore()
     with pytest.raises(TaskDeferred):
         operator(task_id).execute(context(task_id, 1, store))
     with pytest.raises(Exception):  # noqa: B017 - TaskDeferralTimeout from the base class
@@ -171,7 +149,9 @@ def test_trigger_on_kill_cancels_the_job(fake, backend):
 def test_trigger_deadline_cancels_and_times_out(fake, backend):
     fake.plan_next(Plan(states=["RUNNING"]))
     backend.submit(TrainingJobSpec.parse(SPEC), "tk-deadline-a1")
-    event = run_trigger(TrainingJobTrigger("vertex_ai", "tk-deadline-a1", CONN_ID, deadline=time.time() - 1))
+    event = first_trigger_event(
+        TrainingJobTrigger("vertex_ai", "tk-deadline-a1", CONN_ID, deadline=time.time() - 1)
+    )
     assert event["status"] == "timeout"
     assert len(fake.calls("CancelCustomJob")) == 1
 
@@ -180,12 +160,14 @@ def test_throttling_and_5xx_for_several_polls_do_not_fail(fake, backend):
     fake.plan_next(Plan(states=["RUNNING"] * 3 + ["SUCCEEDED"]))
     backend.submit(TrainingJobSpec.parse(SPEC), "tk-throttled-a1")
     fake.throttle_next = 7
-    event = run_trigger(TrainingJobTrigger("vertex_ai", "tk-throttled-a1", CONN_ID, poll_interval=0.0005))
+    event = first_trigger_event(
+        TrainingJobTrigger("vertex_ai", "tk-throttled-a1", CONN_ID, poll_interval=0.0005)
+    )
     assert event["status"] == "done" and event["job"]["state"] == "JOB_STATE_SUCCEEDED"
     fake.plan_next(Plan(states=["RUNNING", "SUCCEEDED"]))
     backend.submit(TrainingJobSpec.parse(SPEC), "tk-5xx-a1")
     fake.fail_5xx_next = 7
-    event = run_trigger(TrainingJobTrigger("vertex_ai", "tk-5xx-a1", CONN_ID, poll_interval=0.0005))
+    event = first_trigger_event(TrainingJobTrigger("vertex_ai", "tk-5xx-a1", CONN_ID, poll_interval=0.0005))
     assert event["status"] == "done" and event["job"]["state"] == "JOB_STATE_SUCCEEDED"
     assert len(fake.calls("Throttled")) == 7 and len(fake.calls("Unavailable")) == 7
 
