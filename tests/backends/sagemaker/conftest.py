@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from _sagemaker_fake import FakeSageMaker  # noqa: E402
 from sagemaker_testing import BUCKET, CONN_ID, FAKE_KEY_ID, FAKE_SECRET, IMAGE, ROLE_ARN, connection_json  # noqa: E402, F401
+from trainkit_testing import environ_set  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -41,27 +42,21 @@ def aws_env(moto_endpoint: str, fake_server: FakeSageMaker) -> dict[str, str]:
         ),
         "AIRFLOW_CONN_AWS_TRAINKIT_NOROLE": connection_json(moto_endpoint, fake_server.endpoint_url),
     }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    # Keep botocore off any real credentials or config on this machine.
-    os.environ.setdefault("AWS_CONFIG_FILE", os.devnull)
-    os.environ.setdefault("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-    import boto3
+    with environ_set(env):
+        # Keep botocore off any real credentials or config on this machine.
+        os.environ.setdefault("AWS_CONFIG_FILE", os.devnull)
+        os.environ.setdefault("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+        import boto3
 
-    s3 = boto3.client(
-        "s3",
-        endpoint_url=moto_endpoint,
-        region_name="us-east-1",
-        aws_access_key_id=FAKE_KEY_ID,
-        aws_secret_access_key=FAKE_SECRET,
-    )
-    s3.create_bucket(Bucket=BUCKET)
-    yield env
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+        s3 = boto3.client(
+            "s3",
+            endpoint_url=moto_endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=FAKE_KEY_ID,
+            aws_secret_access_key=FAKE_SECRET,
+        )
+        s3.create_bucket(Bucket=BUCKET)
+        yield env
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from _vertex_fake import FakeVertex  # noqa: E402
+from trainkit_testing import environ_set  # noqa: E402
 from vertex_testing import CONN_ID, connection_json  # noqa: E402
 
 
@@ -25,14 +25,8 @@ def vertex_server() -> FakeVertex:
 def gcp_env(vertex_server: FakeVertex) -> dict[str, str]:
     """``gcp_trainkit_test``: a service account key that never reaches a Google endpoint."""
     env = {f"AIRFLOW_CONN_{CONN_ID.upper()}": connection_json(vertex_server.endpoint_url)}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    yield env
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
+    with environ_set(env):
+        yield env
 
 
 @pytest.fixture
