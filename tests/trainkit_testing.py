@@ -4,10 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+# dag.test() of one example DAG file in a fresh interpreter; exits 0 on a successful run.
+_RUN_DAG = """
+import sys
+from airflow.sdk import DagRunState
+import runpy
+dag = runpy.run_path(sys.argv[1])["dag"]
+run = dag.test()
+print("RUN_STATE", run.state)
+sys.exit(0 if run.state == DagRunState.SUCCESS else 1)
+"""
 
 
 class TaskStateStore:
@@ -77,3 +92,26 @@ def environ_set(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+def run_example_dag(
+    file_name: str, airflow_home: Path, env: Mapping[str, str]
+) -> subprocess.CompletedProcess:
+    """``dag.test()`` of ``example_dags/<file_name>`` in its own process and metadata DB (migrated
+    first), with ``env`` (connections, usually) added to this process's environment."""
+    full_env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "PYTHONPATH": str(REPO),
+        **env,
+    }
+    airflow = str(Path(sys.executable).parent / "airflow")
+    subprocess.run([airflow, "db", "migrate"], env=full_env, check=True, capture_output=True)
+    return subprocess.run(
+        [sys.executable, "-c", _RUN_DAG, str(REPO / "example_dags" / file_name)],
+        env=full_env,
+        capture_output=True,
+        text=True,
+    )

@@ -2,46 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 from _vertex_fake import Plan
+from trainkit_testing import run_example_dag
 from vertex_testing import connection_json, secret_fragments
-
-REPO = Path(__file__).resolve().parents[3]
-RUN = """
-import sys
-from airflow.sdk import DagRunState
-import runpy
-dag = runpy.run_path(sys.argv[1])["dag"]
-run = dag.test()
-print("RUN_STATE", run.state)
-sys.exit(0 if run.state == DagRunState.SUCCESS else 1)
-"""
 
 
 @pytest.mark.integration
 def test_example_dag_runs_under_dag_test(fake, tmp_path):
     # The trigger's first read ends the job: one 30 s poll interval less for this slow test.
     fake.plan_next(Plan(states=["SUCCEEDED"], run_seconds=1500))
-    env = {
-        **os.environ,
-        "AIRFLOW_HOME": str(tmp_path),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "example_dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": connection_json(fake.endpoint_url),
-        "PYTHONPATH": str(REPO),
-    }
-    airflow = str(Path(sys.executable).parent / "airflow")
-    subprocess.run([airflow, "db", "migrate"], env=env, check=True, capture_output=True)
-    done = subprocess.run(
-        [sys.executable, "-c", RUN, str(REPO / "example_dags" / "example_vertex_ai_spot_training.py")],
-        env=env,
-        capture_output=True,
-        text=True,
+    done = run_example_dag(
+        "example_vertex_ai_spot_training.py",
+        tmp_path,
+        {"AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": connection_json(fake.endpoint_url)},
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     (body,) = fake.calls("CreateCustomJob")
