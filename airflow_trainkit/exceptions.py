@@ -53,11 +53,14 @@ class TrainingJobUnreachable(TrainkitError):
     """The backend could not be asked about a job (the job itself may be fine).
 
     :param where: what cannot be reached, e.g. a job directory the triggerer cannot see.
+    :param transient: ``True`` when asking again may work (a remote host that does not answer now);
+        ``False`` when it cannot (an on-prem job root this host does not see).
     """
 
-    def __init__(self, message: str, *, where: str | None = None) -> None:
+    def __init__(self, message: str, *, where: str | None = None, transient: bool = False) -> None:
         super().__init__(message)
         self.where = where
+        self.transient = transient
 
 
 class DataValidationFailed(TrainkitError):

@@ -55,3 +55,22 @@ def find_newer_version(
         "source": best.source,
         "model_uri": f"models:/{model_name}/{best.version}",
     }
+
+
+# MLflow's error codes for answers worth asking again (throttling, a server that is busy or down).
+TRANSIENT_MLFLOW_CODES = frozenset(
+    {"RESOURCE_EXHAUSTED", "REQUEST_LIMIT_EXCEEDED", "TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR"}
+)
+
+
+def is_transient(error: BaseException) -> bool:
+    """Whether a registry call that failed with ``error`` is worth another try."""
+    if isinstance(error, (TimeoutError, ConnectionError)):
+        return True
+    code = getattr(error, "error_code", None)
+    if code in TRANSIENT_MLFLOW_CODES:
+        return True
+    # requests' connection and timeout errors, without importing requests here.
+    return any(cls.__module__.startswith("requests") for cls in type(error).__mro__[:-1]) and isinstance(
+        error, OSError
+    )

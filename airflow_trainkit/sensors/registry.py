@@ -13,6 +13,8 @@ if TYPE_CHECKING:
 
     from airflow.sdk import Context
 
+    from airflow_trainkit.training.waiting import WaitPolicy
+
 
 class ModelVersionSensor(BaseSensorOperator):
     """Wait until ``model_name`` has a version with ``alias`` (or ``tag``) newer than ``newer_than``.
@@ -48,6 +50,7 @@ class ModelVersionSensor(BaseSensorOperator):
         self.newer_than = newer_than
         self.conn_id = conn_id
         self.deferrable = deferrable
+        self._policy: WaitPolicy | None = None
 
     def _check(self) -> int | None:
         from airflow_trainkit.registry.watch import check_target
@@ -79,15 +82,20 @@ class ModelVersionSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> Any:
         from airflow_trainkit.hooks.mlflow import MlflowHook
-        from airflow_trainkit.registry.watch import find_newer_version
+        from airflow_trainkit.registry.watch import find_newer_version, is_transient
+        from airflow_trainkit.training.waiting import WaitPolicy
 
         newer_than = self._check()
-        found = find_newer_version(
-            MlflowHook(conn_id=self.conn_id).get_client(),
-            self.model_name,
-            alias=self.alias or None,
-            tag=self.tag or None,
-            newer_than=newer_than,
+        if self._policy is None:  # one per sensor object: it counts failed pokes in a row
+            self._policy = WaitPolicy(interval=float(self.poke_interval), is_transient=is_transient)
+        found = self._policy.once(
+            lambda: find_newer_version(
+                MlflowHook(conn_id=self.conn_id).get_client(),
+                self.model_name,
+                alias=self.alias or None,
+                tag=self.tag or None,
+                newer_than=newer_than,
+            )
         )
         if found is None:
             return False

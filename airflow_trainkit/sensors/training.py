@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_trainkit.training.backend import JobStatus, TrainingBackend
+    from airflow_trainkit.training.waiting import WaitPolicy
 
 
 class TrainingJobSensor(BaseSensorOperator):
@@ -42,6 +43,7 @@ class TrainingJobSensor(BaseSensorOperator):
         self.job_id = job_id
         self.conn_id = conn_id
         self.deferrable = deferrable
+        self._policy: WaitPolicy | None = None
 
     def _get_backend(self) -> TrainingBackend:
         from airflow_trainkit.training.backend import get_backend
@@ -59,10 +61,12 @@ class TrainingJobSensor(BaseSensorOperator):
         if status.phase.terminal:
             return self._result(backend, status)
         timeout = float(self.timeout) if self.timeout else None
+        # The job the user named, with the handle the describe found (no second lookup in the trigger).
+        ref = backend.ref(self.job_id).with_(handle=status.handle)
         self.defer(
             trigger=TrainingJobTrigger(
                 backend=backend.name,
-                job_id=self.job_id,
+                job=ref.to_dict(),
                 conn_id=self.conn_id,
                 deadline=time.time() + timeout if timeout else None,
                 poll_interval=float(self.poke_interval),
@@ -75,9 +79,14 @@ class TrainingJobSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> Any:
         from airflow_trainkit._compat import PokeReturnValue
+        from airflow_trainkit.training.waiting import WaitPolicy
 
         backend = self._get_backend()
-        status = backend.describe(self.job_id)
+        if self._policy is None:  # one per sensor object: it counts failed pokes in a row
+            self._policy = WaitPolicy(interval=float(self.poke_interval), is_transient=backend.is_transient)
+        status = self._policy.once(lambda: backend.describe(self.job_id))
+        if status is None:
+            return False
         if not status.phase.terminal:
             self.log.info("%s job %s is %s", backend.name, self.job_id, status.state)
             return False

@@ -12,18 +12,26 @@ import asyncio
 import importlib
 import json
 import pkgutil
+import threading
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from enum import Enum
 from typing import TYPE_CHECKING, Any, ClassVar
+
+from airflow_trainkit.training.capabilities import Capabilities
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+    from airflow_trainkit.training.identity import JobIdentity
     from airflow_trainkit.training.spec import TrainingJobSpec
 
 _REGISTRY: dict[str, type[TrainingBackend]] = {}
 ENTRY_POINT_GROUP = "airflow_trainkit.backends"
+# One backend object per (backend, connection) in a process: the triggerer's triggers share its
+# clients and sessions instead of building a thousand of them.
+_SHARED: dict[tuple[str, str | None], TrainingBackend] = {}
+_SHARED_LOCK = threading.Lock()
 
 
 class JobPhase(str, Enum):
@@ -46,6 +54,49 @@ class JobPhase(str, Enum):
 
 
 @dataclass
+class JobRef:
+    """Which job a task started, as recorded in the task state store: typed and JSON-serializable.
+
+    Written before the submit call (so a crash right after it still leaves the name to look up) and
+    once more after it, when the backend assigned its own ``handle``.
+
+    :param backend: the backend's registered name.
+    :param job_name: the deterministic name (or, for a sensor, the id the user gave).
+    :param attempt: which attempt of this task instance the job is (1, 2, ...).
+    :param deadline: wall-clock time (epoch seconds) after which the job is stopped.
+    :param adopted: this try found the job running rather than starting it.
+    :param handle: the backend's own id where it differs from the name (Vertex's resource name);
+        ``None`` until the server assigned one, and then the name is looked up.
+    :param submitted_at: epoch seconds of the submit call; clouds answer "not found" just after it.
+    :param returned: the task has already returned this job's result.
+    """
+
+    backend: str
+    job_name: str
+    attempt: int = 1
+    deadline: float | None = None
+    adopted: bool = False
+    handle: str | None = None
+    submitted_at: float | None = None
+    returned: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> JobRef:
+        """The record back from its dict; records of earlier releases (``job_id``) are read too."""
+        values = dict(data)
+        if "job_name" not in values and "job_id" in values:
+            values["job_name"] = values.pop("job_id")
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+    def with_(self, **changes: Any) -> JobRef:
+        return replace(self, **changes)
+
+
+@dataclass
 class JobStatus:
     """What a backend knows about one job at one moment; JSON-serializable.
 
@@ -53,6 +104,7 @@ class JobStatus:
     :param billable_seconds: seconds the provider bills per instance (SageMaker's
         ``BillableTimeInSeconds``; wall time of the running phase elsewhere).
     :param details: backend-specific JSON facts (exit code, training seconds, failure reason, ...).
+    :param handle: the backend's own id of the job where it is not the name (see :class:`JobRef`).
     """
 
     job_id: str
@@ -67,6 +119,7 @@ class JobStatus:
     output_uri: str | None = None
     console_url: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    handle: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -83,16 +136,22 @@ class JobStatus:
 class TrainingBackend(ABC):
     """Submit, describe, stop and read one backend's training jobs. Never sleeps or polls.
 
-    Subclasses set ``name``, ``State`` (their own state enum) and ``PHASES`` (each state's
-    shared phase). Waiting lives in :class:`~airflow_trainkit.triggers.training.TrainingJobTrigger`.
+    Subclasses set ``name``, ``State`` (their own state enum), ``PHASES`` (each state's shared
+    phase) and ``capabilities`` (what they refuse or ignore of a spec). Every method that takes a
+    job accepts a :class:`JobRef` or a job name. Waiting lives in :mod:`airflow_trainkit.training.waiting`;
+    the submit-or-re-attach lifecycle in :mod:`airflow_trainkit.training.lifecycle`.
     """
 
     name: ClassVar[str]
     State: ClassVar[type[Enum]]
     PHASES: ClassVar[Mapping[Any, JobPhase]]
+    capabilities: ClassVar[Capabilities] = Capabilities()
     max_job_name_length: ClassVar[int] = 63
     # Seconds between status calls in the trigger; backends with rate limits raise it.
     poll_interval: ClassVar[float] = 30.0
+    # Whether the triggerer's triggers on one connection may share one object (and its clients).
+    # Cloud backends say yes; one whose settings may change between jobs (on-prem) says no.
+    shared_per_connection: ClassVar[bool] = False
 
     def __init__(self, conn_id: str | None = None) -> None:
         self.conn_id = conn_id
@@ -102,34 +161,55 @@ class TrainingBackend(ABC):
         member = state if isinstance(state, self.State) else self.State(state)
         return self.PHASES.get(member, JobPhase.FAILED)
 
+    def ref(self, job: JobRef | str) -> JobRef:
+        """``job`` as a :class:`JobRef` of this backend (a bare name has no handle yet)."""
+        return job if isinstance(job, JobRef) else JobRef(backend=self.name, job_name=str(job))
+
+    def check(self, spec: TrainingJobSpec) -> list[str]:
+        """Everything that refuses ``spec`` before a job starts: declared capabilities, then ``validate``.
+
+        :return: notes on spec fields this backend ignores, to log once at submit.
+        :raises ValueError: naming the field, the value and the backend.
+        """
+        notes = self.capabilities.check(spec, self.name)
+        self.validate(spec)
+        return notes
+
     def validate(self, spec: TrainingJobSpec) -> None:  # noqa: B027 - optional hook
-        """Refuse a spec this backend cannot run, with a ``ValueError`` naming the field."""
+        """Backend-specific checks beyond ``capabilities`` (options, roles, paths), as ``ValueError``."""
 
     @abstractmethod
-    def submit(self, spec: TrainingJobSpec, job_id: str) -> JobStatus:
-        """Start ``spec`` under the name ``job_id`` and return at once."""
+    def submit(
+        self, spec: TrainingJobSpec, job: JobRef | str, identity: JobIdentity | None = None
+    ) -> JobStatus:
+        """Start ``spec`` under the name ``job.job_name`` and return at once.
+
+        :param identity: the task instance the job belongs to, for the job's tags or labels;
+            ``None`` outside a task. Backends never read Airflow's context themselves.
+        :return: the job's first status; ``status.handle`` carries an id the server assigned.
+        """
 
     @abstractmethod
-    def describe(self, job_id: str) -> JobStatus:
-        """The job's current status. :raises TrainingJobNotFound: no job has that id."""
+    def describe(self, job: JobRef | str) -> JobStatus:
+        """The job's current status. :raises TrainingJobNotFound: no job has that name or handle."""
 
     @abstractmethod
-    def stop(self, job_id: str, *, reason: str = "stopped by Airflow") -> None:
+    def stop(self, job: JobRef | str, *, reason: str = "stopped by Airflow") -> None:
         """Ask the job to stop. Stopping a stopped or finished job does nothing."""
 
-    async def describe_async(self, job_id: str) -> JobStatus:
+    async def describe_async(self, job: JobRef | str) -> JobStatus:
         """``describe`` without blocking the triggerer's event loop."""
-        return await asyncio.to_thread(self.describe, job_id)
+        return await asyncio.to_thread(self.describe, job)
 
-    async def stop_async(self, job_id: str, *, reason: str = "stopped by Airflow") -> None:
-        await asyncio.to_thread(self.stop, job_id, reason=reason)
+    async def stop_async(self, job: JobRef | str, *, reason: str = "stopped by Airflow") -> None:
+        await asyncio.to_thread(self.stop, job, reason=reason)
 
-    def find(self, job_id: str) -> JobStatus | None:
+    def find(self, job: JobRef | str) -> JobStatus | None:
         """``describe``, or ``None`` when there is no such job."""
         from airflow_trainkit.exceptions import TrainingJobNotFound
 
         try:
-            return self.describe(job_id)
+            return self.describe(job)
         except TrainingJobNotFound:
             return None
 
@@ -137,7 +217,7 @@ class TrainingBackend(ABC):
         """Whether a failed status call is worth retrying (throttling, 5xx, timeouts)."""
         return isinstance(error, (TimeoutError, ConnectionError))
 
-    def log_tail(self, job_id: str, lines: int = 50) -> list[str]:
+    def log_tail(self, job: JobRef | str, lines: int = 50) -> list[str]:
         """The last lines of the job's log; empty when the backend keeps none."""
         return []
 
@@ -223,3 +303,21 @@ def get_backend(name: str) -> type[TrainingBackend]:
     if name not in _REGISTRY:
         raise ValueError(f"backend module for {name!r} did not register a backend class")
     return _REGISTRY[name]
+
+
+def shared_backend(name: str, conn_id: str | None = None) -> TrainingBackend:
+    """The process's one backend object for ``name`` on ``conn_id``, made on first use.
+
+    Backend objects hold no per-job state, so every trigger of a triggerer on the same connection
+    can use the same one (and its clients). Backends that do not declare
+    ``shared_per_connection`` get a new object each time.
+    """
+    cls = get_backend(name)
+    if not cls.shared_per_connection:
+        return cls(conn_id)
+    key = (name, conn_id)
+    with _SHARED_LOCK:
+        backend = _SHARED.get(key)
+        if backend is None:
+            backend = _SHARED[key] = cls(conn_id)
+        return backend

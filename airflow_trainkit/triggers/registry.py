@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import TYPE_CHECKING, Any
 
 from airflow_trainkit._compat import BaseTrigger, TriggerEvent
@@ -21,7 +20,9 @@ class ModelVersionTrigger(BaseTrigger):
     """Poll the MLflow registry until a matching version appears; yield exactly one event.
 
     Events: ``{"status": "found", "version": {...}}``, ``{"status": "timeout", ...}`` or
-    ``{"status": "error", "message": ...}`` after :data:`MAX_ERRORS` failed polls in a row.
+    ``{"status": "error", "message": ...}`` after :data:`MAX_ERRORS` non-transient failures in a row.
+    Polling follows :class:`~airflow_trainkit.training.waiting.WaitPolicy`: throttling, 5xx and
+    connection failures are retried with backoff until the deadline.
 
     :param model_name: the registered model.
     :param alias: wait for a version holding this alias, e.g. ``"champion"``.
@@ -78,34 +79,35 @@ class ModelVersionTrigger(BaseTrigger):
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        errors = 0
-        client = None
-        while True:
-            # Wall clock: the deadline must survive a triggerer restart.
-            if self.deadline is not None and time.time() >= self.deadline:
-                yield TriggerEvent(
-                    {"status": "timeout", "message": f"no matching version of {self.model_name} in time"}
-                )
-                return
-            try:
-                if client is None:
-                    client = await asyncio.to_thread(self._client)
-                found = await asyncio.to_thread(self._find, client)
-            except Exception as err:
-                errors += 1
-                if errors >= MAX_ERRORS:
-                    yield TriggerEvent(
-                        {
-                            "status": "error",
-                            "message": f"polling {self.model_name} failed {errors} times in a row: "
-                            f"{type(err).__name__}: {err}",
-                        }
-                    )
-                    return
-                log.warning("Polling %s failed (%s); retrying", self.model_name, type(err).__name__)
-            else:
-                errors = 0
-                if found is not None:
-                    yield TriggerEvent({"status": "found", "version": found})
-                    return
-            await asyncio.sleep(self.poll_interval)
+        from airflow_trainkit.registry.watch import is_transient
+        from airflow_trainkit.training.waiting import WaitDeadlinePassed, WaitPolicy
+
+        client: list[Any] = []
+
+        async def find() -> dict[str, Any] | None:
+            if not client:
+                client.append(await asyncio.to_thread(self._client))
+            return await asyncio.to_thread(self._find, client[0])
+
+        policy = WaitPolicy(
+            interval=float(self.poll_interval),
+            is_transient=is_transient,
+            deadline=self.deadline,
+            max_errors=MAX_ERRORS,
+        )
+        try:
+            found = await policy.apoll(find, lambda found: found is not None)
+        except WaitDeadlinePassed:
+            yield TriggerEvent(
+                {"status": "timeout", "message": f"no matching version of {self.model_name} in time"}
+            )
+            return
+        except Exception as err:
+            yield TriggerEvent(
+                {
+                    "status": "error",
+                    "message": f"polling {self.model_name} failed: {type(err).__name__}: {err}",
+                }
+            )
+            return
+        yield TriggerEvent({"status": "found", "version": found})

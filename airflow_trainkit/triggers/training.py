@@ -14,10 +14,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# After this many status calls in a row fail with an error the backend does not call
-# transient, the trigger gives up (the operator then tries to stop the job).
-MAX_PERSISTENT_ERRORS = 5
-MAX_BACKOFF_SECONDS = 300.0
 # How long the kill decision keeps asking for the task's state, and the limit of each question.
 TASK_STATE_WINDOW_SECONDS = 120.0
 TASK_STATE_TIMEOUT_SECONDS = 15.0
@@ -40,11 +36,13 @@ WILL_RUN_AGAIN = {
 class TrainingJobTrigger(BaseTrigger):
     """Poll a training job until it reaches a terminal state or its deadline passes.
 
-    Yields exactly one event: ``{"status": "done", "job": <JobStatus dict>}``,
+    Yields exactly one event: ``{"status": "done", "job": <JobStatus dict>, "ref": <JobRef dict>}``,
     ``{"status": "timeout", ...}`` (the job was asked to stop) or ``{"status": "error", ...}``.
+    Polling follows :class:`~airflow_trainkit.training.waiting.WaitPolicy`.
 
     :param backend: backend name, e.g. ``"onprem"``.
-    :param job_id: the backend's id of the job.
+    :param job: the job's :class:`~airflow_trainkit.training.backend.JobRef` as a dict (with the
+        backend's handle, so a restarted triggerer describes the job directly), or a job name.
     :param conn_id: the backend's connection id.
     :param deadline: wall-clock time (epoch seconds) after which the job is stopped. Absolute,
         so a restarted triggerer keeps the same deadline.
@@ -52,21 +50,28 @@ class TrainingJobTrigger(BaseTrigger):
     :param stop_on_kill: stop the job when the deferred task is marked failed or success.
         Sensors watching a job started elsewhere set it to ``False``.
     :param identity: dag_id, run_id, task_id and map_index of the waiting task.
+    :param job_id: a trigger serialized by an earlier release names its job this way.
     """
 
     def __init__(
         self,
         backend: str,
-        job_id: str,
+        job: dict[str, Any] | str | None = None,
         conn_id: str | None = None,
         deadline: float | None = None,
         poll_interval: float | None = None,
         stop_on_kill: bool = True,
         identity: dict[str, Any] | None = None,
+        job_id: str | None = None,
     ) -> None:
         super().__init__()
+        from airflow_trainkit.training.backend import JobRef
+
         self.backend_name = backend
-        self.job_id = job_id
+        if isinstance(job, dict):
+            self.ref = JobRef.from_dict(job)
+        else:  # a bare job name (or job_id from a trigger an earlier release serialized)
+            self.ref = JobRef(backend=backend, job_name=str(job or job_id))
         self.conn_id = conn_id
         self.deadline = deadline
         self.poll_interval = poll_interval
@@ -74,12 +79,16 @@ class TrainingJobTrigger(BaseTrigger):
         self.identity = identity or {}
         self.decision: asyncio.Task[None] | None = None
 
+    @property
+    def job_id(self) -> str:
+        return self.ref.job_name
+
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
             {
                 "backend": self.backend_name,
-                "job_id": self.job_id,
+                "job": self.ref.to_dict(),
                 "conn_id": self.conn_id,
                 "deadline": self.deadline,
                 "poll_interval": self.poll_interval,
@@ -89,58 +98,20 @@ class TrainingJobTrigger(BaseTrigger):
         )
 
     def _backend(self) -> Any:
-        from airflow_trainkit.training.backend import get_backend
+        from airflow_trainkit.training.backend import shared_backend
 
-        return get_backend(self.backend_name)(self.conn_id)
+        return shared_backend(self.backend_name, self.conn_id)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        from airflow_trainkit.exceptions import TrainingJobNotFound, TrainingJobUnreachable
+        from airflow_trainkit.training.waiting import WaitDeadlinePassed, WaitPolicy
 
         backend = await asyncio.to_thread(self._backend)
-        interval = float(self.poll_interval or backend.poll_interval)
-        last_state: str | None = None
-        errors = 0
-        persistent_errors = 0
-        while True:
-            # Wall clock, not monotonic: the deadline must survive a triggerer restart.
-            if self.deadline is not None and time.time() >= self.deadline:
-                message = f"{self.backend_name} job {self.job_id} passed its deadline; asked it to stop"
-                try:
-                    await backend.stop_async(self.job_id, reason="deadline passed")
-                except Exception as err:
-                    message += f" (stop failed: {err!r})"
-                yield TriggerEvent({"status": "timeout", "job_id": self.job_id, "message": message})
-                return
-            try:
-                status = await backend.describe_async(self.job_id)
-            except (TrainingJobNotFound, TrainingJobUnreachable) as err:
-                yield TriggerEvent({"status": "error", "job_id": self.job_id, "message": str(err)})
-                return
-            except Exception as err:
-                errors += 1
-                persistent_errors = 0 if backend.is_transient(err) else persistent_errors + 1
-                if persistent_errors >= MAX_PERSISTENT_ERRORS:
-                    yield TriggerEvent(
-                        {
-                            "status": "error",
-                            "job_id": self.job_id,
-                            "message": f"status of {self.backend_name} job {self.job_id} failed "
-                            f"{persistent_errors} times in a row: {err!r}",
-                        }
-                    )
-                    return
-                delay = min(interval * 2 ** min(errors, 8), MAX_BACKOFF_SECONDS)
-                log.warning(
-                    "Status of %s job %s failed (%r); retrying in %.0f s",
-                    self.backend_name,
-                    self.job_id,
-                    err,
-                    delay,
-                )
-                await asyncio.sleep(delay)
-                continue
-            errors = persistent_errors = 0
-            if status.state != last_state:
+        ref = self.ref
+        last_state: list[str | None] = [None]
+
+        async def describe() -> Any:
+            status = await backend.describe_async(ref)
+            if status.state != last_state[0]:
                 log.info(
                     "%s job %s is %s%s",
                     self.backend_name,
@@ -148,11 +119,36 @@ class TrainingJobTrigger(BaseTrigger):
                     status.state,
                     f": {status.message}" if status.message else "",
                 )
-                last_state = status.state
-            if status.phase.terminal:
-                yield TriggerEvent({"status": "done", "job_id": self.job_id, "job": status.to_dict()})
-                return
-            await asyncio.sleep(interval)
+                last_state[0] = status.state
+            return status
+
+        policy = WaitPolicy(
+            interval=float(self.poll_interval or backend.poll_interval),
+            is_transient=backend.is_transient,
+            deadline=self.deadline,
+            submitted_at=ref.submitted_at,
+        )
+        base = {"job_id": self.job_id, "ref": ref.to_dict()}
+        try:
+            status = await policy.apoll(describe, lambda status: status.phase.terminal)
+        except WaitDeadlinePassed:
+            message = f"{self.backend_name} job {self.job_id} passed its deadline; asked it to stop"
+            try:
+                await backend.stop_async(ref, reason="deadline passed")
+            except Exception as err:
+                message += f" (stop failed: {err!r})"
+            yield TriggerEvent({"status": "timeout", **base, "message": message})
+            return
+        except Exception as err:
+            yield TriggerEvent(
+                {
+                    "status": "error",
+                    **base,
+                    "message": f"status of {self.backend_name} job {self.job_id} failed: {type(err).__name__}: {err}",
+                }
+            )
+            return
+        yield TriggerEvent({"status": "done", **base, "job": status.to_dict()})
 
     async def on_kill(self) -> None:
         """Stop the job unless the task will run again (cleared, rather than marked failed or success).
@@ -180,7 +176,7 @@ class TrainingJobTrigger(BaseTrigger):
         log.info("Task is %s: stopping %s job %s", state, self.backend_name, self.job_id)
         try:
             backend = await asyncio.to_thread(self._backend)
-            await backend.stop_async(self.job_id, reason=f"Airflow task was set to {state} while deferred")
+            await backend.stop_async(self.ref, reason=f"Airflow task was set to {state} while deferred")
         except Exception:
             log.exception("Could not stop %s job %s", self.backend_name, self.job_id)
 

@@ -175,9 +175,10 @@ def test_not_deferrable_waits_in_the_worker_and_a_kill_stops_the_job(onprem_root
         task_id="train", spec={"command": ["sleep", "30"]}, deferrable=False, poll_interval=0.05
     )
     threading.Timer(1.5, op.on_kill).start()  # SIGTERM's handler runs on_kill while execute() waits
+    context = make_context()
     with pytest.raises(AirflowException, match="killed"):
-        op.execute(make_context())
-    job_id = op._job["job_id"]
+        op.execute(context)
+    job_id = context["task_state_store"].get(STATE_KEY)["job_name"]
     end = time.monotonic() + 20
     while OnPremBackend().describe(job_id).phase.active and time.monotonic() < end:
         time.sleep(0.1)

@@ -34,18 +34,19 @@ class ScriptedBackend(TrainingBackend):
     stops: list = []
     calls = 0
 
-    def submit(self, spec: TrainingJobSpec, job_id: str) -> JobStatus:
+    def submit(self, spec: TrainingJobSpec, job, identity=None) -> JobStatus:
         raise NotImplementedError
 
-    def describe(self, job_id: str) -> JobStatus:
+    def describe(self, job) -> JobStatus:
+        job_id = self.ref(job).job_name
         type(self).calls += 1
         answer = self.script.pop(0) if len(self.script) > 1 else self.script[0]
         if isinstance(answer, BaseException):
             raise answer
         return JobStatus(job_id=job_id, state=answer, phase=self.phase_of(answer))
 
-    def stop(self, job_id: str, *, reason: str = "") -> None:
-        self.stops.append((job_id, reason))
+    def stop(self, job, *, reason: str = "") -> None:
+        self.stops.append((self.ref(job).job_name, reason))
 
     def is_transient(self, error: BaseException) -> bool:
         return "Throttling" in str(error)

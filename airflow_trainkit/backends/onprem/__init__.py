@@ -19,13 +19,15 @@ from enum import Enum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_trainkit.training.backend import JobPhase, JobStatus, TrainingBackend, register_backend
+from airflow_trainkit.training.backend import JobPhase, JobRef, JobStatus, TrainingBackend, register_backend
+from airflow_trainkit.training.capabilities import Capabilities
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from airflow_trainkit.backends.onprem.transport import Transport
     from airflow_trainkit.hooks.onprem import OnPremSettings
+    from airflow_trainkit.training.identity import JobIdentity
     from airflow_trainkit.training.spec import TrainingJobSpec
 
 ROOT_MARKER = ".trainkit-onprem-root"
@@ -64,6 +66,16 @@ class OnPremBackend(TrainingBackend):
         OnPremState.STOPPED: JobPhase.STOPPED,
         OnPremState.LOST: JobPhase.FAILED,
     }
+    capabilities = Capabilities(
+        refused={"spot": "has no spot capacity: its jobs run on hosts you own"},
+        not_applicable={
+            "image": "the command runs on the host itself, not in a container",
+            "tags": "jobs are folders on the host and carry no labels",
+            "max_wait": "there is no spot capacity to wait for",
+            "allow_spot_without_checkpoint": "there is no spot capacity",
+        },
+        max_instance_count=1,
+    )
     poll_interval = 2.0  # reading a local file is cheap
 
     @cached_property
@@ -92,10 +104,6 @@ class OnPremBackend(TrainingBackend):
     def validate(self, spec: TrainingJobSpec) -> None:
         from airflow_trainkit import storage
 
-        if spec.instance_count != 1:
-            raise ValueError(
-                f"spec.instance_count: the on-prem backend runs a job on one host, got {spec.instance_count}"
-            )
         for channel, uri in spec.inputs.items():
             if storage.is_local(uri) and not storage.local_path(uri).exists():
                 raise ValueError(f"spec.inputs[{channel!r}]: no such file or folder {uri!r}")
@@ -126,11 +134,14 @@ class OnPremBackend(TrainingBackend):
             )
         return accelerator.count
 
-    def submit(self, spec: TrainingJobSpec, job_id: str) -> JobStatus:
+    def submit(
+        self, spec: TrainingJobSpec, job: JobRef | str, identity: JobIdentity | None = None
+    ) -> JobStatus:
         from airflow_trainkit import storage
         from airflow_trainkit.backends.onprem.transport import process_start_ticks
         from airflow_trainkit.home import artifacts_dir
 
+        job_id = self.ref(job).job_name
         gpu_count = self._gpu_plan(spec)
         job_dir = self.root / job_id
         if self.transport.exists(job_dir / "job.json"):
@@ -157,7 +168,7 @@ class OnPremBackend(TrainingBackend):
         command = list(spec.command)
         if command[0] in ("python", "python3"):
             command[0] = sys.executable  # the worker's own interpreter, with trainkit installed
-        job = {
+        record = {
             "job_id": job_id,
             "root": str(self.root),
             "workdir": str(job_dir / "work"),
@@ -171,7 +182,7 @@ class OnPremBackend(TrainingBackend):
             "output_uri": output_uri,
         }
         now = _utcnow()
-        self.transport.write_text_atomic(job_dir / "job.json", json.dumps(job, indent=1))
+        self.transport.write_text_atomic(job_dir / "job.json", json.dumps(record, indent=1))
         self.transport.write_text_atomic(
             job_dir / "state.json",
             json.dumps({"state": OnPremState.PENDING.value, "submitted_at": now, "message": "starting"}),
@@ -186,17 +197,18 @@ class OnPremBackend(TrainingBackend):
         )
         return self.describe(job_id)
 
-    def find(self, job_id: str) -> JobStatus | None:
+    def find(self, job: JobRef | str) -> JobStatus | None:
         # Called by the worker that is about to submit: a root that does not exist yet is new, not
         # invisible, so make it here and keep "unreachable" for readers such as the triggerer.
         if not self.transport.exists(self.root / ROOT_MARKER):
             self.transport.make_dirs(self.root)
             self.transport.write_text_atomic(self.root / ROOT_MARKER, "trainkit on-prem job root\n")
-        return super().find(job_id)
+        return super().find(job)
 
-    def describe(self, job_id: str) -> JobStatus:
+    def describe(self, job: JobRef | str) -> JobStatus:
         from airflow_trainkit.exceptions import TrainingJobNotFound, TrainingJobUnreachable
 
+        job_id = self.ref(job).job_name
         job_dir = self.root / job_id
         state_text = self.transport.read_text(job_dir / "state.json")
         if state_text is None:
@@ -209,7 +221,7 @@ class OnPremBackend(TrainingBackend):
                 )
             raise TrainingJobNotFound(self.name, job_id)
         state = json.loads(state_text)
-        job = json.loads(self.transport.read_text(job_dir / "job.json") or "{}")
+        record = json.loads(self.transport.read_text(job_dir / "job.json") or "{}")
         name = state.get("state", "PENDING")
         message = state.get("message")
         if OnPremState(name) in (OnPremState.PENDING, OnPremState.RUNNING, OnPremState.STOPPING):
@@ -229,7 +241,7 @@ class OnPremBackend(TrainingBackend):
             billable_seconds=state.get("billable_seconds"),
             instance_type="onprem",
             instance_count=1,
-            output_uri=job.get("output_uri"),
+            output_uri=record.get("output_uri"),
             console_url=None,
             details={
                 "host": socket.gethostname(),
@@ -249,9 +261,10 @@ class OnPremBackend(TrainingBackend):
         ticks = state.get("runner_start_ticks") or runner.get("start_ticks")
         return self.transport.process_alive(int(pid), ticks)
 
-    def stop(self, job_id: str, *, reason: str = "stopped by Airflow") -> None:
+    def stop(self, job: JobRef | str, *, reason: str = "stopped by Airflow") -> None:
         from airflow_trainkit.backends.onprem.transport import SIGKILL, SIGTERM
 
+        job_id = self.ref(job).job_name
         job_dir = self.root / job_id
         state_text = self.transport.read_text(job_dir / "state.json")
         if state_text is None:
@@ -272,8 +285,8 @@ class OnPremBackend(TrainingBackend):
             # No runner left to escalate: the orphaned job gets no grace.
             self.transport.signal_group(int(state["child_pgid"]), SIGKILL)
 
-    def log_tail(self, job_id: str, lines: int = 50) -> list[str]:
-        text = self.transport.read_text(self.root / job_id / "output.log") or ""
+    def log_tail(self, job: JobRef | str, lines: int = 50) -> list[str]:
+        text = self.transport.read_text(self.root / self.ref(job).job_name / "output.log") or ""
         return text.splitlines()[-lines:]
 
 

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from airflow_trainkit.backends.sagemaker.request import SageMakerRequestBuilder
 from airflow_trainkit.backends.sagemaker.source import SOURCE_ARCHIVE, package_source, script_source
 from airflow_trainkit.backends.sagemaker.status import PHASES, SageMakerState, status_from_description
-from airflow_trainkit.training.backend import JobStatus, TrainingBackend, register_backend
+from airflow_trainkit.training.backend import JobRef, JobStatus, TrainingBackend, register_backend
+from airflow_trainkit.training.capabilities import Capabilities
 
 if TYPE_CHECKING:
     from airflow_trainkit.training.identity import JobIdentity
@@ -49,7 +50,12 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
 
     State = SageMakerState
     PHASES = PHASES  # the one map, shared with status_from_description
+    capabilities = Capabilities(
+        instance_table="sagemaker",
+        not_applicable={"allow_cpu": "the instance type always carries the GPUs asked for"},
+    )
     poll_interval = 30.0
+    shared_per_connection = True
 
     def __init__(self, conn_id: str | None = None) -> None:
         super().__init__(conn_id)
@@ -114,12 +120,15 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
 
     # -- the backend interface ------------------------------------------------------------------
 
-    def submit(self, spec: TrainingJobSpec, job_id: str) -> JobStatus:
+    def submit(
+        self, spec: TrainingJobSpec, job: JobRef | str, identity: JobIdentity | None = None
+    ) -> JobStatus:
+        job_id = self.ref(job).job_name
         uploaded = self.upload_source(spec, job_id)
         request = self.build_request(
             spec,
             job_id,
-            identity=_current_identity(),
+            identity=identity,
             submit_directory=uploaded[0] if uploaded else None,
             entry_point=uploaded[1] if uploaded else None,
         )
@@ -133,9 +142,10 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
         self.client.create_training_job(**request)
         return self.describe(job_id)
 
-    def describe(self, job_id: str) -> JobStatus:
+    def describe(self, job: JobRef | str) -> JobStatus:
         from botocore.exceptions import ClientError  # boto3 is only needed once a job is handled
 
+        job_id = self.ref(job).job_name
         try:
             response = self.client.describe_training_job(TrainingJobName=job_id)
         except ClientError as err:
@@ -146,10 +156,11 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
             raise
         return status_from_description(response, self.region)
 
-    async def describe_async(self, job_id: str) -> JobStatus:
+    async def describe_async(self, job: JobRef | str) -> JobStatus:
         """``DescribeTrainingJob`` through aiobotocore, with the connection's credentials and endpoint."""
         from botocore.exceptions import ClientError
 
+        job_id = self.ref(job).job_name
         session = await self._async_session()
         hook = self._sagemaker_hook
         client_context = session.create_client(
@@ -171,10 +182,11 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
             region = str(client.meta.region_name)
         return status_from_description(response, region)
 
-    def stop(self, job_id: str, *, reason: str = "stopped by Airflow") -> None:
+    def stop(self, job: JobRef | str, *, reason: str = "stopped by Airflow") -> None:
         """``StopTrainingJob``; a job that is stopping, stopped, finished or unknown is left alone."""
         from botocore.exceptions import ClientError
 
+        job_id = self.ref(job).job_name
         try:
             self.client.stop_training_job(TrainingJobName=job_id)
         except ClientError as err:
@@ -204,10 +216,11 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
             return True
         return super().is_transient(error)
 
-    def log_tail(self, job_id: str, lines: int = 50) -> list[str]:
+    def log_tail(self, job: JobRef | str, lines: int = 50) -> list[str]:
         """The last lines of the job's CloudWatch log streams (one per host, prefixed by host)."""
         from botocore.exceptions import ClientError
 
+        job_id = self.ref(job).job_name
         logs = self._hook("logs").conn
         try:
             streams = logs.describe_log_streams(
@@ -235,18 +248,6 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
         """SageMaker's ``FinalMetricDataList`` (the model itself is a tarball on S3), if the job has one."""
         final = status.details.get("final_metrics")
         return dict(final) if final else None
-
-
-def _current_identity() -> JobIdentity | None:
-    """The running task's identity, for the job's tags; ``None`` outside a task."""
-    from airflow_trainkit.training.identity import JobIdentity
-
-    try:
-        from airflow_trainkit._compat import get_current_context
-
-        return JobIdentity.from_context(get_current_context())
-    except Exception:  # no task is running (a library call or a test): tags without identity
-        return None
 
 
 def _is_not_found(err: Any) -> bool:

@@ -1,11 +1,12 @@
 """The Vertex AI backend's lifecycle: submit, describe, stop and re-attach of a CustomJob.
 
 Vertex names a job by a server-assigned number (``projects/<p>/locations/<r>/customJobs/<n>``), so
-a retry cannot describe our deterministic name directly. Re-attach is one filtered lookup:
-``ListCustomJobs`` with ``display_name="<job id>" AND labels.trainkit-job-id="<job id>"`` (never a
-listing of the account's jobs). The resource name found is cached per backend object and kept in
-``JobStatus.details["resource_name"]``; later describes and stops use ``GetCustomJob`` /
-``CancelCustomJob`` on it. The returned ``job_id`` is always our deterministic name.
+a retry cannot describe our deterministic name directly. The resource name is the job's
+``JobRef.handle``: the task records it right after the create call, and the trigger, stop and resume
+paths use ``GetCustomJob`` / ``CancelCustomJob`` on it. Only a try that finds a record without a
+handle (a crash between create and recording its answer) looks the name up, with one filtered
+``ListCustomJobs``: ``display_name="<job id>" AND labels.trainkit-job-id="<job id>"`` (never a listing
+of the account's jobs). The returned ``job_id`` is always our deterministic name.
 
 Credentials and project come from the google provider's ``google_cloud_platform`` connection
 (``GoogleBaseHook``); its extra may set ``region`` (default ``us-central1``) and ``api_endpoint``
@@ -23,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_trainkit.backends.vertex_ai.request import VertexRequestBuilder
 from airflow_trainkit.backends.vertex_ai.status import JOB_ID_LABEL, PHASES, VertexState, status_from_job
-from airflow_trainkit.training.backend import JobPhase, JobStatus, TrainingBackend, register_backend
+from airflow_trainkit.training.backend import JobPhase, JobRef, JobStatus, TrainingBackend, register_backend
+from airflow_trainkit.training.capabilities import Capabilities
 
 if TYPE_CHECKING:
     from airflow_trainkit.training.identity import JobIdentity
@@ -51,10 +53,16 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
 
     State = VertexState
     PHASES = PHASES  # the one map, shared with status_from_job
+    capabilities = Capabilities(
+        instance_table="vertex_ai",
+        not_applicable={"allow_cpu": "the machine always carries the accelerators asked for"},
+    )
     poll_interval = 30.0
+    shared_per_connection = True
 
     def __init__(self, conn_id: str | None = None) -> None:
         super().__init__(conn_id)
+        # Resource names learnt by this object (from a create or a lookup), by job name.
         self._names: dict[str, str] = {}
 
     @property
@@ -114,10 +122,13 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
 
     # -- the backend interface ------------------------------------------------------------------
 
-    def submit(self, spec: TrainingJobSpec, job_id: str) -> JobStatus:
+    def submit(
+        self, spec: TrainingJobSpec, job: JobRef | str, identity: JobIdentity | None = None
+    ) -> JobStatus:
         from google.cloud.aiplatform_v1.types import CustomJob
 
-        body = self.build_request(spec, job_id, identity=_current_identity())
+        job_id = self.ref(job).job_name
+        body = self.build_request(spec, job_id, identity=identity)
         message = CustomJob.from_json(json.dumps(body))
         machine = body["job_spec"]["worker_pool_specs"][0]["machine_spec"]
         log.info(
@@ -137,12 +148,15 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
         self._names[job_id] = created.name
         return self._status(created, job_id)
 
-    def describe(self, job_id: str) -> JobStatus:
+    def describe(self, job: JobRef | str) -> JobStatus:
+        """``GetCustomJob`` on the job's handle; one filtered lookup when it has none yet."""
         from google.api_core.exceptions import NotFound
 
         from airflow_trainkit.exceptions import TrainingJobNotFound
 
-        name = self._names.get(job_id)
+        ref = self.ref(job)
+        job_id = ref.job_name
+        name = ref.handle or self._names.get(job_id)
         if name is None:
             job = self._lookup(job_id)
             return self._status(job, job_id)
@@ -152,22 +166,24 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
             raise TrainingJobNotFound(self.name, job_id) from None
         return self._status(job, job_id)
 
-    def stop(self, job_id: str, *, reason: str = "stopped by Airflow") -> None:
+    def stop(self, job: JobRef | str, *, reason: str = "stopped by Airflow") -> None:
         """``CancelCustomJob``; a job that is cancelling or has ended is left alone.
 
         :raises TrainingJobNotFound: no job has that name.
         """
         from google.api_core.exceptions import BadRequest, FailedPrecondition
 
-        status = self.describe(job_id)
+        ref = self.ref(job)
+        job_id = ref.job_name
+        status = self.describe(ref)
         if status.phase != JobPhase.PENDING and status.phase != JobPhase.RUNNING:
             log.info("Vertex AI job %s is %s already; nothing to stop", job_id, status.state)
             return
         try:
-            self.client.cancel_custom_job(name=self._names[job_id], retry=None, timeout=CALL_TIMEOUT)
+            self.client.cancel_custom_job(name=status.handle, retry=None, timeout=CALL_TIMEOUT)
         except (BadRequest, FailedPrecondition):
             # FAILED_PRECONDITION (HTTP 400 over REST): it ended or began cancelling since the describe.
-            status = self.describe(job_id)
+            status = self.describe(ref.with_(handle=status.handle))
             if status.phase.active and status.phase != JobPhase.STOPPING:
                 raise
             log.info("Vertex AI job %s is %s already; nothing to stop", job_id, status.state)
@@ -189,14 +205,14 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
             return True
         return super().is_transient(error)
 
-    def log_tail(self, job_id: str, lines: int = 50) -> list[str]:
+    def log_tail(self, job: JobRef | str, lines: int = 50) -> list[str]:
         """The job's last log lines from Cloud Logging (``resource.type="ml_job"``), oldest first.
 
         One ``entries:list`` call through the Logging REST API (``logging_endpoint`` in the connection's
         extra, default ``https://logging.googleapis.com``), newest first and at most ``lines`` entries.
         """
-        status = self.describe(job_id)
-        numeric_id = str(status.details.get("resource_name") or "").rsplit("/", 1)[-1]
+        status = self.describe(job)
+        numeric_id = str(status.handle or "").rsplit("/", 1)[-1]
         if not numeric_id:
             return []
         # google-auth's requests session signs the call; imported only when a log is read.
@@ -303,15 +319,3 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
 
         data = CustomJob.to_dict(job, use_integers_for_enums=False, preserving_proto_field_name=True)
         return status_from_job(data, job_id, self.project, self.region)
-
-
-def _current_identity() -> JobIdentity | None:
-    """The running task's identity, for the job's labels; ``None`` outside a task."""
-    from airflow_trainkit.training.identity import JobIdentity
-
-    try:
-        from airflow_trainkit._compat import get_current_context
-
-        return JobIdentity.from_context(get_current_context())
-    except Exception:  # no task is running (a library call or a test): labels without identity
-        return None

@@ -1,0 +1,266 @@
+"""The life of one training job for one task instance: find or submit, wait, finish, stop.
+
+Kept outside the operators so that ``TrainModelOperator``, ``TrainingJobSensor`` and an operator
+that runs many jobs per task share one implementation of the promises: re-attach, never
+duplicate, stop on every exit path, never a false success.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from airflow_trainkit.training.backend import JobPhase, JobRef
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from airflow_trainkit.training.backend import JobStatus, TrainingBackend
+    from airflow_trainkit.training.identity import JobIdentity
+    from airflow_trainkit.training.spec import TrainingJobSpec
+    from airflow_trainkit.training.waiting import WaitPolicy
+
+# Key in Airflow 3.3's task_state_store; shared by every try of the task instance.
+STATE_KEY = "trainkit_training_job"
+# Added to the spec's own limit: time to provision, upload the model and report the end.
+DEADLINE_SLACK_SECONDS = 600
+
+
+class JobRecords(Protocol):
+    """Where the job a task started is remembered across its tries."""
+
+    def load(self) -> JobRef | None: ...
+
+    def save(self, ref: JobRef) -> None: ...
+
+
+class TaskStateRecords:
+    """:class:`JobRecords` in Airflow 3.3's ``task_state_store`` (none on older Airflow: nothing kept)."""
+
+    def __init__(self, store: Any, key: str = STATE_KEY) -> None:
+        self.store = store
+        self.key = key
+
+    @classmethod
+    def from_context(cls, context: Any, key: str = STATE_KEY) -> TaskStateRecords:
+        return cls(context.get("task_state_store"), key)
+
+    def load(self) -> JobRef | None:
+        if self.store is None:
+            return None
+        value = self.store.get(self.key)
+        return JobRef.from_dict(value) if isinstance(value, dict) else None
+
+    def save(self, ref: JobRef) -> None:
+        if self.store is not None:
+            self.store.set(self.key, ref.to_dict())
+
+
+class JobLifecycle:
+    """One task instance's job on one backend.
+
+    :param backend: the backend object (already holding its connection).
+    :param spec: the parsed spec.
+    :param identity: the task instance, for the deterministic name and the job's labels.
+    :param records: where the job's :class:`JobRef` is kept across tries.
+    :param log: the caller's logger, so that every decision lands in the task's own log.
+    :param poll_interval: seconds between status calls; ``None`` for the backend's default.
+    """
+
+    def __init__(
+        self,
+        backend: TrainingBackend,
+        spec: TrainingJobSpec,
+        identity: JobIdentity,
+        records: JobRecords,
+        *,
+        log: Any = None,
+        poll_interval: float | None = None,
+    ) -> None:
+        self.backend = backend
+        self.spec = spec
+        self.identity = identity
+        self.records = records
+        self.log = log or logging.getLogger(__name__)
+        self.poll_interval = float(poll_interval or backend.poll_interval)
+
+    # -- finding or starting the job -----------------------------------------------------------
+
+    def check(self) -> None:
+        """Refuse a spec the backend cannot run, before anything starts; log what it ignores."""
+        for note in self.backend.check(self.spec):
+            self.log.warning("%s", note)
+
+    def find_or_submit(self) -> tuple[JobRef, JobStatus]:
+        """Re-attach to this task instance's job, return its success, or start a new attempt."""
+        backend = self.backend
+        record = self.records.load()
+        if record is not None and record.backend != backend.name:
+            record = None
+        attempt = record.attempt if record else 1
+        if record and record.returned:
+            # The task already returned this job's result and runs again: it was cleared, and a
+            # cleared training task trains anew.
+            self.log.info("Job %s already gave this task its result; starting a new attempt", record.job_name)
+            attempt += 1
+        while True:
+            name = self.identity.job_name(attempt, max_length=backend.max_job_name_length)
+            known = record if record and record.job_name == name and record.handle else None
+            status = backend.find(known or name)
+            if status is None:
+                return self._submit(name, attempt)
+            if status.phase == JobPhase.SUCCEEDED or status.phase.active:
+                self.log.info("Re-attaching to %s job %s (%s)", backend.name, name, status.state)
+                ref = JobRef(
+                    backend=backend.name,
+                    job_name=name,
+                    attempt=attempt,
+                    deadline=self._deadline_of(record, name, status),
+                    adopted=True,
+                    handle=status.handle or (record.handle if record and record.job_name == name else None),
+                    submitted_at=record.submitted_at if record and record.job_name == name else None,
+                )
+                self.records.save(ref)
+                return ref, status
+            self.log.info(
+                "%s job %s ended %s; trying attempt %d", backend.name, name, status.state, attempt + 1
+            )
+            attempt += 1
+
+    def _submit(self, name: str, attempt: int) -> tuple[JobRef, JobStatus]:
+        self.log.info("Submitting %s job %s", self.backend.name, name)
+        now = time.time()
+        ref = JobRef(
+            backend=self.backend.name,
+            job_name=name,
+            attempt=attempt,
+            deadline=now + self.spec.deadline_seconds + DEADLINE_SLACK_SECONDS,
+            submitted_at=now,
+        )
+        # Recorded before the call: a crash right after it leaves the name for the next try to find.
+        self.records.save(ref)
+        status = self.backend.submit(self.spec, ref, self.identity)
+        if status.handle and status.handle != ref.handle:
+            ref = ref.with_(handle=status.handle)
+            self.records.save(ref)
+        return ref, status
+
+    def _deadline_of(self, record: JobRef | None, name: str, status: JobStatus) -> float:
+        """The deadline of a job found again: the stored one, else counted from the job's start."""
+        if record and record.job_name == name and record.deadline:
+            return float(record.deadline)
+        started = time.time()
+        if status.started_at:
+            started = datetime.fromisoformat(status.started_at).timestamp()
+        return started + self.spec.deadline_seconds + DEADLINE_SLACK_SECONDS
+
+    # -- waiting -------------------------------------------------------------------------------
+
+    def policy(self, ref: JobRef, *, deadline: float | None = None) -> WaitPolicy:
+        """The wait policy for ``ref``: the backend's transient errors, the job's deadline."""
+        from airflow_trainkit.training.waiting import WaitPolicy
+
+        return WaitPolicy(
+            interval=self.poll_interval,
+            is_transient=self.backend.is_transient,
+            deadline=deadline if deadline is not None else ref.deadline,
+            submitted_at=ref.submitted_at,
+        )
+
+    def wait(
+        self, ref: JobRef, *, deadline: float | None = None, interrupted: Callable[[], bool] | None = None
+    ) -> JobStatus:
+        """Block until the job ends (the non-deferrable wait).
+
+        :raises WaitDeadlinePassed: the deadline passed; the caller stops the job.
+        :raises WaitInterrupted: ``interrupted()`` turned true.
+        """
+        policy = self.policy(ref, deadline=deadline)
+        policy.interrupted = interrupted
+        return policy.poll(lambda: self.backend.describe(ref), lambda status: status.phase.terminal)
+
+    # -- ending --------------------------------------------------------------------------------
+
+    def finish(self, ref: JobRef, status: JobStatus, log_tail_lines: int = 50) -> dict[str, Any] | None:
+        """The task's result for a job that ended.
+
+        :return: the result of a succeeded job; ``None`` when this try had re-attached to a job
+            that an earlier try's kill then stopped (a clear racing the old trigger's ``on_kill``):
+            the caller starts a new attempt instead of failing.
+        :raises TrainingJobFailed: the job failed, was stopped or was lost.
+        """
+        from airflow_trainkit.exceptions import TrainingJobFailed
+
+        tail = self.log_tail(ref, log_tail_lines)
+        backend = self.backend
+        if status.phase == JobPhase.SUCCEEDED:
+            result = backend.result(status, self.spec, attempt=ref.attempt)
+            result["cost"] = self.actual_cost(result)
+            self.records.save(ref.with_(returned=True))
+            self.log.info("%s job %s succeeded; output at %s", backend.name, ref.job_name, status.output_uri)
+            return result
+        if status.phase == JobPhase.STOPPED and ref.adopted:
+            self.log.warning(
+                "Job %s was stopped by an earlier try of this task; starting a new attempt", ref.job_name
+            )
+            return None
+        message = (
+            f"{backend.name} job {ref.job_name} ended {status.state}: {status.message or 'no reason given'}"
+        )
+        if tail:
+            message += "\nLast log lines:\n" + "\n".join(tail[-20:])
+        raise TrainingJobFailed(
+            message,
+            backend=backend.name,
+            job_id=ref.job_name,
+            state=status.state,
+            reason=status.message,
+            log_tail=tail,
+        )
+
+    def stop(self, ref: JobRef, *, reason: str) -> None:
+        """Ask the job to stop, saying why in the task's log; a failed stop is logged, not raised."""
+        try:
+            self.backend.stop(ref, reason=reason)
+            self.log.info("Asked %s job %s to stop: %s", self.backend.name, ref.job_name, reason)
+        except Exception:
+            self.log.exception("Could not stop %s job %s", self.backend.name, ref.job_name)
+
+    def log_tail(self, ref: JobRef, lines: int = 50) -> list[str]:
+        """The job's last log lines, copied into the task's log; a log that cannot be read is empty."""
+        try:
+            tail = self.backend.log_tail(ref, lines)
+        except Exception as err:
+            self.log.warning("Could not read the log of %s: %r", ref.job_name, err)
+            return []
+        if tail:
+            self.log.info(
+                "Last %d log lines of %s job %s:\n%s",
+                len(tail),
+                self.backend.name,
+                ref.job_name,
+                "\n".join(tail),
+            )
+        return tail
+
+    def actual_cost(self, result: dict[str, Any]) -> dict[str, Any] | None:
+        """What the run cost, from the price catalog; a missing price never fails training."""
+        from airflow_trainkit.costs import actual_cost
+
+        try:
+            cost = actual_cost(result)
+        except (OSError, ValueError) as err:
+            self.log.warning("No cost recorded for %s: %s", result["job_id"], err)
+            return None
+        if cost:
+            self.log.info(
+                "%s job %s cost %.4f %s (%s)",
+                result["backend"],
+                result["job_id"],
+                cost["amount"],
+                cost["currency"],
+                cost["pricing"],
+            )
+        return cost
