@@ -107,8 +107,11 @@ class JobLifecycle:
             attempt += 1
         while True:
             name = self.identity.job_name(attempt, max_length=backend.max_job_name_length)
-            known = record if record and record.job_name == name and record.handle else None
-            status = backend.find(known or name)
+            recorded = record if record and record.job_name == name else None
+            # With a handle, one describe; without (a first try, a crash between submit and its
+            # answer, a lost record), the backend's lookup by the deterministic name: a record can
+            # expire or be cleaned while its job runs, so its absence does not prove there is none.
+            status = backend.find(recorded if recorded and recorded.handle else name)
             if status is None:
                 return self._submit(name, attempt)
             if status.phase == JobPhase.SUCCEEDED or status.phase.active:

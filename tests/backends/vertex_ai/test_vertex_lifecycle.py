@@ -85,6 +85,28 @@ def test_retry_reattaches_without_a_second_create(fake, with_store):
     }
 
 
+def test_after_a_submit_the_trigger_and_a_restarted_trigger_never_list(fake):
+    """The record carries the resource name: the triggerer reads it with GetCustomJob alone."""
+    task_id = "train_no_list"
+    fake.plan_next(Plan(states=["PENDING"] + ["RUNNING"] * 3 + ["SUCCEEDED"], run_seconds=600))
+    store = TaskStateStore()
+    with pytest.raises(TaskDeferred) as deferred:
+        operator(task_id, poll_interval=0.001).execute(context(task_id, 1, store))
+    lookups_before_submit = len(fake.calls("ListCustomJobs"))
+    trigger = deferred.value.trigger
+    assert trigger.ref.handle and trigger.ref.handle.startswith("projects/")
+    assert store.get("trainkit_training_job")["handle"] == trigger.ref.handle
+    # A restarted triggerer rebuilds the trigger from its serialized kwargs.
+    _, kwargs = trigger.serialize()
+    assert kwargs["job"]["handle"] == trigger.ref.handle
+    assert first_trigger_event(TrainingJobTrigger(**kwargs))["status"] == "done"
+    # So does a retry: it describes the recorded handle and returns the succeeded job's result.
+    result = operator(task_id, poll_interval=0.001).execute(context(task_id, 2, store))
+    assert result["job_id"] == job_name(task_id) and result["state"] == "JOB_STATE_SUCCEEDED"
+    assert len(fake.calls("ListCustomJobs")) == lookups_before_submit
+    assert len(fake.calls("CreateCustomJob")) == 1
+
+
 @pytest.mark.parametrize("final", ["CANCELLED", "PAUSED", "EXPIRED", "FAILED"])
 def test_a_job_that_does_not_succeed_fails_the_task_and_a_retry_is_a_new_attempt(fake, final):
     task_id = f"train_{final.lower()}"
