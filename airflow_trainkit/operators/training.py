@@ -10,6 +10,12 @@ from airflow_trainkit._compat import AirflowException, BaseOperator
 from airflow_trainkit.links.training import CONSOLE_URL_XCOM_KEY, TrainingJobConsoleLink
 from airflow_trainkit.training.lifecycle import DEADLINE_SLACK_SECONDS, STATE_KEY
 
+# The trigger's deadline_reason when this try's execution_timeout, not the job's limit, ends the wait.
+EXECUTION_TIMEOUT = "execution_timeout"
+# How long after execution_timeout the deferral's own timeout fires if the trigger has not (the
+# triggerer is down): the scheduler then resumes the task with "__fail__" and the job is stopped.
+EXECUTION_TIMEOUT_GRACE_SECONDS = 30.0
+
 __all__ = ["STATE_KEY", "TrainModelOperator"]
 
 if TYPE_CHECKING:
@@ -85,6 +91,8 @@ class TrainModelOperator(BaseOperator):
         stored = lifecycle.records.load()
         record = job or event.get("ref") or (stored.to_dict() if stored else None)
         ref = JobRef.from_dict(record or {"backend": lifecycle.backend.name, "job_name": event.get("job_id")})
+        if event.get("status") == "timeout" and event.get("reason") == EXECUTION_TIMEOUT:
+            self._fail_on_execution_timeout(lifecycle, ref)
         if event.get("status") != "done":
             lifecycle.stop(ref, reason=f"trigger ended with {event.get('status')}: {event.get('message')}")
             lifecycle.log_tail(ref, self.log_tail_lines)
@@ -100,11 +108,28 @@ class TrainModelOperator(BaseOperator):
         # "__fail__" comes from a deferral timeout or a crashed trigger; no on_kill runs for
         # those, so this fresh process stops the job before the task fails.
         if next_method == "__fail__":
+            from airflow_trainkit.training.lifecycle import execution_deadline
+
             lifecycle = self._lifecycle(context)
             ref = lifecycle.records.load()
+            cap = execution_deadline(context, self.execution_timeout)
+            if ref and cap is not None and time.time() >= cap:
+                self._fail_on_execution_timeout(lifecycle, ref)
             if ref:
                 lifecycle.stop(ref, reason="deferral timed out or the trigger failed")
         return super().resume_execution(next_method, next_kwargs, context)
+
+    def _fail_on_execution_timeout(self, lifecycle: JobLifecycle, ref: JobRef) -> None:
+        """Stop the job and fail the try as Airflow fails a running task that ran out of time."""
+        from airflow_trainkit._compat import AirflowTaskTimeout
+
+        message = (
+            f"execution_timeout ({self.execution_timeout}) passed while the task was deferred; "
+            f"{ref.backend} job {ref.job_name} was asked to stop"
+        )
+        lifecycle.stop(ref, reason=f"execution_timeout ({self.execution_timeout}) passed")
+        self.log.error("%s", message)
+        raise AirflowTaskTimeout(message)
 
     def on_kill(self) -> None:
         # Runs inside the SIGTERM handler, and execute() would carry on afterwards: only raise
@@ -135,13 +160,22 @@ class TrainModelOperator(BaseOperator):
         if status.phase.terminal:
             return self._finish(context, lifecycle, ref, status)
         if self.deferrable:
-            self._defer(lifecycle, ref)
-        return self._finish(context, lifecycle, ref, self._wait_here(lifecycle, ref))
+            self._defer(context, lifecycle, ref)
+        return self._finish(context, lifecycle, ref, self._wait_here(context, lifecycle, ref))
 
-    def _defer(self, lifecycle: JobLifecycle, ref: JobRef) -> None:
+    def _defer(self, context: Context, lifecycle: JobLifecycle, ref: JobRef) -> None:
+        from airflow_trainkit.training.lifecycle import execution_deadline
         from airflow_trainkit.triggers.training import TrainingJobTrigger
 
         deadline = float(ref.deadline or time.time())
+        slack = float(DEADLINE_SLACK_SECONDS)
+        reason = "deadline"
+        # Airflow does not enforce execution_timeout while deferred: this try's own limit caps the
+        # trigger's deadline (never the job's record, so a retry gets its own execution_timeout).
+        cap = execution_deadline(context, self.execution_timeout)
+        if cap is not None and cap < deadline:
+            deadline, reason = cap, EXECUTION_TIMEOUT
+            slack = 2 * lifecycle.poll_interval + EXECUTION_TIMEOUT_GRACE_SECONDS
         self.defer(
             trigger=TrainingJobTrigger(
                 backend=ref.backend,
@@ -150,18 +184,32 @@ class TrainModelOperator(BaseOperator):
                 deadline=deadline,
                 poll_interval=self.poll_interval,
                 identity=lifecycle.identity.to_dict(),
+                deadline_reason=reason,
             ),
             method_name="execute_complete",
             kwargs={"job": ref.to_dict()},
             # A backstop behind the trigger's own deadline; resume_execution stops the job.
-            timeout=timedelta(seconds=max(deadline - time.time(), 0) + DEADLINE_SLACK_SECONDS),
+            timeout=timedelta(seconds=max(deadline - time.time(), 0) + slack),
         )
 
-    def _wait_here(self, lifecycle: JobLifecycle, ref: JobRef) -> JobStatus:
-        """The non-deferrable wait, in the worker, under the same wait policy as the trigger."""
+    def _wait_here(self, context: Context, lifecycle: JobLifecycle, ref: JobRef) -> JobStatus:
+        """The non-deferrable wait, in the worker, under the same wait policy as the trigger.
+
+        A watchdog process stops the job if this process dies without a word (SIGKILL) on its
+        last try; every other way out of the wait is handled here.
+        """
         from airflow_trainkit.exceptions import TrainingJobFailed
+        from airflow_trainkit.home import trainkit_home
+        from airflow_trainkit.training import watchdog
+        from airflow_trainkit.training.lifecycle import retry_left
         from airflow_trainkit.training.waiting import WaitDeadlinePassed, WaitInterrupted
 
+        guard = watchdog.arm(
+            ref,
+            conn_id=self.conn_id,
+            retry_left=retry_left(context),
+            log_dir=str(trainkit_home() / "watchdog"),
+        )
         try:
             return lifecycle.wait(ref, interrupted=lambda: self._killed)
         except WaitInterrupted:
@@ -180,6 +228,9 @@ class TrainModelOperator(BaseOperator):
             if not self._killed:
                 lifecycle.stop(ref, reason="the Airflow task stopped waiting")
             raise
+        finally:
+            if guard is not None:
+                guard.disarm()
 
     def _on_killed(self, lifecycle: JobLifecycle, ref: JobRef) -> None:
         from airflow_trainkit._compat import task_state_now

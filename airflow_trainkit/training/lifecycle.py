@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 # Key in Airflow 3.3's task_state_store; shared by every try of the task instance.
 STATE_KEY = "trainkit_training_job"
+# When each try first ran execute(): its execution_timeout is counted from there.
+TRY_CLOCK_KEY = "trainkit_try_clock"
 # Added to the spec's own limit: time to provision, upload the model and report the end.
 DEADLINE_SLACK_SECONDS = 600
 
@@ -56,6 +58,40 @@ class TaskStateRecords:
     def save(self, ref: JobRef) -> None:
         if self.store is not None:
             self.store.set(self.key, ref.to_dict())
+
+
+def execution_deadline(context: Any, execution_timeout: Any) -> float | None:
+    """Wall-clock end of this try's ``execution_timeout``, or ``None`` when it has none.
+
+    Airflow 3.3 does not enforce ``execution_timeout`` while a task is deferred, so operators that
+    wait for a job cap their trigger's deadline with this. It is counted from this try's first
+    ``execute()``, recorded in the task state store (a resumed try keeps its clock; a retry, whose
+    try number differs, starts its own), never from ``ti.start_date``.
+    """
+    if execution_timeout is None:
+        return None
+    seconds = (
+        execution_timeout.total_seconds()
+        if hasattr(execution_timeout, "total_seconds")
+        else float(execution_timeout)
+    )
+    ti = context["ti"]
+    try_number = int(getattr(ti, "try_number", 1) or 1)
+    store = context.get("task_state_store")
+    started = time.time()
+    if store is not None:
+        clock = store.get(TRY_CLOCK_KEY)
+        if isinstance(clock, dict) and clock.get("try_number") == try_number:
+            started = float(clock["started"])
+        else:
+            store.set(TRY_CLOCK_KEY, {"try_number": try_number, "started": started})
+    return started + seconds
+
+
+def retry_left(context: Any) -> bool:
+    """Whether Airflow would run this task again if this try failed now."""
+    ti = context["ti"]
+    return int(getattr(ti, "try_number", 1) or 1) <= int(getattr(ti, "max_tries", 0) or 0)
 
 
 class JobLifecycle:

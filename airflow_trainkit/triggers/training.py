@@ -51,6 +51,8 @@ class TrainingJobTrigger(BaseTrigger):
         Sensors watching a job started elsewhere set it to ``False``.
     :param identity: dag_id, run_id, task_id and map_index of the waiting task.
     :param job_id: a trigger serialized by an earlier release names its job this way.
+    :param deadline_reason: what the deadline is, for the stop reason and the event:
+        ``"deadline"`` (the job's own limit) or ``"execution_timeout"`` (the task's, while deferred).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class TrainingJobTrigger(BaseTrigger):
         stop_on_kill: bool = True,
         identity: dict[str, Any] | None = None,
         job_id: str | None = None,
+        deadline_reason: str = "deadline",
     ) -> None:
         super().__init__()
         from airflow_trainkit.training.backend import JobRef
@@ -77,6 +80,7 @@ class TrainingJobTrigger(BaseTrigger):
         self.poll_interval = poll_interval
         self.stop_on_kill = stop_on_kill
         self.identity = identity or {}
+        self.deadline_reason = deadline_reason
         self.decision: asyncio.Task[None] | None = None
 
     @property
@@ -94,6 +98,7 @@ class TrainingJobTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "stop_on_kill": self.stop_on_kill,
                 "identity": self.identity,
+                "deadline_reason": self.deadline_reason,
             },
         )
 
@@ -132,12 +137,16 @@ class TrainingJobTrigger(BaseTrigger):
         try:
             status = await policy.apoll(describe, lambda status: status.phase.terminal)
         except WaitDeadlinePassed:
-            message = f"{self.backend_name} job {self.job_id} passed its deadline; asked it to stop"
+            reason = f"{self.deadline_reason} passed"
+            message = f"{self.backend_name} job {self.job_id}: {reason}; asked it to stop"
             try:
-                await backend.stop_async(ref, reason="deadline passed")
+                await backend.stop_async(ref, reason=reason)
             except Exception as err:
                 message += f" (stop failed: {err!r})"
-            yield TriggerEvent({"status": "timeout", **base, "message": message})
+            self.log.warning("%s", message)
+            yield TriggerEvent(
+                {"status": "timeout", **base, "reason": self.deadline_reason, "message": message}
+            )
             return
         except Exception as err:
             yield TriggerEvent(
