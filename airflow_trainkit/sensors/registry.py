@@ -62,10 +62,13 @@ class ModelVersionSensor(BaseSensorOperator):
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
+        from airflow_trainkit.training.lifecycle import sensor_deadline
         from airflow_trainkit.triggers.registry import ModelVersionTrigger
 
         newer_than = self._check()
-        timeout = float(self.timeout) if self.timeout else None
+        deadline, _ = sensor_deadline(
+            context, float(self.timeout) if self.timeout else None, self.execution_timeout
+        )
         self.defer(
             trigger=ModelVersionTrigger(
                 model_name=self.model_name,
@@ -74,10 +77,10 @@ class ModelVersionSensor(BaseSensorOperator):
                 newer_than=newer_than,
                 conn_id=self.conn_id,
                 poll_interval=float(self.poke_interval),
-                deadline=time.time() + timeout if timeout else None,
+                deadline=deadline,
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=timeout) if timeout else None,
+            timeout=timedelta(seconds=max(deadline - time.time(), 0) + 60) if deadline else None,
         )
 
     def poke(self, context: Context) -> Any:
@@ -102,6 +105,10 @@ class ModelVersionSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=found)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        from airflow_trainkit.training.lifecycle import fail_if_execution_timed_out
+
+        if event.get("status") == "timeout":
+            fail_if_execution_timed_out(context, self.execution_timeout, f"waiting for {self.model_name}")
         if event.get("status") != "found":
             raise AirflowException(f"ModelVersionSensor {self.model_name}: {event.get('message')}")
         return event["version"]

@@ -54,27 +54,31 @@ class TrainingJobSensor(BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         from airflow_trainkit.training.identity import JobIdentity
+        from airflow_trainkit.training.lifecycle import sensor_deadline
         from airflow_trainkit.triggers.training import TrainingJobTrigger
 
         backend = self._get_backend()
         status = backend.describe(self.job_id)
         if status.phase.terminal:
             return self._result(backend, status)
-        timeout = float(self.timeout) if self.timeout else None
         # The job the user named, with the handle the describe found (no second lookup in the trigger).
         ref = backend.ref(self.job_id).with_(handle=status.handle)
+        deadline, reason = sensor_deadline(
+            context, float(self.timeout) if self.timeout else None, self.execution_timeout
+        )
         self.defer(
             trigger=TrainingJobTrigger(
                 backend=backend.name,
                 job=ref.to_dict(),
                 conn_id=self.conn_id,
-                deadline=time.time() + timeout if timeout else None,
+                deadline=deadline,
                 poll_interval=float(self.poke_interval),
                 stop_on_kill=False,
                 identity=JobIdentity.from_context(context).to_dict(),
+                deadline_reason=reason,
             ),
             method_name="execute_complete",
-            timeout=timedelta(seconds=timeout) if timeout else None,
+            timeout=timedelta(seconds=max(deadline - time.time(), 0) + 60) if deadline else None,
         )
 
     def poke(self, context: Context) -> Any:
@@ -95,8 +99,11 @@ class TrainingJobSensor(BaseSensorOperator):
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
         from airflow_trainkit.exceptions import TrainingJobFailed
         from airflow_trainkit.training.backend import JobStatus
+        from airflow_trainkit.training.lifecycle import fail_if_execution_timed_out
 
         backend = self._get_backend()
+        if event.get("reason") == "execution_timeout":
+            fail_if_execution_timed_out(context, self.execution_timeout, f"waiting for job {self.job_id}")
         if event.get("status") != "done":
             raise TrainingJobFailed(
                 str(event.get("message")),

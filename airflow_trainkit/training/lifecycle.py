@@ -88,6 +88,25 @@ def execution_deadline(context: Any, execution_timeout: Any) -> float | None:
     return started + seconds
 
 
+def sensor_deadline(context: Any, timeout: float | None, execution_timeout: Any) -> tuple[float | None, str]:
+    """A deferred sensor's deadline: the earlier of its ``timeout`` and this try's
+    ``execution_timeout`` (which Airflow does not enforce while deferred), and which one it is."""
+    deadline = time.time() + timeout if timeout else None
+    cap = execution_deadline(context, execution_timeout)
+    if cap is not None and (deadline is None or cap < deadline):
+        return cap, "execution_timeout"
+    return deadline, "timeout"
+
+
+def fail_if_execution_timed_out(context: Any, execution_timeout: Any, what: str) -> None:
+    """Raise Airflow's ``AirflowTaskTimeout`` when this try's ``execution_timeout`` has passed."""
+    cap = execution_deadline(context, execution_timeout)
+    if cap is not None and time.time() >= cap:
+        from airflow_trainkit._compat import AirflowTaskTimeout
+
+        raise AirflowTaskTimeout(f"execution_timeout ({execution_timeout}) passed while {what}")
+
+
 def retry_left(context: Any) -> bool:
     """Whether Airflow would run this task again if this try failed now."""
     ti = context["ti"]

@@ -47,8 +47,9 @@ class TrainingJobTrigger(BaseTrigger):
     :param deadline: wall-clock time (epoch seconds) after which the job is stopped. Absolute,
         so a restarted triggerer keeps the same deadline.
     :param poll_interval: seconds between status calls; ``None`` for the backend's default.
-    :param stop_on_kill: stop the job when the deferred task is marked failed or success.
-        Sensors watching a job started elsewhere set it to ``False``.
+    :param stop_on_kill: the waiting task owns the job: stop it when the deferred task is marked
+        failed or success, and when the deadline passes. Sensors watching a job started elsewhere
+        set it to ``False``.
     :param identity: dag_id, run_id, task_id and map_index of the waiting task.
     :param job_id: a trigger serialized by an earlier release names its job this way.
     :param deadline_reason: what the deadline is, for the stop reason and the event:
@@ -138,11 +139,17 @@ class TrainingJobTrigger(BaseTrigger):
             status = await policy.apoll(describe, lambda status: status.phase.terminal)
         except WaitDeadlinePassed:
             reason = f"{self.deadline_reason} passed"
-            message = f"{self.backend_name} job {self.job_id}: {reason}; asked it to stop"
-            try:
-                await backend.stop_async(ref, reason=reason)
-            except Exception as err:
-                message += f" (stop failed: {err!r})"
+            message = (
+                f"{self.backend_name} job {self.job_id} passed its deadline"
+                if self.deadline_reason == "deadline"
+                else f"{self.backend_name} job {self.job_id}: the task's {reason}"
+            )
+            if self.stop_on_kill:  # a sensor never stops the job it watches
+                message += "; asked it to stop"
+                try:
+                    await backend.stop_async(ref, reason=reason)
+                except Exception as err:
+                    message += f" (stop failed: {err!r})"
             self.log.warning("%s", message)
             yield TriggerEvent(
                 {"status": "timeout", **base, "reason": self.deadline_reason, "message": message}
@@ -175,14 +182,14 @@ class TrainingJobTrigger(BaseTrigger):
     async def _stop_unless_task_runs_again(self) -> None:
         state = await self._task_state()
         if state in WILL_RUN_AGAIN:
-            log.info(
+            self.log.info(
                 "Task is %s and will run again: leaving %s job %s for it to re-attach to",
                 state or "cleared",
                 self.backend_name,
                 self.job_id,
             )
             return
-        log.info("Task is %s: stopping %s job %s", state, self.backend_name, self.job_id)
+        self.log.info("Task is %s: stopping %s job %s", state, self.backend_name, self.job_id)
         try:
             backend = await asyncio.to_thread(self._backend)
             await backend.stop_async(self.ref, reason=f"Airflow task was set to {state} while deferred")

@@ -87,8 +87,14 @@ class Runner:
             )
             return 0
         started = time.monotonic()
+        where = f"GPU {','.join(g['index'] for g in gpus)}" if gpus else "CPU"
         self.write_state(
-            state="RUNNING", child_pid=child.pid, child_pgid=child.pid, started_at=utcnow(), gpus=gpus
+            state="RUNNING",
+            message=f"running {os.path.basename(self.job['command'][0])} (pid {child.pid}) on {where}",
+            child_pid=child.pid,
+            child_pgid=child.pid,
+            started_at=utcnow(),
+            gpus=gpus,
         )
         return self.supervise(child, started, log)
 
