@@ -1,5 +1,7 @@
 """A real Airflow deployment (api-server, scheduler, dag-processor, triggerer; LocalExecutor on
-sqlite): deferral through the real triggerer, re-attach on clear, stop on mark failed.
+sqlite): deferral through the real triggerer, re-attach on clear, stop on mark failed, on
+execution_timeout while deferred and on a hard kill, for on-prem and for Vertex AI (its fake
+served on loopback to the deployment's worker and triggerer).
 
 ``dag.test()`` runs triggers inline in the DAG's own process and never calls ``on_kill``; only
 this shows what production does. Slow (a minute or more to start): marked ``live``.
@@ -8,6 +10,9 @@ this shows what production does. Slow (a minute or more to start): marked ``live
 from __future__ import annotations
 
 import json
+import os
+import signal
+import sys
 import time
 from pathlib import Path
 
@@ -15,12 +20,24 @@ import pytest
 from deployment import Deployment
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "backends" / "vertex_ai"))
+
+from _vertex_fake import FakeVertex, Plan  # noqa: E402
+from vertex_testing import CONN_ID, connection_json  # noqa: E402
+
 pytestmark = [pytest.mark.live, pytest.mark.integration]
 FINISHED = {"success", "failed", "upstream_failed", "skipped", "removed"}
 
 
 @pytest.fixture(scope="module")
-def deployment(tmp_path_factory):
+def vertex():
+    fake = FakeVertex().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def deployment(tmp_path_factory, vertex):
     home = tmp_path_factory.mktemp("live")
     examples = REPO / "example_dags"
     dags = [
@@ -28,7 +45,11 @@ def deployment(tmp_path_factory):
         examples / "contracts",
         Path(__file__).parent / "dags" / "live_training.py",
     ]
-    deployment = Deployment(home, dags, {"TRAINKIT_ONPREM_GPUS": "none"})
+    env = {
+        "TRAINKIT_ONPREM_GPUS": "none",
+        f"AIRFLOW_CONN_{CONN_ID.upper()}": connection_json(vertex.endpoint_url),
+    }
+    deployment = Deployment(home, dags, env)
     try:
         deployment.start()
         yield deployment
@@ -93,3 +114,144 @@ def test_marking_a_deferred_task_failed_stops_its_job(deployment):
         time.sleep(2)
     assert job["state"] == "STOPPED", job
     assert "failed" in job["message"]
+
+
+# -- execution_timeout while deferred, and hard kills ----------------------------------------------
+
+
+def kill_task_process(deployment: Deployment, dag_id: str, run_id: str) -> float:
+    """SIGKILL the task's own process (as the out-of-memory killer would); return when."""
+    ti_id = deployment.task(dag_id, run_id, "train")["id"]
+    title = f"airflow worker -- {ti_id}".encode()
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if cmdline.startswith(title):
+            os.kill(int(pid), signal.SIGKILL)
+            return time.time()
+    raise AssertionError(f"no process titled {title!r}")
+
+
+def wait_until(predicate, timeout: float = 240, every: float = 0.5):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise TimeoutError("condition not met in time")
+
+
+def try_clock(deployment: Deployment, dag_id: str, run_id: str) -> float:
+    """When this try first ran execute(), from the task state store (what the cap counts from)."""
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/train/state-store/trainkit_try_clock"
+    value = deployment.get(path)
+    value = value.get("value", value) if isinstance(value, dict) else value
+    if isinstance(value, str):
+        value = json.loads(value)
+    return float(value["started"])
+
+
+def test_execution_timeout_while_deferred_stops_the_onprem_job(deployment):
+    dag_id, run_id = "live_exec_timeout", "live-exec-timeout"
+    deployment.wait_for_dag(dag_id)
+    deployment.trigger(dag_id, run_id, {"seconds": 75})
+    seen = deployment.wait_task(dag_id, run_id, "train", FINISHED, timeout=300)
+    assert "deferred" in seen and seen[-1] == "failed", seen
+    ((name, job),) = jobs_of(deployment, dag_id, run_id).items()
+    assert job["state"] == "STOPPED" and "execution_timeout" in job["message"], job
+    stop = json.loads((deployment.home / "trainkit" / "onprem-jobs" / name / "stop.json").read_text())
+    from datetime import datetime
+
+    late = datetime.fromisoformat(stop["requested_at"]).timestamp() - (
+        try_clock(deployment, dag_id, run_id) + 25
+    )
+    print(f"on-prem: job asked to stop {late:.1f} s after execution_timeout (poll interval 1 s)")
+    assert -1 < late < 30, late  # stopped by the timeout, long before the job's own 75 s
+
+
+def test_a_hard_killed_task_with_no_retry_left_has_its_onprem_job_stopped(deployment):
+    dag_id, run_id = "live_hard_kill_last", "live-kill-last"
+    deployment.wait_for_dag(dag_id)
+    deployment.trigger(dag_id, run_id, {"seconds": 120})
+    wait_until(lambda: any(j["state"] == "RUNNING" for j in jobs_of(deployment, dag_id, run_id).values()))
+    killed = kill_task_process(deployment, dag_id, run_id)
+    (job,) = wait_until(
+        lambda: [j for j in jobs_of(deployment, dag_id, run_id).values() if j["state"] != "RUNNING"] or None,
+        120,
+    )
+    print(f"on-prem: job ended {job['state']} {time.time() - killed:.1f} s after the SIGKILL")
+    assert job["state"] == "STOPPED" and "no retry left" in job["message"], job
+    seen = deployment.wait_task(dag_id, run_id, "train", FINISHED, timeout=120)
+    assert seen[-1] == "failed", seen
+
+
+def test_a_hard_killed_task_with_a_retry_left_reattaches_to_its_onprem_job(deployment):
+    dag_id, run_id = "live_hard_kill_retry", "live-kill-retry"
+    deployment.wait_for_dag(dag_id)
+    deployment.trigger(dag_id, run_id, {"seconds": 40})
+    wait_until(lambda: any(j["state"] == "RUNNING" for j in jobs_of(deployment, dag_id, run_id).values()))
+    kill_task_process(deployment, dag_id, run_id)
+    seen = deployment.wait_task(dag_id, run_id, "train", FINISHED, timeout=300)
+    assert seen[-1] == "success", seen
+    assert deployment.task(dag_id, run_id, "train")["try_number"] == 2
+    jobs = jobs_of(deployment, dag_id, run_id)
+    assert [(name[-3:], job["state"]) for name, job in jobs.items()] == [("-a1", "SUCCEEDED")]
+
+
+def vertex_job(vertex: FakeVertex, dag_id: str, run_id: str):
+    from airflow_trainkit.training.identity import JobIdentity
+
+    name = JobIdentity(dag_id, run_id, "train").job_name(1)
+    return name, [j for j in vertex.jobs.values() if j.message.display_name == name]
+
+
+def cancels_of(vertex: FakeVertex, name: str) -> list:
+    numbers = {j.message.name for j in vertex.jobs.values() if j.message.display_name == name}
+    return [c for c in vertex.calls("CancelCustomJob") if c.get("name") in numbers]
+
+
+def test_execution_timeout_while_deferred_cancels_the_vertex_job(deployment, vertex):
+    dag_id, run_id = "live_vertex_exec_timeout", "live-vertex-exec-timeout"
+    deployment.wait_for_dag(dag_id)
+    vertex.plan_next(Plan(states=["PENDING"] + ["RUNNING"] * 100_000))
+    deployment.trigger(dag_id, run_id)
+    seen = deployment.wait_task(dag_id, run_id, "train", FINISHED, timeout=300)
+    assert "deferred" in seen and seen[-1] == "failed", seen
+    name, jobs = vertex_job(vertex, dag_id, run_id)
+    assert len(jobs) == 1 and jobs[0].cancel_requested, name
+    assert len(cancels_of(vertex, name)) >= 1
+
+
+def test_a_hard_killed_task_with_no_retry_left_has_its_vertex_job_cancelled(deployment, vertex):
+    dag_id, run_id = "live_vertex_hard_kill_last", "live-vertex-kill-last"
+    deployment.wait_for_dag(dag_id)
+    vertex.plan_next(Plan(states=["PENDING"] + ["RUNNING"] * 100_000))
+    deployment.trigger(dag_id, run_id)
+    wait_until(
+        lambda: vertex_job(vertex, dag_id, run_id)[1] and vertex_job(vertex, dag_id, run_id)[1][0].step > 2
+    )
+    killed = kill_task_process(deployment, dag_id, run_id)
+    name, _ = vertex_job(vertex, dag_id, run_id)
+    wait_until(lambda: cancels_of(vertex, name), 120)
+    print(f"vertex: job cancelled {time.time() - killed:.1f} s after the SIGKILL")
+    seen = deployment.wait_task(dag_id, run_id, "train", FINISHED, timeout=120)
+    assert seen[-1] == "failed", seen
+
+
+def test_a_hard_killed_task_with_a_retry_left_reattaches_to_its_vertex_job(deployment, vertex):
+    dag_id, run_id = "live_vertex_hard_kill_retry", "live-vertex-kill-retry"
+    deployment.wait_for_dag(dag_id)
+    vertex.plan_next(Plan(states=["PENDING"] + ["RUNNING"] * 30 + ["SUCCEEDED"]))
+    deployment.trigger(dag_id, run_id)
+    wait_until(
+        lambda: vertex_job(vertex, dag_id, run_id)[1] and vertex_job(vertex, dag_id, run_id)[1][0].step > 2
+    )
+    kill_task_process(deployment, dag_id, run_id)
+    seen = deployment.wait_task(dag_id, run_id, "train", FINISHED, timeout=300)
+    assert seen[-1] == "success", seen
+    assert deployment.task(dag_id, run_id, "train")["try_number"] == 2
+    name, jobs = vertex_job(vertex, dag_id, run_id)
+    assert len(jobs) == 1 and not cancels_of(vertex, name)
