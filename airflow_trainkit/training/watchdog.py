@@ -70,7 +70,7 @@ def arm(ref: JobRef, *, conn_id: str | None, retry_left: bool, log_dir: str) -> 
                 stderr=log_fd,
                 # Its own session: the supervisor's kill of the task's process group misses it.
                 start_new_session=True,
-                env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+                env=_watchdog_env(),
             )
         finally:
             os.close(log_fd)
@@ -85,6 +85,20 @@ def arm(ref: JobRef, *, conn_id: str | None, retry_left: bool, log_dir: str) -> 
         )
         return None
     return Watchdog(process)
+
+
+def _watchdog_env() -> dict[str, str]:
+    """The task's environment, minus what stops Airflow from importing outside a task.
+
+    A task's supervisor sets the metadata DB URL to ``airflow-db-not-allowed:///``, which Airflow's
+    settings cannot even parse at import; the watchdog never touches the DB, so it gets an in-memory
+    sqlite URL instead.
+    """
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    for name in ("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN", "AIRFLOW__CORE__SQL_ALCHEMY_CONN"):
+        if env.get(name, "").startswith("airflow-db-not-allowed"):
+            env[name] = "sqlite://"
+    return env
 
 
 def _connection_env(conn_id: str | None) -> dict[str, str]:
@@ -124,9 +138,17 @@ def watch(stream: Any) -> int:
     import tenacity
 
     backend = get_backend(ref.backend)(config.get("conn_id"))
+
     # A throttled or briefly unreachable API gets a few more tries; nobody else will stop this job.
+    def report(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        print(f"stop failed ({type(error).__name__}: {error}); trying again", flush=True)
+
     for attempt in tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(6), wait=tenacity.wait_exponential(max=30), reraise=True
+        stop=tenacity.stop_after_attempt(6),
+        wait=tenacity.wait_exponential(max=30),
+        before_sleep=report,
+        reraise=True,
     ):
         with attempt:
             backend.stop(ref, reason="the Airflow task waiting on this job was killed and has no retry left")
