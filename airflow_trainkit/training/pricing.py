@@ -28,6 +28,7 @@ ROW_SOURCES = ("catalog", "onprem_settings")
 # The public price APIs ``trainkit costs refresh`` can read (one parser each in costs/refresh.py).
 PRICE_APIS = ("aws_price_list", "azure_retail_prices", "google_cloud_billing")
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NOT_IMPORTABLE = "not importable here"
 
 
 @dataclass(frozen=True)
@@ -147,6 +148,10 @@ class PricingRegistry:
     def catalog_keys(self) -> list[str]:
         return list(dict.fromkeys(e.pricing.catalog_key for e in self.entries.values()))
 
+    def not_importable(self) -> list[str]:
+        """Installed backends (entry points) whose module cannot be imported here."""
+        return [name for name, why in self.unpriced.items() if why.startswith(_NOT_IMPORTABLE)]
+
     def settings_keys(self) -> set[str]:
         """Keys whose rows are made from cost settings, never written to a catalog file."""
         return {e.pricing.catalog_key for e in self.entries.values() if e.pricing.rows != "catalog"}
@@ -185,7 +190,7 @@ def pricing_registry() -> PricingRegistry:
         try:
             cls = get_backend(name)
         except (ImportError, AttributeError) as err:  # a missing SDK or module, a wrong entry point
-            unpriced[name] = f"not importable here: {type(err).__name__}: {err}"
+            unpriced[name] = f"{_NOT_IMPORTABLE}: {type(err).__name__}: {err}"
             log.warning("Backend %s is not importable here, so it is not priced: %s", name, err)
             continue
         except ValueError as err:

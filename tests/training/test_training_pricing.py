@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from trainkit_testing import isolated_backends
 
-import airflow_trainkit.training.backend as backend_module
 from airflow_trainkit.training.backend import TrainingBackend, register_backend
 from airflow_trainkit.training.capabilities import Capabilities
 from airflow_trainkit.training.pricing import (
@@ -18,11 +18,10 @@ from airflow_trainkit.training.pricing import (
 
 
 @pytest.fixture
-def registry_copy(monkeypatch: pytest.MonkeyPatch) -> dict:
+def registry_copy():
     """Backends registered by a test stay in this test."""
-    copy = dict(backend_module._REGISTRY)
-    monkeypatch.setattr(backend_module, "_REGISTRY", copy)
-    return copy
+    with isolated_backends() as registry:
+        yield registry
 
 
 def _backend(name: str, pricing, capabilities: Capabilities | None = None) -> type[TrainingBackend]:
