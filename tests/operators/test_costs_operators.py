@@ -124,11 +124,11 @@ def test_refresh_operator_writes_catalog(home: Path, monkeypatch: pytest.MonkeyP
         return json.loads((recorded / f"azure_retail_prices_page{page}.json").read_text())
 
     monkeypatch.setattr(refresh_module, "http_get_json", fetch)
-    summary = RefreshPriceCatalogOperator(task_id="refresh", providers=["azure_ml"]).execute(
+    summary = RefreshPriceCatalogOperator(task_id="refresh", backends=["azure_ml"]).execute(
         _context("refresh")
     )
     assert summary["path"] == str(home / "costs" / "price_catalog.csv")
-    assert len(summary["providers"][0]["updated"]) == 10
+    assert len(summary["backends"][0]["updated"]) == 10
 
 
 @pytest.mark.integration
