@@ -1,9 +1,10 @@
-"""Quote a training job on every provider, train on the cheapest, record what it actually cost.
+"""Quote a training job on every backend, train on the cheapest, record what it actually cost.
 
 Needs nothing but the package: prices come from the shipped catalog (or a refreshed one), the
-on-prem cost settings are declared below, and with them your own workstation is the cheapest, so
-the demo trains on this host (on CPU when it has no GPU). Reports go under ``$AIRFLOW_HOME/trainkit/reports``.
-On a real deployment, set ``pick_from`` to the providers you have connections for.
+on-prem cost settings are declared below, and with them your own workstation is the cheapest
+backend the job can train on (Azure ML is quoted, but quote only), so the demo trains on this host
+(on CPU when it has no GPU). Reports go under ``$AIRFLOW_HOME/trainkit/reports``.
+On a real deployment, set ``pick_from`` to the backends you have connections for.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ def compare_cloud_costs():
         task_id="quote",
         spec=SPEC,
         hours=0.5,
-        pick="cheapest",  # pushes XCom "backend" = the cheapest provider
+        pick="cheapest",  # pushes XCom "backend": the cheapest backend this job can train on here
         onprem=ONPREM_HOSTS,
     )
 

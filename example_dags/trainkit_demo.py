@@ -1,5 +1,5 @@
 """The trainkit demo: generate churn data, validate it against its contract, quote what training
-costs on each provider, train XGBoost on the on-prem backend, register the model in MLflow and
+costs on each backend, train XGBoost on the on-prem backend, register the model in MLflow and
 promote it past the quality gate, check a later week for drift, summarise.
 
 Needs nothing but the package: the data is generated, the job runs on this host (GPU if there
@@ -65,7 +65,7 @@ def trainkit_demo():
     # The data must keep its contract before anything trains on it.
     validate = ValidateDataOperator(task_id="validate", data=TRAIN_URI, contract=CONTRACT, on_failure="fail")
 
-    # What a run would cost on each provider, before it runs (docs/costs.md).
+    # What a run would cost on each backend, before it runs (docs/costs.md).
     quote = CompareTrainingCostsOperator(task_id="quote_costs", spec=SPEC, hours=0.5)
 
     # [START howto_train_onprem]

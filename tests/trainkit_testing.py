@@ -115,3 +115,19 @@ def run_example_dag(
         capture_output=True,
         text=True,
     )
+
+
+@contextmanager
+def isolated_backends() -> Iterator[dict[str, Any]]:
+    """Backends registered inside stay inside: every installed backend is registered first, then
+    the registry is a copy until the block ends."""
+    import airflow_trainkit.training.backend as backend_module
+
+    for name in backend_module.available_backends():
+        backend_module.get_backend(name)
+    saved = backend_module._REGISTRY
+    backend_module._REGISTRY = dict(saved)
+    try:
+        yield backend_module._REGISTRY
+    finally:
+        backend_module._REGISTRY = saved

@@ -1,48 +1,24 @@
 """Actual cost after a run: the backend's billable facts times the catalog price that applied.
 
-How each provider bills is declared here as data (``BILLING``), not as branches in the code.
+How a backend bills is declared by the backend (``pricing``, see :mod:`airflow_trainkit.training.pricing`),
+not kept here.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_trainkit.costs.catalog import Catalog, PriceRow, load_catalog, max_age_days, row_warnings
-from airflow_trainkit.training.instances import instance_for, table_providers
+from airflow_trainkit.training.instances import instance_for
 from airflow_trainkit.training.spec import Accelerator
 
+if TYPE_CHECKING:
+    from airflow_trainkit.training.pricing import BackendPricing
+
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class BillingRule:
-    """How a provider turns run time into money.
-
-    :param spot_rate: ``"spot"``: a spot run's seconds are billed at the spot price;
-        ``"on_demand"``: the provider already shrinks the billable seconds of a spot run and bills them
-        at the on-demand price.
-    :param basis: one line for the report saying what was multiplied.
-    """
-
-    spot_rate: str
-    basis: str
-
-
-BILLING: dict[str, BillingRule] = {
-    "sagemaker": BillingRule(
-        spot_rate="on_demand",
-        basis="BillableTimeInSeconds x instances x on-demand price (managed spot bills fewer seconds)",
-    ),
-    "onprem": BillingRule(
-        spot_rate="on_demand",
-        basis="wall time x your hourly cost of the host x the share of its GPUs used (whole host for CPU runs)",
-    ),
-}
-DEFAULT_BILLING = BillingRule(spot_rate="spot", basis="billable (wall) time x instances x hourly price")
 
 
 def actual_cost(
@@ -58,9 +34,10 @@ def actual_cost(
     :param result: the training result (``backend``, ``billable_seconds`` or ``started_at``/``ended_at``,
         ``instance_type``, ``instance_count``, ``spot``, ``accelerator``, ``details``).
     :param catalog: prices to use (default :func:`load_catalog` with ``onprem`` settings).
-    :return: ``{"amount", "currency", "billable_hours", "hourly_price", "pricing", "price_row",
-        "price_rows", "basis", "warnings"}``, or ``None`` when the backend or instance has no price or
-        the run has no time to bill.
+    :return: ``{"amount", "currency", "billable_seconds", "minimum_billed_seconds", "billable_hours",
+        "hourly_price", "pricing", "price_row", "price_rows", "basis", "warnings"}``, or ``None`` when
+        the backend declares no pricing, the instance has no price, or the run has no time to bill.
+        ``billable_hours`` is what is billed: at least the backend's minimum billed seconds.
     :raises ValueError: ``result`` is not a training result (the message names the field and value).
     """
     if not isinstance(result, Mapping):
@@ -79,8 +56,20 @@ def actual_cost(
             result.get("job_id"),
         )
         return None
+    from airflow_trainkit.training.pricing import pricing_registry
+
+    entry = pricing_registry().get(backend)
+    if entry is None:
+        log.info(
+            "No cost for %s job %s: the %s backend declares no pricing",
+            backend,
+            result.get("job_id"),
+            backend,
+        )
+        return None
+    rule = entry.pricing
     cat = catalog if catalog is not None else load_catalog(onprem=onprem)
-    priced = _price_rows(backend, result, cat)
+    priced = _price_rows(rule, result, cat)
     if priced is None:
         log.info(
             "No cost for %s job %s: no price for instance %s in %s",
@@ -90,7 +79,6 @@ def actual_cost(
             cat.path,
         )
         return None
-    rule = BILLING.get(backend, DEFAULT_BILLING)
     spot = bool(result.get("spot"))
     day = today or date.today()
     warnings: list[str] = []
@@ -103,18 +91,24 @@ def actual_cost(
             hourly = sum((row.spot_per_hour or 0.0) * share for row, share in priced)
         else:
             warnings.append("no spot price in the catalog: costed at the on-demand price (an upper bound)")
-    hours = seconds / 3600.0
+    hours = max(seconds, rule.minimum_billed_seconds) / 3600.0
     return {
         "amount": round(hours * hourly * count, 6),
         "currency": priced[0][0].currency,
         "billable_seconds": seconds,
+        "minimum_billed_seconds": rule.minimum_billed_seconds,
         "billable_hours": round(hours, 6),
         "instance_count": count,
         "hourly_price": round(hourly, 6),
         "pricing": "spot" if spot else "on_demand",
         "price_row": priced[0][0].provenance(),
         "price_rows": [row.provenance() for row, _ in priced],
-        "basis": rule.basis,
+        "basis": rule.basis
+        + (
+            f"; at least {rule.minimum_billed_seconds:g} s billed per run"
+            if rule.minimum_billed_seconds
+            else ""
+        ),
         "warnings": warnings,
     }
 
@@ -150,16 +144,17 @@ def _accelerator(result: Mapping[str, Any]) -> Accelerator | None:
 
 
 def _price_rows(
-    backend: str, result: Mapping[str, Any], catalog: Catalog
+    pricing: BackendPricing, result: Mapping[str, Any], catalog: Catalog
 ) -> list[tuple[PriceRow, float]] | None:
     """The rows that price one instance of this run and the share of each, or ``None``."""
     instance_type = result.get("instance_type")
     details = result.get("details") or {}
-    if backend not in table_providers():  # own hardware: pay for the GPUs the run held
-        return _settings_rows(backend, instance_type, details, _accelerator(result), catalog)
+    key, table = pricing.catalog_key, pricing.instance_table
+    if table is None:  # rows that carry their own GPUs: pay for the GPUs the run held
+        return _gpu_share_rows(key, instance_type, details, _accelerator(result), catalog)
     if not instance_type:
         return None
-    row = catalog.find(backend, instance_type)
+    row = catalog.find(key, instance_type)
     if row is None:
         return None
     if row.kind == "instance":
@@ -172,22 +167,22 @@ def _price_rows(
     gpus = details.get("accelerator_count") if isinstance(details, Mapping) else None
     if accelerator is not None and not accelerator_type:
         try:
-            accelerator_type = instance_for(backend, accelerator).accelerator_type
+            accelerator_type = instance_for(table, accelerator).accelerator_type
         except ValueError:
             return None
     rows: list[tuple[PriceRow, float]] = [(row, 1.0)]
     if accelerator_type:
-        gpu = catalog.find(backend, accelerator_type, kind="accelerator")
+        gpu = catalog.find(key, accelerator_type, kind="accelerator")
         if gpu is None:
             return None
         rows.append((gpu, float(gpus or (accelerator.count if accelerator else 1))))
     return rows
 
 
-def _settings_rows(
-    backend: str, instance_type: Any, details: Any, accelerator: Accelerator | None, catalog: Catalog
+def _gpu_share_rows(
+    key: str, instance_type: Any, details: Any, accelerator: Accelerator | None, catalog: Catalog
 ) -> list[tuple[PriceRow, float]] | None:
-    rows = catalog.for_provider(backend)
+    rows = catalog.for_provider(key)
     named = [row for row in rows if row.instance_type == instance_type]
     if named:
         rows = named

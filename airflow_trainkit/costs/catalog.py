@@ -3,6 +3,8 @@
 Stdlib only (csv), so ``trainkit costs`` works from the core install. Which file is read, first match wins:
 an explicit path, ``$TRAINKIT_PRICE_CATALOG``, the refreshed ``<trainkit home>/costs/price_catalog.csv``,
 then the snapshot shipped with the package. On-prem rows are computed from the on-prem cost settings.
+A row's ``provider`` is the ``catalog_key`` of a declared pricing (:mod:`airflow_trainkit.training.pricing`):
+a row no installed backend or quote-only price source declares is refused.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_trainkit.home import trainkit_home
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping, Sequence
+    from collections.abc import Collection, Iterable, Mapping, Sequence
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +30,6 @@ SHIPPED_FILE = "price_catalog.csv"
 CATALOG_ENV = "TRAINKIT_PRICE_CATALOG"
 MAX_AGE_ENV = "TRAINKIT_PRICE_MAX_AGE_DAYS"
 DEFAULT_MAX_AGE_DAYS = 90
-PROVIDERS = ("sagemaker", "vertex_ai", "azure_ml", "onprem")
 KINDS = ("instance", "machine", "accelerator")
 COLUMNS = (
     "provider",
@@ -179,9 +180,10 @@ def load_catalog(
     return Catalog(rows=rows + tuple(load_onprem_rows(onprem)), path=location)
 
 
-def parse_catalog(text: str, *, source: str) -> tuple[PriceRow, ...]:
+def parse_catalog(text: str, *, source: str, keys: Collection[str] | None = None) -> tuple[PriceRow, ...]:
     """Parse catalog CSV text.
 
+    :param keys: the ``provider`` values allowed; default the catalog keys of every declared pricing.
     :raises ValueError: naming ``source``, the row (file line) and the column of the first bad value.
     """
     reader = csv.DictReader(io.StringIO(text))
@@ -189,7 +191,11 @@ def parse_catalog(text: str, *, source: str) -> tuple[PriceRow, ...]:
     missing = [c for c in COLUMNS if c not in header]
     if missing:
         raise ValueError(f"price catalog {source}: missing column(s) {', '.join(missing)}")
-    rows = [row_from_mapping(raw, source=source, line=line) for line, raw in enumerate(reader, start=2)]
+    known = declared_keys() if keys is None else keys
+    rows = [
+        row_from_mapping(raw, source=source, line=line, keys=known)
+        for line, raw in enumerate(reader, start=2)
+    ]
     seen: dict[tuple[str, str, str, str], int] = {}
     for line, row in enumerate(rows, start=2):
         if row.key in seen:
@@ -201,8 +207,26 @@ def parse_catalog(text: str, *, source: str) -> tuple[PriceRow, ...]:
     return tuple(rows)
 
 
-def row_from_mapping(raw: Mapping[str, Any], *, source: str, line: int | str) -> PriceRow:
-    """One ``PriceRow`` from strings, checked column by column."""
+def declared_keys() -> list[str]:
+    """The ``provider`` values a price row may have: the catalog keys of every declared pricing.
+
+    The names of backends that are declared but cannot be imported here are accepted too (their
+    pricing is unknown, and one broken plugin must not make every price unreadable).
+    """
+    from airflow_trainkit.training.pricing import pricing_registry
+
+    registry = pricing_registry()
+    keys = registry.catalog_keys()
+    return [*keys, *(name for name in registry.not_importable() if name not in keys)]
+
+
+def row_from_mapping(
+    raw: Mapping[str, Any], *, source: str, line: int | str, keys: Collection[str] | None = None
+) -> PriceRow:
+    """One ``PriceRow`` from strings, checked column by column.
+
+    :param keys: the ``provider`` values allowed; default the catalog keys of every declared pricing.
+    """
 
     def where(column: str) -> str:
         return f"price catalog {source}: row {line}, column {column}"
@@ -236,8 +260,12 @@ def row_from_mapping(raw: Mapping[str, Any], *, source: str, line: int | str) ->
             raise ValueError(f"{where(column)}: not a date (YYYY-MM-DD): {value!r}") from None
 
     provider = text("provider")
-    if provider not in PROVIDERS:
-        raise ValueError(f"{where('provider')}: unknown provider {provider!r}; known: {', '.join(PROVIDERS)}")
+    known = declared_keys() if keys is None else keys
+    if provider not in known:
+        raise ValueError(
+            f"{where('provider')}: unknown provider {provider!r}: no installed backend or quote-only price "
+            f"source declares it (BackendPricing.catalog_key); known: {', '.join(known)}"
+        )
     kind = text("kind")
     if kind not in KINDS:
         raise ValueError(f"{where('kind')}: unknown kind {kind!r}; known: {', '.join(KINDS)}")
@@ -288,10 +316,11 @@ def catalog_csv(rows: Sequence[PriceRow]) -> str:
 def write_catalog(rows: Sequence[PriceRow], path: str | os.PathLike[str] | None = None) -> str:
     """Write a catalog file whole or not at all (checked by parsing it back first); returns its location."""
     from airflow_trainkit.storage import write_bytes_atomic
+    from airflow_trainkit.training.pricing import pricing_registry
 
     target = str(path or refreshed_catalog_path())
-    cloud_rows = [row for row in rows if row.provider != "onprem"]
-    text = catalog_csv(cloud_rows)
+    settings = pricing_registry().settings_keys()  # made from cost settings each time, never stored
+    text = catalog_csv([row for row in rows if row.provider not in settings])
     parse_catalog(text, source=target)  # never write what the loader would refuse
     return write_bytes_atomic(target, text.encode("utf-8"))
 
@@ -345,6 +374,7 @@ __all__ = [
     "PriceRow",
     "catalog_csv",
     "catalog_location",
+    "declared_keys",
     "load_catalog",
     "max_age_days",
     "parse_catalog",

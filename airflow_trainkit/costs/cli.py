@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
+import sys
+import warnings
 from typing import TYPE_CHECKING, Any
-
-from airflow_trainkit.costs.catalog import PROVIDERS
 
 if TYPE_CHECKING:
     import argparse
+
+# Which backends exist is read from the pricing registry when a command runs, never listed here.
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser("costs", help="training cost quotes and the price catalog")
     commands = parser.add_subparsers(dest="costs_command", required=True)
 
-    compare = commands.add_parser("compare", help="quote one training job on every provider")
+    compare = commands.add_parser("compare", help="quote one training job on every priced backend")
     compare.add_argument("--accelerator", help="GPUs per instance, e.g. T4:1, V100:1, A100:8, gpu:1")
     compare.add_argument(
         "--instance-type", help="an explicit instance type instead of (or with) --accelerator"
@@ -25,9 +27,15 @@ def register(subparsers: Any) -> None:
     compare.add_argument("--epochs", help="expected epochs (with --seconds-per-epoch)")
     compare.add_argument("--seconds-per-epoch", help="seconds one epoch takes")
     compare.add_argument("--spot", action="store_true", help="price spot / low-priority capacity")
-    compare.add_argument("--providers", nargs="+", choices=PROVIDERS, help="providers to quote (default all)")
     compare.add_argument(
-        "--pick-from", nargs="+", choices=PROVIDERS, help="providers the cheapest is chosen from"
+        "--backends", nargs="+", metavar="BACKEND", help="backends to quote (default: every priced one)"
+    )
+    compare.add_argument("--providers", nargs="+", metavar="BACKEND", help="deprecated: use --backends")
+    compare.add_argument(
+        "--pick-from",
+        nargs="+",
+        metavar="BACKEND",
+        help="backends the cheapest is chosen from (only trainable ones that accept the job are picked)",
     )
     compare.add_argument("--catalog", help="a price catalog CSV to use instead of the one in force")
     compare.add_argument(
@@ -40,22 +48,47 @@ def register(subparsers: Any) -> None:
 
     refresh = commands.add_parser("refresh", help="fetch current prices from the public price APIs")
     refresh.add_argument(
-        "--providers", nargs="+", default=["sagemaker", "azure_ml", "vertex_ai"], choices=PROVIDERS[:3]
+        "--backends",
+        nargs="+",
+        metavar="BACKEND",
+        help="backends whose rows to refresh (default: every one that declares a price API)",
     )
+    refresh.add_argument("--providers", nargs="+", metavar="BACKEND", help="deprecated: use --backends")
     refresh.add_argument(
         "--output", help="catalog file to write (default: <trainkit home>/costs/price_catalog.csv)"
     )
     refresh.set_defaults(func=_refresh)
 
     show = commands.add_parser("catalog", help="show which catalog is in force and its rows")
-    show.add_argument("--provider", choices=PROVIDERS)
+    show.add_argument("--backend", help="only this backend's rows")
+    show.add_argument("--provider", help="deprecated: use --backend")
     show.set_defaults(func=_show)
+
+
+def _renamed(args: argparse.Namespace, old: str, new: str) -> Any:
+    """The value of ``--new``, or of the deprecated ``--old`` with a warning; both is an error."""
+    old_value, new_value = getattr(args, old), getattr(args, new)
+    if old_value is None:
+        return new_value
+    if new_value is not None:
+        raise ValueError(f"--{new}: give --{new} or the deprecated --{old}, not both")
+    message = f"--{old} is deprecated and goes in the next release; use --{new}"
+    warnings.warn(message, DeprecationWarning, stacklevel=2)
+    print(f"trainkit: {message}", file=sys.stderr)
+    return old_value
 
 
 def _compare(args: argparse.Namespace) -> int:
     from airflow_trainkit.costs.catalog import load_catalog
     from airflow_trainkit.costs.quotes import format_quote_table, quote_job
+    from airflow_trainkit.training.pricing import pricing_registry
 
+    registry = pricing_registry()
+    if args.pick_from is not None:  # a name that is not installed fails before anything is read
+        registry.check_names("pick_from", args.pick_from)
+    backends = _renamed(args, "providers", "backends")
+    if backends is not None:
+        registry.check_names("backends", backends)
     spec: dict[str, Any] = {
         "command": ["quote"],
         "accelerator": args.accelerator,
@@ -71,10 +104,11 @@ def _compare(args: argparse.Namespace) -> int:
         hours=args.hours,
         epochs=args.epochs,
         seconds_per_epoch=args.seconds_per_epoch,
-        providers=args.providers,
+        backends=backends,
         pick_from=args.pick_from,
         catalog=catalog,
         max_age=args.max_age_days,
+        registry=registry,
     )
     if args.json:
         print(json.dumps(table.to_dict(), indent=1))
@@ -83,8 +117,10 @@ def _compare(args: argparse.Namespace) -> int:
         if table.cheapest is not None:
             cheapest = table.cheapest
             print(
-                f"\ncheapest: {cheapest.provider} {cheapest.instance_type}: {cheapest.total:.2f} {cheapest.currency}"
+                f"\ncheapest: {cheapest.backend} {cheapest.instance_type}: {cheapest.total:.2f} {cheapest.currency}"
             )
+        else:
+            print("\ncheapest: none of the quoted backends can train this job here (see 'left out')")
         print(f"catalog: {catalog.path}")
     if args.report:
         from airflow_trainkit.costs.report import write_report
@@ -96,23 +132,30 @@ def _compare(args: argparse.Namespace) -> int:
 def _refresh(args: argparse.Namespace) -> int:
     from airflow_trainkit.costs.refresh import refresh_catalog
 
-    summary = refresh_catalog(args.providers, path=args.output)
-    for provider in summary["providers"]:
-        kept = f"; kept old price for {', '.join(provider['kept'])}" if provider["kept"] else ""
-        print(
-            f"{provider['provider']}: {len(provider['updated'])} rows updated from {provider['source']}{kept}"
-        )
+    backends = _renamed(args, "providers", "backends")
+    summary = refresh_catalog(backends, path=args.output)
+    for item in summary["backends"]:
+        kept = f"; kept old price for {', '.join(item['kept'])}" if item["kept"] else ""
+        print(f"{item['backend']}: {len(item['updated'])} rows updated from {item['source']}{kept}")
     print(f"catalog written: {summary['path']}")
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
     from airflow_trainkit.costs.catalog import load_catalog
+    from airflow_trainkit.training.pricing import pricing_registry
 
+    key = None
+    backend = _renamed(args, "provider", "backend")
+    if backend is not None:
+        registry = pricing_registry()
+        registry.check_names("backend", [backend])
+        entry = registry.get(backend)
+        key = entry.pricing.catalog_key if entry else backend
     catalog = load_catalog()
     print(f"catalog: {catalog.path}")
     for row in catalog.rows:
-        if args.provider and row.provider != args.provider:
+        if key is not None and row.provider != key:
             continue
         gpus = f"{row.gpu_model}:{row.gpu_count}" if row.gpu_model else "-"
         spot = f"{row.spot_per_hour:g}" if row.spot_per_hour is not None else "-"

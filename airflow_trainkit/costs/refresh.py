@@ -1,8 +1,10 @@
 """Refresh the price catalog from the public price APIs, whole or not at all.
 
 AWS Price List (boto3 ``pricing`` client, ``AmazonSageMaker``), Azure Retail Prices (no auth) and the
-Google Cloud Billing Catalog (Vertex AI SKUs, API key). Every row of the catalog in force is looked up;
-a row the answer does not price keeps its old price and date, so quotes go on flagging it as stale.
+Google Cloud Billing Catalog (Vertex AI SKUs, API key). Which backend's rows are read from which API
+is each backend's ``pricing.price_api`` (see :mod:`airflow_trainkit.training.pricing`). Every row of the
+catalog in force is looked up; a row the answer does not price keeps its old price and date, so quotes
+go on flagging it as stale.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from warnings import warn
 
 from airflow_trainkit.costs.catalog import (
     PriceRow,
@@ -26,6 +29,9 @@ from airflow_trainkit.costs.catalog import (
     write_catalog,
 )
 
+if TYPE_CHECKING:
+    from airflow_trainkit.training.pricing import PricingEntry, PricingRegistry
+
 log = logging.getLogger(__name__)
 
 Fetch = Callable[[str], Any]
@@ -35,7 +41,6 @@ AZURE_API_VERSION = "2023-01-01-preview"
 GOOGLE_BILLING_URL = "https://cloudbilling.googleapis.com/v1"
 VERTEX_AI_SERVICE_ID = "C7E2-9256-1C43"
 GOOGLE_KEY_ENV = "TRAINKIT_GOOGLE_BILLING_API_KEY"
-REFRESHABLE = ("sagemaker", "azure_ml", "vertex_ai")
 MAX_PAGES = 200
 
 # Vertex AI accelerator type -> a pattern of its SKU description (the Billing Catalog has no GPU field).
@@ -60,7 +65,14 @@ class ProviderRefresh:
     kept: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"provider": self.provider, "source": self.source, "updated": self.updated, "kept": self.kept}
+        """``provider`` repeats ``backend`` for one release (deprecated)."""
+        return {
+            "backend": self.provider,
+            "source": self.source,
+            "updated": self.updated,
+            "kept": self.kept,
+            "provider": self.provider,
+        }
 
 
 def http_get_json(url: str, *, timeout: float = 60.0) -> Any:
@@ -89,8 +101,16 @@ def redact_url(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query, safe="$'(), *")))
 
 
+def refreshable_backends(registry: PricingRegistry | None = None) -> dict[str, PricingEntry]:
+    """The backends (and quote-only price sources) whose pricing names a price API, by name."""
+    from airflow_trainkit.training.pricing import pricing_registry
+
+    reg = registry if registry is not None else pricing_registry()
+    return {name: e for name, e in reg.entries.items() if e.pricing.price_api in _REFRESHERS}
+
+
 def refresh_catalog(
-    providers: Iterable[str] = REFRESHABLE,
+    backends: Iterable[str] | str | None = None,
     *,
     path: str | None = None,
     source_path: str | None = None,
@@ -98,38 +118,56 @@ def refresh_catalog(
     pricing_client: Any = None,
     google_api_key: str | None = None,
     today: date | None = None,
+    providers: Iterable[str] | str | None = None,
 ) -> dict[str, Any]:
-    """Fetch current prices for ``providers`` and write a new catalog that takes precedence over the shipped one.
+    """Fetch current prices for ``backends`` and write a new catalog that takes precedence over the shipped one.
 
-    :param providers: any of ``sagemaker``, ``azure_ml``, ``vertex_ai``.
+    :param backends: backends whose pricing names a price API (default all of them: ``sagemaker``,
+        ``vertex_ai``, ``azure_ml`` and any installed backend that declares one).
     :param path: the catalog file to write (default ``<trainkit home>/costs/price_catalog.csv``).
     :param source_path: the catalog whose rows are refreshed (default: the one in force).
     :param fetch: ``url -> decoded JSON`` for Azure and Google (default: an HTTPS GET).
     :param pricing_client: a boto3 ``pricing`` client (default: one for us-east-1 from the default chain).
     :param google_api_key: Cloud Billing API key (default ``$TRAINKIT_GOOGLE_BILLING_API_KEY``).
-    :return: a summary: the path written, and per provider the rows updated and the rows kept.
-    :raises ValueError: an answer in an unexpected shape or a provider unknown; nothing is written.
+    :param providers: deprecated alias of ``backends``.
+    :return: a summary: the path written, and per backend the rows updated and the rows kept
+        (``providers``/``provider`` repeat ``backends``/``backend`` for one release, deprecated).
+    :raises ValueError: an answer in an unexpected shape or a backend unknown or without a price API;
+        nothing is written.
     """
     import os
 
-    names = list(dict.fromkeys([providers] if isinstance(providers, str) else providers))
+    from airflow_trainkit.training.pricing import pricing_registry
+
+    if providers is not None:
+        warn(
+            "refresh_catalog(providers=...) is deprecated; use backends=...", DeprecationWarning, stacklevel=2
+        )
+        if backends is not None:
+            raise ValueError("backends: give backends or the deprecated providers, not both")
+        backends = providers
+    registry = pricing_registry()
+    refreshable = refreshable_backends(registry)
+    names = list(refreshable) if backends is None else registry.check_names("backends", backends)
     for name in names:
-        if name not in REFRESHABLE:
-            raise ValueError(f"providers: cannot refresh {name!r}; refreshable: {', '.join(REFRESHABLE)}")
-    if not names:
-        raise ValueError("providers: name at least one provider to refresh")
+        if name not in refreshable:
+            raise ValueError(
+                f"backends: cannot refresh {name!r}: its pricing names no price API; "
+                f"refreshable: {', '.join(refreshable)}"
+            )
     current = [row for row in load_catalog(source_path, onprem=[]).rows]
     day = today or date.today()
     get = fetch or http_get_json
     new_rows: list[PriceRow] = []
     summaries = []
-    for name in names:
-        targets = [row for row in current if row.provider == name]
+    keys = [refreshable[name].pricing.catalog_key for name in names]
+    for name, key in zip(names, keys, strict=True):
+        targets = [row for row in current if row.provider == key]
         if not targets:
             raise ValueError(
-                f"providers: the catalog {catalog_location(source_path)} has no {name} rows to refresh"
+                f"backends: the catalog {catalog_location(source_path)} has no {name} rows to refresh"
             )
-        refresher = _REFRESHERS[name]
+        refresher = _REFRESHERS[str(refreshable[name].pricing.price_api)]
         rows, summary = refresher(
             targets,
             fetch=get,
@@ -137,9 +175,10 @@ def refresh_catalog(
             api_key=google_api_key or os.environ.get(GOOGLE_KEY_ENV),
             today=day,
         )
+        summary.provider = name
         new_rows.extend(rows)
         summaries.append(summary)
-    written = write_catalog(replace_rows(current, new_rows, names), path or refreshed_catalog_path())
+    written = write_catalog(replace_rows(current, new_rows, keys), path or refreshed_catalog_path())
     for summary in summaries:
         log.info(
             "Refreshed %s from %s: %s rows updated, %s kept (%s)",
@@ -149,7 +188,8 @@ def refresh_catalog(
             len(summary.kept),
             ", ".join(summary.kept) or "none",
         )
-    return {"path": written, "providers": [s.to_dict() for s in summaries]}
+    done = [s.to_dict() for s in summaries]
+    return {"path": written, "backends": done, "providers": done}
 
 
 def _merge(
@@ -463,9 +503,10 @@ def _vertex(
     return refresh_vertex(targets, fetch=fetch, api_key=api_key, today=today)
 
 
-# Provider -> how its prices are fetched; each is called with targets, fetch, client, api_key, today.
+# Price API (a backend's ``pricing.price_api``) -> how its prices are fetched; each is called with
+# targets, fetch, client, api_key, today.
 _REFRESHERS: dict[str, Callable[..., tuple[list[PriceRow], ProviderRefresh]]] = {
-    "sagemaker": _sagemaker,
-    "azure_ml": _azure,
-    "vertex_ai": _vertex,
+    "aws_price_list": _sagemaker,
+    "azure_retail_prices": _azure,
+    "google_cloud_billing": _vertex,
 }

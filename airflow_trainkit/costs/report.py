@@ -1,4 +1,4 @@
-"""The cost comparison report: the quote table as CSV and Markdown, and a bar chart of cost per provider."""
+"""The cost comparison report: the quote table as CSV and Markdown, and a bar chart of cost per backend."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import io
 import json
 from typing import TYPE_CHECKING, Any
 
-from airflow_trainkit.costs.quotes import QuoteTable, format_quote_table
+from airflow_trainkit.costs.quotes import QuoteTable, format_quote_table, quote_backend
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
 CSV_COLUMNS = (
-    "provider",
+    "backend",
     "available",
     "service",
     "region",
@@ -36,6 +36,8 @@ CSV_COLUMNS = (
     "price_as_of",
     "price_source",
     "warnings",
+    "left_out",
+    "provider",  # deprecated: repeats "backend", for one release
 )
 LIMITS = (
     "List prices only: no taxes, discounts, commitments, storage, data transfer (egress) or "
@@ -48,25 +50,32 @@ def _as_dict(table: QuoteTable | Mapping[str, Any]) -> dict[str, Any]:
 
 
 def quotes_csv(table: QuoteTable | Mapping[str, Any]) -> str:
-    """One CSV row per provider, with the provenance of the prices used."""
+    """One CSV row per backend, with the provenance of the prices used."""
+    data = _as_dict(table)
+    left_out = data.get("left_out") or {}
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=list(CSV_COLUMNS), lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
-    for quote in _as_dict(table)["quotes"]:
+    for quote in data["quotes"]:
         rows = quote.get("price_rows") or []
+        name = quote_backend(quote)
         writer.writerow(
             {
                 **{k: "" if v is None else v for k, v in quote.items()},
+                "backend": name,
+                "provider": name,
                 "price_as_of": "; ".join(r["as_of"] for r in rows),
                 "price_source": "; ".join(r["source"] for r in rows),
                 "warnings": " | ".join(quote.get("warnings") or []),
+                "left_out": left_out.get(name, ""),
             }
         )
     return out.getvalue()
 
 
 def quotes_markdown(table: QuoteTable | Mapping[str, Any]) -> str:
-    """A Markdown report: the request, one row per provider, the cheapest, every warning, the limits."""
+    """A Markdown report: the request, one row per backend, the cheapest, why others were left out,
+    every warning, the limits."""
     data = _as_dict(table)
     request = data.get("request") or {}
     lines = ["# Training cost comparison", ""]
@@ -78,12 +87,12 @@ def quotes_markdown(table: QuoteTable | Mapping[str, Any]) -> str:
     )
     lines += [
         "",
-        "| provider | instance | GPUs | pricing | per hour | total | on-demand total | spot saving |",
+        "| backend | instance | GPUs | pricing | per hour | total | on-demand total | spot saving |",
     ]
     lines.append("|---|---|---|---|---:|---:|---:|---:|")
     for q in data["quotes"]:
         if not q.get("available"):
-            lines.append(f"| {q['provider']} | not available | - | - | - | - | - | - |")
+            lines.append(f"| {quote_backend(q)} | not available | - | - | - | - | - | - |")
             continue
         instance = q["instance_type"] + (f" + {q['accelerator_type']}" if q.get("accelerator_type") else "")
         currency = q.get("currency") or ""
@@ -93,7 +102,7 @@ def quotes_markdown(table: QuoteTable | Mapping[str, Any]) -> str:
             else "-"
         )
         lines.append(
-            f"| {q['provider']} | {instance} | {q.get('accelerator') or '-'} | {q['pricing']} | "
+            f"| {quote_backend(q)} | {instance} | {q.get('accelerator') or '-'} | {q['pricing']} | "
             f"{q['hourly_price']:.4f} {currency} | **{q['total']:.2f} {currency}** | "
             f"{q['on_demand_total']:.2f} | {saving} |"
         )
@@ -101,11 +110,16 @@ def quotes_markdown(table: QuoteTable | Mapping[str, Any]) -> str:
     lines.append("")
     if cheapest:
         lines.append(
-            f"Cheapest: **{cheapest['provider']}** ({cheapest['instance_type']}), "
+            f"Cheapest: **{quote_backend(cheapest)}** ({cheapest['instance_type']}), "
             f"{cheapest['total']:.2f} {cheapest['currency']}."
         )
     else:
-        lines.append("No provider can be recommended: none is available with a current size.")
+        lines.append(
+            "No backend can be recommended: none that can train here is available with a current size."
+        )
+    left_out = data.get("left_out") or {}
+    if left_out:
+        lines += ["", "## Left out of the cheapest", ""] + [f"- {n}: {r}" for n, r in left_out.items()]
     warnings = data.get("warnings") or []
     if warnings:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in warnings]
@@ -120,7 +134,7 @@ def quotes_markdown(table: QuoteTable | Mapping[str, Any]) -> str:
 
 
 def quotes_chart_png(table: QuoteTable | Mapping[str, Any]) -> bytes:
-    """A bar chart of the job's total per provider, on-demand next to spot."""
+    """A bar chart of the job's total per backend, on-demand next to spot."""
     import matplotlib  # heavy (the costs extra): only when a report is drawn
 
     matplotlib.use("Agg")
@@ -128,11 +142,11 @@ def quotes_chart_png(table: QuoteTable | Mapping[str, Any]) -> bytes:
 
     data = _as_dict(table)
     quotes = [q for q in data["quotes"] if q.get("available")]
-    cheapest = (data.get("cheapest") or {}).get("provider")
+    cheapest = quote_backend(data.get("cheapest") or {})
     names = [
-        q["provider"]
+        str(quote_backend(q))
         + ("\n(retired size)" if q.get("retired") else "")
-        + ("\n(cheapest)" if q["provider"] == cheapest else "")
+        + ("\n(cheapest)" if cheapest is not None and quote_backend(q) == cheapest else "")
         for q in quotes
     ]
     on_demand = [q.get("on_demand_total") or 0.0 for q in quotes]
@@ -154,7 +168,7 @@ def quotes_chart_png(table: QuoteTable | Mapping[str, Any]) -> bytes:
         axes.set_ylabel(f"job total ({currency})")
         request = data.get("request") or {}
         what = request.get("accelerator") or request.get("instance_type")
-        axes.set_title(f"{what} for {request.get('hours', 0):g} h: cost per provider")
+        axes.set_title(f"{what} for {request.get('hours', 0):g} h: cost per backend")
         axes.legend()
         figure.tight_layout()
         buffer = io.BytesIO()

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from airflow_trainkit.training.identity import JobIdentity
+    from airflow_trainkit.training.pricing import BackendPricing
     from airflow_trainkit.training.spec import TrainingJobSpec
 
 _REGISTRY: dict[str, type[TrainingBackend]] = {}
@@ -146,6 +147,8 @@ class TrainingBackend(ABC):
     State: ClassVar[type[Enum]]
     PHASES: ClassVar[Mapping[Any, JobPhase]]
     capabilities: ClassVar[Capabilities] = Capabilities()
+    # How a job on it is priced (training/pricing.py); None: never quoted, no actual cost.
+    pricing: ClassVar[BackendPricing | None] = None
     max_job_name_length: ClassVar[int] = 63
     # Seconds between status calls in the trigger; backends with rate limits raise it.
     poll_interval: ClassVar[float] = 30.0

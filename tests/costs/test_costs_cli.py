@@ -15,10 +15,12 @@ def test_costs_compare_prints_the_table(trainkit_home: Path, capsys) -> None:
     assert cli.main(["costs", "compare", "--accelerator", "V100:1", "--hours", "3", "--spot"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
-    assert lines[0].split()[:3] == ["provider", "instance", "GPUs"]
+    assert lines[0].split()[:3] == ["backend", "instance", "GPUs"]
     vertex = next(line for line in lines if line.startswith("vertex_ai"))
     assert "n1-standard-8 + NVIDIA_TESLA_V100" in vertex and "3.23 USD" in vertex  # (0.088 + 0.989) x 3
-    assert "CHEAPEST" in vertex  # Azure's spot V100 is cheaper but NC6s_v3 is retired
+    assert "CHEAPEST" in vertex  # Azure's spot V100 is cheaper, but quote only (and NC6s_v3 is retired)
+    assert "azure_ml: quote only: no azure_ml training backend is installed" in out
+    assert "onprem: spec.spot: the onprem backend has no spot capacity" in out
     assert "azure_ml: retired size: azure_ml Standard_NC6s_v3 was retired after 2025-09-30" in out
     assert "sagemaker: no spot price" in out
     assert "cheapest: vertex_ai n1-standard-8: 3.23 USD" in out

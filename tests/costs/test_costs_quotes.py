@@ -78,7 +78,7 @@ def spec(accelerator: str, **extra):
 
 
 def by_provider(table):
-    return {q.provider: q for q in table.quotes}
+    return {q.backend: q for q in table.quotes}
 
 
 @pytest.mark.parametrize(
@@ -167,9 +167,15 @@ def test_quotes_match_catalog_arithmetic(trainkit_home, accelerator, expected, s
         )
         assert onprem.total == pytest.approx(per_gpu * count * hours, abs=1e-3)
         assert onprem.instance_type == host["name"]
-    available = [q for q in table.quotes if q.available and not q.retired]
+    # The cheapest is chosen among backends that can train the job here: Azure ML is quote only,
+    # and the on-prem backend refuses spot.
+    assert table.left_out["azure_ml"] == "quote only: no azure_ml training backend is installed"
+    if spot:
+        assert table.left_out["onprem"].startswith("spec.spot: the onprem backend has no spot capacity")
+    candidates = [q for q in table.quotes if q.backend not in table.left_out]
+    assert candidates and all(q.available and not q.retired for q in candidates)
     assert table.cheapest is not None
-    assert table.cheapest.total == min(q.total for q in available)
+    assert table.cheapest.total == min(q.total for q in candidates)
 
 
 def test_onprem_hourly_cost_formula() -> None:
@@ -214,16 +220,24 @@ def test_retired_size_flagged_and_never_cheapest(trainkit_home) -> None:
     azure = by_provider(later)["azure_ml"]
     assert azure.retired and any("retired after 2025-09-30" in w for w in azure.warnings)
     assert azure.total < by_provider(later)["vertex_ai"].total  # cheaper, but retired: not picked
-    assert later.cheapest is not None and later.cheapest.provider == "vertex_ai"
+    assert later.cheapest is not None and later.cheapest.backend == "vertex_ai"
 
 
 def test_cheapest_and_pick_from(trainkit_home) -> None:
     table = quote_job(spec("T4:1"), hours=3, onprem=ONPREM, today=FRESH)
-    assert table.cheapest is not None and table.cheapest.provider == "onprem"
+    assert table.cheapest is not None and table.cheapest.backend == "onprem"
     data = table.to_dict()
     assert data["cheapest"]["backend"] == "onprem"
+    assert data["cheapest"]["provider"] == "onprem"  # the deprecated key, kept for one release
     clouds = quote_job(spec("T4:1"), hours=3, onprem=ONPREM, today=FRESH, pick_from=["sagemaker", "azure_ml"])
-    assert clouds.cheapest is not None and clouds.cheapest.provider == "azure_ml"
+    # Azure ML is cheaper than SageMaker for a T4, but no backend trains there: quote only.
+    assert by_provider(clouds)["azure_ml"].total < by_provider(clouds)["sagemaker"].total
+    assert clouds.cheapest is not None and clouds.cheapest.backend == "sagemaker"
+    assert clouds.left_out == {
+        "onprem": "not in pick_from (sagemaker, azure_ml)",
+        "vertex_ai": "not in pick_from (sagemaker, azure_ml)",
+        "azure_ml": "quote only: no azure_ml training backend is installed",
+    }
 
 
 def test_instance_count_and_epochs(trainkit_home) -> None:
@@ -233,12 +247,12 @@ def test_instance_count_and_epochs(trainkit_home) -> None:
         seconds_per_epoch=540,
         onprem=[],
         today=FRESH,
-        providers=["sagemaker"],
+        backends=["sagemaker"],
     )
     quote = table.quotes[0]
     assert quote.hours == pytest.approx(1.5)
     assert quote.total == pytest.approx(0.736 * 3 * 1.5, abs=1e-3)
-    assert [q.provider for q in table.quotes] == ["sagemaker"]
+    assert [q.backend for q in table.quotes] == ["sagemaker"]
 
 
 def test_explicit_instance_type(trainkit_home) -> None:
@@ -257,7 +271,7 @@ def test_explicit_instance_type(trainkit_home) -> None:
         hours=1,
         onprem=[],
         today=FRESH,
-        providers=["vertex_ai"],
+        backends=["vertex_ai"],
     )
     assert vertex.quotes[0].total == pytest.approx(0.2185 + 0.4025, abs=1e-4)
 
@@ -274,13 +288,18 @@ def test_explicit_instance_type(trainkit_home) -> None:
             {"spec": spec("T4:1"), "epochs": 3, "seconds_per_epoch": 0},
             r"seconds_per_epoch must be a positive",
         ),
-        ({"spec": spec("T4:1"), "hours": 1, "providers": ["aws"]}, r"providers: unknown provider 'aws'"),
+        ({"spec": spec("T4:1"), "hours": 1, "backends": ["aws"]}, r"backends: unknown backend 'aws'"),
+        ({"spec": spec("T4:1"), "hours": 1, "backends": []}, r"backends: name at least one backend"),
+        (
+            {"spec": spec("T4:1"), "hours": 1, "backends": ["onprem"], "providers": ["onprem"]},
+            r"backends: give backends or the deprecated providers, not both",
+        ),
         ({"spec": {"command": ["x"]}, "hours": 1}, r"spec\.accelerator: a quote needs an accelerator"),
         (
             {"spec": {"command": ["x"], "instance_type": "ml.nope"}, "hours": 1},
-            r"spec\.instance_type: no provider has a price for 'ml\.nope'",
+            r"spec\.instance_type: no backend has a price for 'ml\.nope'",
         ),
-        ({"spec": spec("P4:1"), "hours": 1}, r"spec\.accelerator: no provider can run 'P4:1'.*no such GPU"),
+        ({"spec": spec("P4:1"), "hours": 1}, r"spec\.accelerator: no backend can run 'P4:1'.*no such GPU"),
     ],
 )
 def test_bad_input(trainkit_home, kwargs, message) -> None:
@@ -340,7 +359,7 @@ def test_format_quote_table(trainkit_home) -> None:
     assert text == format_quote_table(table.to_dict())
     lines = text.splitlines()
     assert lines[0].split() == [
-        "provider",
+        "backend",
         "instance",
         "GPUs",
         "pricing",
@@ -355,10 +374,13 @@ def test_format_quote_table(trainkit_home) -> None:
     vertex_line = next(line for line in lines if line.startswith("vertex_ai"))
     assert "n1-standard-8 + NVIDIA_TESLA_T4" in vertex_line and " spot " in vertex_line
     assert "0.68 USD" in vertex_line and "1.84 (73%)" in vertex_line  # (0.088 + 0.138) x 3 h, spot
+    assert "CHEAPEST" in vertex_line  # Azure ML (quote only) and on-prem (no spot) are left out
     azure_line = next(line for line in lines if line.startswith("azure_ml"))
-    assert "CHEAPEST" in azure_line and "0.47 USD" in azure_line  # 0.1578 x 3 h beats the on-prem T4 share
+    assert "CHEAPEST" not in azure_line and "left out" in azure_line and "0.47 USD" in azure_line
     assert "warnings:" in lines
     assert "sagemaker: no spot price" in text
+    assert "left out of the cheapest:" in lines
+    assert "  - azure_ml: quote only: no azure_ml training backend is installed" in lines
 
 
 # --- the catalog file ---------------------------------------------------------------------------------

@@ -57,7 +57,9 @@ def test_refresh_parses_all_three_apis_into_a_catalog(price_server, trainkit_hom
     assert rows[("vertex_ai", "NVIDIA_A100_80GB")].on_demand_per_hour == pytest.approx(4.5134)
     assert len(catalog.rows) == len(shipped)
 
-    by_provider = {p["provider"]: p for p in summary["providers"]}
+    by_provider = {p["backend"]: p for p in summary["backends"]}
+    assert summary["providers"] == summary["backends"]  # the deprecated key, for one release
+    assert all(p["provider"] == p["backend"] for p in summary["backends"])
     assert set(by_provider["azure_ml"]["kept"]) == {"Standard_NC6s_v3", "Standard_NC24s_v3"}
     assert by_provider["sagemaker"]["kept"] == [] and by_provider["vertex_ai"]["kept"] == []
 
@@ -84,7 +86,7 @@ def test_refresh_parses_all_three_apis_into_a_catalog(price_server, trainkit_hom
 
 
 def test_refresh_of_one_provider_keeps_the_others(price_server, trainkit_home: Path) -> None:
-    _refresh(price_server, providers=["azure_ml"])
+    _refresh(price_server, backends=["azure_ml"])
     rows = {(r.provider, r.instance_type): r for r in load_catalog(onprem=[]).rows}
     assert rows[("azure_ml", "Standard_NC4as_T4_v3")].as_of == TODAY
     assert rows[("sagemaker", "ml.g4dn.xlarge")].as_of == date(2025, 6, 1)
@@ -135,7 +137,7 @@ def test_refresh_of_one_provider_keeps_the_others(price_server, trainkit_home: P
 def test_unexpected_answer_keeps_previous_catalog(
     price_server, trainkit_home: Path, route, body, message
 ) -> None:
-    _refresh(price_server, providers=["azure_ml"])
+    _refresh(price_server, backends=["azure_ml"])
     before = refreshed_catalog_path().read_bytes()
     price_server.overrides[route] = body
     with pytest.raises(ValueError, match=message) as err:
@@ -148,15 +150,21 @@ def test_unexpected_answer_keeps_previous_catalog(
 def test_answer_that_prices_nothing_is_refused(price_server, trainkit_home: Path) -> None:
     price_server.overrides["azure1"] = {"Items": [], "NextPageLink": None}
     with pytest.raises(ValueError, match="azure_ml refresh: the answer .* priced none of the catalog's"):
-        _refresh(price_server, providers="azure_ml")
+        _refresh(price_server, backends="azure_ml")
     assert not refreshed_catalog_path().exists()
 
 
 def test_refresh_arguments(price_server, trainkit_home: Path, monkeypatch) -> None:
     monkeypatch.delenv("TRAINKIT_GOOGLE_BILLING_API_KEY", raising=False)
     with pytest.raises(ValueError, match="cannot refresh 'onprem'"):
-        _refresh(price_server, providers=["onprem"])
+        _refresh(price_server, backends=["onprem"])
     with pytest.raises(ValueError, match="google_api_key: a Cloud Billing API key is needed"):
+        _refresh(price_server, backends=["vertex_ai"], google_api_key=None)
+    # The old keyword still works for one release, with a warning.
+    with (
+        pytest.warns(DeprecationWarning, match="providers=...\\) is deprecated; use backends="),
+        pytest.raises(ValueError, match="google_api_key"),
+    ):
         _refresh(price_server, providers=["vertex_ai"], google_api_key=None)
     assert not refreshed_catalog_path().exists()
 
@@ -173,3 +181,17 @@ def test_unreachable_api_names_url_without_key(trainkit_home: Path) -> None:
     with pytest.raises(OSError, match=r"GET http://127\.0\.0\.1:9/v1\?key=\*\*\* failed") as err:
         http_get_json("http://127.0.0.1:9/v1?key=SECRET", timeout=2)
     assert "SECRET" not in str(err.value)
+
+
+def test_refresh_parsers_are_keyed_by_the_declared_price_apis() -> None:
+    from airflow_trainkit.costs.refresh import _REFRESHERS, refreshable_backends
+    from airflow_trainkit.training.pricing import PRICE_APIS
+
+    assert set(_REFRESHERS) == set(PRICE_APIS)
+    assert set(refreshable_backends()) == {"sagemaker", "vertex_ai", "azure_ml"}
+    with pytest.raises(
+        ValueError, match=r"backends: cannot refresh 'onprem': its pricing names no price API"
+    ):
+        refresh_catalog(["onprem"])
+    with pytest.raises(ValueError, match=r"backends: unknown backend 'aws'"):
+        refresh_catalog(["aws"])

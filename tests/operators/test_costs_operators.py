@@ -77,7 +77,10 @@ def test_compare_operator_picks_cheapest_and_writes_report(home: Path) -> None:
     with (report / "quotes.csv").open() as handle:
         rows = {row["provider"]: row for row in csv.DictReader(handle)}
     assert set(rows) == {"sagemaker", "vertex_ai", "azure_ml", "onprem"}
+    assert rows["sagemaker"]["backend"] == "sagemaker"
     assert rows["sagemaker"]["instance_type"] == "ml.g4dn.xlarge"
+    assert rows["azure_ml"]["left_out"] == "quote only: no azure_ml training backend is installed"
+    assert result["left_out"] == {"azure_ml": "quote only: no azure_ml training backend is installed"}
     assert float(rows["sagemaker"]["total"]) == pytest.approx(0.736 * 2)
     assert rows["sagemaker"]["price_source"] == "https://aws.amazon.com/sagemaker/pricing/"
     markdown = (report / "report.md").read_text()
@@ -98,10 +101,13 @@ def test_compare_operator_bad_input(home: Path) -> None:
         spec={"command": ["x"], "accelerator": "V100:1"},
         hours=1,
         pick="cheapest",
-        providers=["azure_ml"],
+        backends=["azure_ml"],
         max_age_days=100000,
     )
-    with pytest.raises(ValueError, match="no provider can run this job with a current size.*retired size"):
+    with pytest.raises(
+        ValueError,
+        match="no backend can train this job here with a current size; left out: azure_ml: quote only",
+    ):
         op.execute(_context("q"))
     # The report is stored before the task fails, so the user can see why.
     assert (home / "reports" / "costs" / "costs_dag").exists()
@@ -118,11 +124,11 @@ def test_refresh_operator_writes_catalog(home: Path, monkeypatch: pytest.MonkeyP
         return json.loads((recorded / f"azure_retail_prices_page{page}.json").read_text())
 
     monkeypatch.setattr(refresh_module, "http_get_json", fetch)
-    summary = RefreshPriceCatalogOperator(task_id="refresh", providers=["azure_ml"]).execute(
+    summary = RefreshPriceCatalogOperator(task_id="refresh", backends=["azure_ml"]).execute(
         _context("refresh")
     )
     assert summary["path"] == str(home / "costs" / "price_catalog.csv")
-    assert len(summary["providers"][0]["updated"]) == 10
+    assert len(summary["backends"][0]["updated"]) == 10
 
 
 @pytest.mark.integration

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_trainkit.training.backend import JobPhase, JobRef, JobStatus, TrainingBackend, register_backend
 from airflow_trainkit.training.capabilities import Capabilities
+from airflow_trainkit.training.pricing import BackendPricing
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -75,6 +76,12 @@ class OnPremBackend(TrainingBackend):
             "allow_spot_without_checkpoint": "there is no spot capacity",
         },
         max_instance_count=1,
+    )
+    pricing = BackendPricing(
+        catalog_key="onprem",
+        rows="onprem_settings",
+        spot_rate="on_demand",
+        basis="wall time x your hourly cost of the host x the share of its GPUs used (whole host for CPU runs)",
     )
     poll_interval = 2.0  # reading a local file is cheap
 

@@ -15,6 +15,7 @@ from airflow_trainkit.backends.sagemaker.source import SOURCE_ARCHIVE, package_s
 from airflow_trainkit.backends.sagemaker.status import PHASES, SageMakerState, status_from_description
 from airflow_trainkit.training.backend import JobRef, JobStatus, TrainingBackend, register_backend
 from airflow_trainkit.training.capabilities import Capabilities
+from airflow_trainkit.training.pricing import BackendPricing
 
 if TYPE_CHECKING:
     from airflow_trainkit.training.identity import JobIdentity
@@ -53,6 +54,13 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
     capabilities = Capabilities(
         instance_table="sagemaker",
         not_applicable={"allow_cpu": "the instance type always carries the GPUs asked for"},
+    )
+    pricing = BackendPricing(
+        catalog_key="sagemaker",
+        instance_table="sagemaker",
+        spot_rate="on_demand",
+        basis="BillableTimeInSeconds x instances x on-demand price (managed spot bills fewer seconds)",
+        price_api="aws_price_list",
     )
     poll_interval = 30.0
     shared_per_connection = True

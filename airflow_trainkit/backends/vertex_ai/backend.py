@@ -26,6 +26,7 @@ from airflow_trainkit.backends.vertex_ai.request import VertexRequestBuilder
 from airflow_trainkit.backends.vertex_ai.status import JOB_ID_LABEL, PHASES, VertexState, status_from_job
 from airflow_trainkit.training.backend import JobPhase, JobRef, JobStatus, TrainingBackend, register_backend
 from airflow_trainkit.training.capabilities import Capabilities
+from airflow_trainkit.training.pricing import BackendPricing
 
 if TYPE_CHECKING:
     from airflow_trainkit.training.identity import JobIdentity
@@ -56,6 +57,12 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
     capabilities = Capabilities(
         instance_table="vertex_ai",
         not_applicable={"allow_cpu": "the machine always carries the accelerators asked for"},
+    )
+    pricing = BackendPricing(
+        catalog_key="vertex_ai",
+        instance_table="vertex_ai",
+        basis="billable (wall) time x instances x hourly price (machine + accelerators)",
+        price_api="google_cloud_billing",
     )
     poll_interval = 30.0
     shared_per_connection = True

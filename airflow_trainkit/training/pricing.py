@@ -1,0 +1,244 @@
+"""How each backend is priced, declared by the backend as data, and the one registry the costs read.
+
+A backend class sets ``pricing = BackendPricing(...)``; a price source with no training backend yet
+is declared here, once, as quote-only. :func:`pricing_registry` returns every declared entry: the
+built-in backends, those registered through the ``airflow_trainkit.backends`` entry point group, and
+the quote-only ones. Stdlib only: DAGs and the cost CLI import it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from airflow_trainkit.training.backend import TrainingBackend
+
+log = logging.getLogger(__name__)
+
+SPOT_RATES = ("spot", "on_demand")
+# Where a backend's price rows come from: the price catalog CSV, or the on-prem cost settings
+# (``costs/onprem.py``), which make rows with the provider key ``onprem``.
+ROW_SOURCES = ("catalog", "onprem_settings")
+# The public price APIs ``trainkit costs refresh`` can read (one parser each in costs/refresh.py).
+PRICE_APIS = ("aws_price_list", "azure_retail_prices", "google_cloud_billing")
+_KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_NOT_IMPORTABLE = "not importable here"
+
+
+@dataclass(frozen=True)
+class BackendPricing:
+    """How one backend turns a job into money.
+
+    :param catalog_key: the ``provider`` value of this backend's price rows (in the price catalog,
+        or made from the on-prem cost settings).
+    :param basis: one line for quotes and reports saying what is multiplied.
+    :param instance_table: the provider key of the rows of ``training/accelerator_instances.csv``
+        that map a spec's accelerator to this backend's instance types (``sagemaker``, ...).
+        ``None``: the backend's price rows carry their own GPUs (``gpu_model``, ``gpu_count``), a
+        job is priced on the cheapest row with enough of the GPU asked for, and pays for the share
+        of that row's GPUs it takes (on-prem hosts; a third-party backend's own rows).
+    :param rows: ``"catalog"``: the rows are in the price catalog CSV; ``"onprem_settings"``: they
+        are made from the on-prem cost settings (only with ``catalog_key="onprem"``).
+    :param spot_rate: ``"spot"``: a spot run's seconds are billed at the spot price;
+        ``"on_demand"``: the backend already shrinks the billable seconds of a spot run (SageMaker
+        managed spot) or has no spot capacity, and bills them at the on-demand price.
+    :param minimum_billed_seconds: the least a run is billed per instance; 0 for per-second billing
+        with no minimum (all the built-in backends, as far as this project knows).
+    :param price_api: which public price API ``trainkit costs refresh`` reads the rows from (one of
+        :data:`PRICE_APIS`); ``None``: the rows are kept as written.
+    :param trainable: whether a job can run on it here; ``False`` for a price source that is quoted
+        but never picked to train on.
+    """
+
+    catalog_key: str
+    basis: str
+    instance_table: str | None = None
+    rows: str = "catalog"
+    spot_rate: str = "spot"
+    minimum_billed_seconds: float = 0.0
+    price_api: str | None = None
+    trainable: bool = True
+
+    def __post_init__(self) -> None:
+        def bad(name: str, expected: str) -> ValueError:
+            return ValueError(f"pricing.{name} must be {expected}, got {getattr(self, name)!r}")
+
+        if not isinstance(self.catalog_key, str) or not _KEY.match(self.catalog_key):
+            raise bad("catalog_key", "a price-row key (letters, digits, '_', '.', '-')")
+        if not isinstance(self.basis, str) or not self.basis.strip():
+            raise bad("basis", "a line saying what is multiplied")
+        if self.instance_table is not None and (
+            not isinstance(self.instance_table, str) or not _KEY.match(self.instance_table)
+        ):
+            raise bad("instance_table", "None or a provider key of the accelerator instance table")
+        if self.rows not in ROW_SOURCES:
+            raise bad("rows", " or ".join(map(repr, ROW_SOURCES)))
+        if self.rows == "onprem_settings" and (self.catalog_key != "onprem" or self.instance_table):
+            raise ValueError(
+                "pricing.rows: 'onprem_settings' makes rows with the key 'onprem' and no instance table, "
+                f"got catalog_key={self.catalog_key!r}, instance_table={self.instance_table!r}"
+            )
+        if self.spot_rate not in SPOT_RATES:
+            raise bad("spot_rate", " or ".join(map(repr, SPOT_RATES)))
+        seconds = self.minimum_billed_seconds
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
+            raise bad("minimum_billed_seconds", "a number of seconds of at least 0")
+        if seconds < 0:
+            raise bad("minimum_billed_seconds", "a number of seconds of at least 0")
+        if self.price_api is not None and self.price_api not in PRICE_APIS:
+            raise bad("price_api", f"None or one of {', '.join(PRICE_APIS)}")
+        if not isinstance(self.trainable, bool):
+            raise bad("trainable", "true or false")
+
+
+# Price sources that no training backend of this package runs on yet: quoted, never picked to
+# train on. A backend registered under the same name (built in or through the entry point
+# group) replaces its entry here.
+QUOTE_ONLY: Mapping[str, BackendPricing] = {
+    "azure_ml": BackendPricing(
+        catalog_key="azure_ml",
+        instance_table="azure_ml",
+        basis="billable (wall) time x instances x hourly price (the compute's VM rate)",
+        price_api="azure_retail_prices",
+        trainable=False,
+    ),
+}
+
+
+@dataclass(frozen=True)
+class PricingEntry:
+    """One priced name: its declaration, and the backend class when one is installed."""
+
+    name: str
+    pricing: BackendPricing
+    backend: type[TrainingBackend] | None = None
+
+    @property
+    def trainable(self) -> bool:
+        return self.backend is not None and self.pricing.trainable
+
+    def why_not_trainable(self) -> str | None:
+        """Why a job cannot be trained on this entry here, or ``None`` when it can."""
+        if self.backend is None:
+            return f"quote only: no {self.name} training backend is installed"
+        if not self.pricing.trainable:
+            return f"quote only: the {self.name} backend declares pricing.trainable=False"
+        return None
+
+
+@dataclass(frozen=True)
+class PricingRegistry:
+    """Every priced name, and the backends that could not be priced here with the reason."""
+
+    entries: Mapping[str, PricingEntry]
+    unpriced: Mapping[str, str] = field(default_factory=dict)
+
+    def names(self) -> list[str]:
+        return list(self.entries)
+
+    def get(self, name: str) -> PricingEntry | None:
+        return self.entries.get(name)
+
+    def catalog_keys(self) -> list[str]:
+        return list(dict.fromkeys(e.pricing.catalog_key for e in self.entries.values()))
+
+    def not_importable(self) -> list[str]:
+        """Installed backends (entry points) whose module cannot be imported here."""
+        return [name for name, why in self.unpriced.items() if why.startswith(_NOT_IMPORTABLE)]
+
+    def settings_keys(self) -> set[str]:
+        """Keys whose rows are made from cost settings, never written to a catalog file."""
+        return {e.pricing.catalog_key for e in self.entries.values() if e.pricing.rows != "catalog"}
+
+    def check_names(self, field_name: str, values: Iterable[str] | str) -> list[str]:
+        """``values`` as a list of declared names, without repeats.
+
+        :raises ValueError: naming ``field_name`` and the first name that is not declared here.
+        """
+        items = [values] if isinstance(values, str) else list(values)
+        if not items:
+            raise ValueError(f"{field_name}: name at least one backend")
+        known = sorted({*self.entries, *self.unpriced})
+        for item in items:
+            if not isinstance(item, str) or item not in known:
+                raise ValueError(
+                    f"{field_name}: unknown backend {item!r}: no installed backend or quote-only price "
+                    f"source has that name; known: {', '.join(known)}"
+                )
+        return list(dict.fromkeys(items))
+
+
+def pricing_registry() -> PricingRegistry:
+    """Every declared pricing: installed backends (built-in and entry points), then quote-only ones.
+
+    A backend whose module cannot be imported here, or that declares no pricing, is listed in
+    ``unpriced`` with the reason instead.
+
+    :raises ValueError: a backend declares malformed pricing (naming the backend, field and value).
+    """
+    from airflow_trainkit.training.backend import available_backends, get_backend
+
+    entries: dict[str, PricingEntry] = {}
+    unpriced: dict[str, str] = {}
+    for name in available_backends():
+        try:
+            cls = get_backend(name)
+        except (ImportError, AttributeError) as err:  # a missing SDK or module, a wrong entry point
+            unpriced[name] = f"{_NOT_IMPORTABLE}: {type(err).__name__}: {err}"
+            log.warning("Backend %s is not importable here, so it is not priced: %s", name, err)
+            continue
+        except ValueError as err:
+            raise ValueError(f"backend {name!r}: {err}") from None
+        pricing = getattr(cls, "pricing", None)
+        if pricing is None:
+            unpriced[name] = f"declares no pricing ({cls.__qualname__}.pricing is None)"
+            continue
+        entries[name] = _checked_entry(PricingEntry(name, pricing, cls))
+    for name, pricing in QUOTE_ONLY.items():
+        if name in entries or name in unpriced:
+            continue
+        if pricing.trainable:
+            raise ValueError(f"quote-only {name!r}: pricing.trainable must be False, got True")
+        entries[name] = _checked_entry(PricingEntry(name, pricing))
+    return PricingRegistry(entries=entries, unpriced=unpriced)
+
+
+def _checked_entry(entry: PricingEntry) -> PricingEntry:
+    """Checks that need the backend class or the accelerator table (not done at class definition)."""
+    pricing = entry.pricing
+    if not isinstance(pricing, BackendPricing):
+        raise ValueError(
+            f"backend {entry.name!r}: pricing must be a BackendPricing or None, got {type(pricing).__name__}: "
+            f"{pricing!r}"
+        )
+    if pricing.instance_table is not None:
+        from airflow_trainkit.training.instances import table_providers
+
+        if pricing.instance_table not in table_providers():
+            raise ValueError(
+                f"backend {entry.name!r}: pricing.instance_table {pricing.instance_table!r} has no rows in "
+                f"the accelerator instance table; known: {', '.join(table_providers())}"
+            )
+    declared = getattr(getattr(entry.backend, "capabilities", None), "instance_table", None)
+    if declared and pricing.instance_table != declared:
+        raise ValueError(
+            f"backend {entry.name!r}: pricing.instance_table must match capabilities.instance_table "
+            f"({declared!r}), got {pricing.instance_table!r}"
+        )
+    return entry
+
+
+__all__ = [
+    "PRICE_APIS",
+    "QUOTE_ONLY",
+    "BackendPricing",
+    "PricingEntry",
+    "PricingRegistry",
+    "pricing_registry",
+]

@@ -1,0 +1,256 @@
+"""The costs read only the pricing registry: which rows a price file may hold, which backends are
+quoted, which one the cheapest may be, and the deprecated ``provider(s)`` spellings."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from importlib import resources
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from trainkit_testing import isolated_backends
+
+from airflow_trainkit import cli
+from airflow_trainkit.costs import actual_cost
+from airflow_trainkit.costs.catalog import load_catalog, write_catalog
+from airflow_trainkit.costs.quotes import quote_job
+from airflow_trainkit.training.backend import TrainingBackend, register_backend
+from airflow_trainkit.training.capabilities import Capabilities
+from airflow_trainkit.training.pricing import BackendPricing
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+FRESH = date(2025, 6, 15)
+T4_HOST = {
+    "name": "rack-t4",
+    "gpu_model": "T4",
+    "gpu_count": 4,
+    "purchase_price": 12000,
+    "amortization_years": 3,
+    "power_watts": 400,
+    "electricity_per_kwh": 0.2,
+    "utilization": 0.5,
+}
+HEADER = (
+    "provider,service,region,kind,instance_type,gpu_model,gpu_count,vcpus,memory_gib,"
+    "on_demand_per_hour,spot_per_hour,currency,as_of,source,retired_after\n"
+)
+
+
+def shipped() -> str:
+    return resources.files("airflow_trainkit.costs").joinpath("price_catalog.csv").read_text()
+
+
+def spec(accelerator: str = "T4:1", **extra: Any) -> dict[str, Any]:
+    return {"command": ["python", "train.py"], "accelerator": accelerator, **extra}
+
+
+class _TI(SimpleNamespace):
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcoms[key] = value
+
+
+def context() -> dict[str, Any]:
+    ti = _TI(dag_id="d", run_id="r", task_id="quote", map_index=-1, xcoms={})
+    return {"ti": ti, "task_instance": ti}
+
+
+@pytest.fixture
+def registry_copy():
+    """Backends registered by a test stay in this test."""
+    with isolated_backends() as registry:
+        yield registry
+
+
+def register(name: str, pricing: BackendPricing, capabilities: Capabilities | None = None) -> None:
+    namespace = {"pricing": pricing, "capabilities": capabilities or Capabilities()}
+    register_backend(name)(type(f"{name.title()}Backend", (TrainingBackend,), namespace))
+
+
+# --- the price file ------------------------------------------------------------------------------
+
+
+def test_a_price_row_no_backend_declares_names_file_row_column_and_value(tmp_path: Path) -> None:
+    path = tmp_path / "prices.csv"
+    path.write_text(shipped() + "acme,acme_training,eu,instance,acme-t4,T4,1,,,0.35,,USD,2025-06-01,x,\n")
+    line = len(shipped().splitlines()) + 1
+    with pytest.raises(
+        ValueError,
+        match=rf"price catalog {path}: row {line}, column provider: unknown provider 'acme': no installed "
+        r"backend or quote-only price source declares it \(BackendPricing\.catalog_key\); known: onprem, "
+        r"sagemaker, vertex_ai, azure_ml",
+    ):
+        load_catalog(path, onprem=[])
+
+
+def test_a_declared_key_makes_its_rows_welcome(registry_copy, tmp_path: Path) -> None:
+    register("acme", BackendPricing(catalog_key="acme_cloud", basis="wall time x price"))
+    path = tmp_path / "prices.csv"
+    path.write_text(HEADER + "acme_cloud,acme,eu,instance,acme-t4,T4,1,,,0.35,,USD,2025-06-01,x,\n")
+    (row,) = load_catalog(path, onprem=[]).rows
+    assert (row.provider, row.instance_type, row.on_demand_per_hour) == ("acme_cloud", "acme-t4", 0.35)
+
+
+def test_rows_made_from_cost_settings_are_never_written(trainkit_home: Path) -> None:
+    catalog = load_catalog(onprem=[T4_HOST])
+    assert "onprem" in catalog.providers()
+    written = write_catalog(list(catalog.rows))
+    assert "onprem" not in load_catalog(written, onprem=[]).providers()
+
+
+# --- who may be the cheapest ---------------------------------------------------------------------
+
+
+def test_cheapest_leaves_out_quote_only_and_refusing_backends_and_says_why(trainkit_home: Path) -> None:
+    # Spot T4 for 2 h: a busy on-prem host's GPU share and Azure ML's spot price both beat Vertex
+    # AI's spot price, but the on-prem backend has no spot capacity and nothing trains on Azure ML.
+    busy_host = {**T4_HOST, "utilization": 0.9}
+    table = quote_job(
+        spec(spot=True, allow_spot_without_checkpoint=True), hours=2, onprem=[busy_host], today=FRESH
+    )
+    totals = {q.backend: q.total for q in table.quotes}
+    assert max(totals["onprem"], totals["azure_ml"]) < totals["vertex_ai"] < totals["sagemaker"]
+    assert table.cheapest is not None and table.cheapest.backend == "vertex_ai"
+    assert table.left_out == {
+        "onprem": "spec.spot: the onprem backend has no spot capacity: its jobs run on hosts you own (got True)",
+        "azure_ml": "quote only: no azure_ml training backend is installed",
+    }
+    data = table.to_dict()
+    assert data["left_out"] == table.left_out and data["cheapest"]["backend"] == "vertex_ai"
+    # Every quote is still there, priced: leaving out is about picking, not about quoting.
+    assert all(q.available for q in table.quotes)
+
+
+def test_instance_count_beyond_a_backends_limit_is_left_out(trainkit_home: Path) -> None:
+    table = quote_job(spec(instance_count=2), hours=1, onprem=[T4_HOST], today=FRESH)
+    assert table.left_out["onprem"] == (
+        "spec.instance_count: the onprem backend runs at most 1 machine(s) per job (got 2)"
+    )
+    assert table.cheapest is not None and table.cheapest.backend not in ("onprem", "azure_ml")
+
+
+def test_a_retired_size_is_never_the_cheapest(trainkit_home: Path, tmp_path: Path) -> None:
+    path = tmp_path / "prices.csv"
+    text = shipped()
+    row = next(line for line in text.splitlines() if ",ml.g4dn.xlarge," in line)
+    path.write_text(text.replace(row, row.replace(",0.736,", ",0.01,").rstrip(",") + ",2025-06-30"))
+    table = quote_job(
+        spec(), hours=1, onprem=[], today=date(2025, 7, 1), catalog=load_catalog(path, onprem=[])
+    )
+    assert table.left_out["sagemaker"] == "retired size: ml.g4dn.xlarge"
+    assert table.cheapest is not None and table.cheapest.backend == "vertex_ai"
+
+
+def test_nothing_trainable_means_no_cheapest(trainkit_home: Path) -> None:
+    table = quote_job(spec(), hours=1, onprem=[], today=FRESH, backends=["azure_ml", "onprem"])
+    assert table.cheapest is None
+    assert table.left_out["azure_ml"].startswith("quote only")
+    assert table.left_out["onprem"].startswith("not available: no onprem cost settings")
+
+
+# --- pick_from: checked first --------------------------------------------------------------------
+
+
+def test_pick_from_naming_a_backend_not_installed_fails_before_anything_else(trainkit_home: Path) -> None:
+    message = r"pick_from: unknown backend 'acme': no installed backend or quote-only price source"
+    with pytest.raises(ValueError, match=message):
+        quote_job({"command": "not a list"}, hours=-1, pick_from=["onprem", "acme"])
+    from airflow_trainkit.operators.costs import CompareTrainingCostsOperator
+
+    op = CompareTrainingCostsOperator(
+        task_id="quote",
+        spec={"command": "not a list"},
+        hours=-1,
+        pick="fastest",
+        pick_from=["acme"],
+        catalog_path="/no/such/catalog.csv",
+    )
+    with pytest.raises(ValueError, match=message):
+        op.execute(context())
+
+
+def test_cli_pick_from_naming_a_backend_not_installed(trainkit_home: Path, capsys) -> None:
+    argv = ["costs", "compare", "--accelerator", "T4:1", "--hours", "1", "--catalog", "/no/such.csv"]
+    assert cli.main([*argv, "--pick-from", "acme"]) == 2
+    assert "trainkit: pick_from: unknown backend 'acme'" in capsys.readouterr().err
+    assert cli.main([*argv[:-2], "--backends", "aws"]) == 2
+    assert "trainkit: backends: unknown backend 'aws'" in capsys.readouterr().err
+
+
+# --- the minimum billed time ---------------------------------------------------------------------
+
+
+def test_minimum_billed_seconds_in_quote_and_actual_cost(registry_copy, tmp_path: Path) -> None:
+    register(
+        "minute", BackendPricing(catalog_key="minute", basis="per started minute", minimum_billed_seconds=60)
+    )
+    path = tmp_path / "prices.csv"
+    path.write_text(HEADER + "minute,m,eu,instance,m-t4,T4,1,,,3.6,,USD,2025-06-01,x,\n")
+    catalog = load_catalog(path, onprem=[])
+    table = quote_job(spec(), hours=0.005, catalog=catalog, today=FRESH, backends=["minute"])
+    (quote,) = table.quotes
+    assert quote.total == pytest.approx(3.6 / 60)  # 18 s quoted, one minute billed
+    assert quote.warnings == [
+        "minimum billed time: minute bills at least 60 s per run; quoted for 0.0166667 h"
+    ]
+    result = {
+        "backend": "minute",
+        "job_id": "j",
+        "billable_seconds": 18,
+        "instance_type": "m-t4",
+        "accelerator": "T4:1",
+    }
+    cost = actual_cost(result, catalog=catalog, today=FRESH)
+    assert cost is not None
+    assert cost["amount"] == pytest.approx(0.06) and cost["billable_seconds"] == 18
+    assert cost["minimum_billed_seconds"] == 60 and cost["basis"].endswith("at least 60 s billed per run")
+
+
+# --- the deprecated spellings --------------------------------------------------------------------
+
+
+def test_providers_is_a_deprecated_alias_everywhere(trainkit_home: Path, capsys) -> None:
+    with pytest.warns(DeprecationWarning, match=r"quote_job\(providers=\.\.\.\) is deprecated"):
+        table = quote_job(spec(), hours=1, onprem=[], today=FRESH, providers=["sagemaker"])
+    assert [q.backend for q in table.quotes] == ["sagemaker"]
+    with pytest.warns(DeprecationWarning, match="Quote.provider is deprecated"):
+        assert table.quotes[0].provider == "sagemaker"
+    data = table.to_dict()
+    assert data["quotes"][0]["provider"] == data["quotes"][0]["backend"] == "sagemaker"
+    assert data["request"]["providers"] == data["request"]["backends"] == ["sagemaker"]
+
+    from airflow_trainkit.operators.costs import CompareTrainingCostsOperator
+
+    with pytest.warns(DeprecationWarning, match="providers= is deprecated"):
+        op = CompareTrainingCostsOperator(task_id="quote", spec=spec(), hours=1, providers=["sagemaker"])
+    op.report_uri = str(trainkit_home / "report")
+    assert [q["backend"] for q in op.execute(context())["quotes"]] == ["sagemaker"]
+    capsys.readouterr()
+
+    with pytest.warns(DeprecationWarning, match="--providers is deprecated"):
+        code = cli.main(
+            [
+                "costs",
+                "compare",
+                "--accelerator",
+                "T4:1",
+                "--hours",
+                "1",
+                "--providers",
+                "vertex_ai",
+                "--json",
+            ]
+        )
+    assert code == 0
+    out, err = capsys.readouterr()
+    assert [q["backend"] for q in json.loads(out)["quotes"]] == ["vertex_ai"]
+    assert "trainkit: --providers is deprecated and goes in the next release; use --backends" in err
+    with pytest.warns(DeprecationWarning, match="--provider is deprecated"):
+        assert cli.main(["costs", "catalog", "--provider", "azure_ml"]) == 0
+    assert "Standard_NC4as_T4_v3" in capsys.readouterr().out
+    assert cli.main(["costs", "catalog", "--backend", "vertex_ai"]) == 0
+    out = capsys.readouterr().out
+    assert "n1-standard-8" in out and "ml.g4dn" not in out
