@@ -45,20 +45,26 @@ def wait_for(predicate, timeout: float):
 
 
 @pytest.mark.parametrize(("max_tries", "expected"), [(0, "STOPPED"), (1, "RUNNING")])
-def test_a_hard_killed_waiting_task(onprem_root, max_tries, expected):
+def test_a_hard_killed_waiting_task(onprem_root, tmp_path, max_tries, expected):
     job_id = JobIdentity("dag", "run", "train").job_name(1)
-    task = subprocess.Popen(
-        [sys.executable, "-c", _TASK, str(TESTS), str(max_tries)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=os.environ.copy(),
-    )
+    output = tmp_path / "task.log"
+    with output.open("wb") as sink:
+        task = subprocess.Popen(
+            [sys.executable, "-c", _TASK, str(TESTS), str(max_tries)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=os.environ.copy(),
+        )
     backend = OnPremBackend()
     try:
-        running = wait_for(
-            lambda: (backend.find(job_id) or None) and backend.describe(job_id).state == "RUNNING", 60
+        started = wait_for(
+            lambda: (
+                task.poll() is not None
+                or ((backend.find(job_id) or None) and backend.describe(job_id).state == "RUNNING")
+            ),
+            300,
         )
-        assert running, "the job never started"
+        assert started and task.poll() is None, f"the job never started:\n{output.read_text()[-3000:]}"
         watchdog_log = onprem_root.parent / "trainkit" / "watchdog" / f"{job_id}.log"
         assert wait_for(watchdog_log.exists, 10)
         os.kill(task.pid, signal.SIGKILL)  # what the out-of-memory killer does
