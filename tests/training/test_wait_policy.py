@@ -18,9 +18,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from trainkit_testing import make_context
+from trainkit_testing import isolated_backends, make_context
 
-from airflow_trainkit.training import backend as backend_module
 from airflow_trainkit.training.backend import JobPhase, JobStatus, TrainingBackend, register_backend
 
 SEQUENCES = {
@@ -79,10 +78,10 @@ class FaultyBackend(TrainingBackend):
 
 @pytest.fixture
 def faulty():
-    register_backend("faulty")(FaultyBackend)
     FaultyBackend.calls = 0
-    yield FaultyBackend
-    backend_module._REGISTRY.pop("faulty", None)
+    with isolated_backends():  # registered for this test only
+        register_backend("faulty")(FaultyBackend)
+        yield FaultyBackend
 
 
 class _ScriptedMlflow(BaseHTTPRequestHandler):

@@ -8,6 +8,7 @@ import time
 from enum import Enum
 
 import pytest
+from trainkit_testing import isolated_backends
 
 from airflow_trainkit.training.backend import JobPhase, JobStatus, TrainingBackend, register_backend
 from airflow_trainkit.training.spec import TrainingJobSpec
@@ -20,7 +21,6 @@ class ScriptedState(str, Enum):
     STOPPED = "Stopped"
 
 
-@register_backend("scripted")
 class ScriptedBackend(TrainingBackend):
     """A backend whose answers a test scripts: a fake remote service, not a mock of the trigger."""
 
@@ -55,7 +55,9 @@ class ScriptedBackend(TrainingBackend):
 @pytest.fixture
 def scripted():
     ScriptedBackend.script, ScriptedBackend.stops, ScriptedBackend.calls = [], [], 0
-    return ScriptedBackend
+    with isolated_backends():  # registered for this test only
+        register_backend("scripted")(ScriptedBackend)
+        yield ScriptedBackend
 
 
 async def collect(trigger: TrainingJobTrigger) -> list:
