@@ -21,6 +21,12 @@ PASSWORDS: dict[str, str] = {}
 class PasswordSQLiteDialect(SQLiteDialect_pysqlite):
     supports_statement_cache = True
 
+    @classmethod
+    def get_pool_class(cls, url: Any) -> Any:
+        # One connection per engine, as GX gives a sqlite:// URL: its query assets' temp tables
+        # live in one connection only.
+        return sa.pool.StaticPool
+
     def create_connect_args(self, url: Any) -> Any:
         cargs, cparams = super().create_connect_args(sa.engine.URL.create("sqlite", database=url.database))
         return cargs, {**cparams, "pw_user": url.username, "pw_password": url.password}
