@@ -3,16 +3,20 @@
 Writes are whole or not at all: local files are written to a temporary sibling and renamed;
 on object stores each object is put in one request and a folder of files gets its ``_SUCCESS``
 marker last, so a reader that checks for it never sees half a report.
+
+Two kinds of writes, by who may read them. Artifacts and reports (``write_bytes_atomic``,
+``write_folder_atomic``) honour the umask: others on the host, an MLflow server or a web server may
+read them. Job-control files (``write_private_atomic``, ``open_private_append``, ``make_private_dir``)
+may hold a handle or what a job prints, so they are 0600 in a 0700 directory, whatever the umask.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import tempfile
 import uuid
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlparse
 
 if TYPE_CHECKING:
@@ -21,6 +25,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 SUCCESS_MARKER = "_SUCCESS"
+# An artifact asks for what plain open() asks for and the umask trims it; private modes are exact.
+ARTIFACT_FILE_MODE = 0o666
+PRIVATE_FILE_MODE = 0o600
+PRIVATE_DIR_MODE = 0o700
 
 
 def is_local(uri: str) -> bool:
@@ -43,25 +51,66 @@ def join_uri(base: str, *parts: str) -> str:
 
 
 def write_bytes_atomic(uri: str, data: bytes) -> str:
-    """Write one file whole or not at all; returns the URI written."""
+    """Write one artifact or report file whole or not at all; returns the URI written.
+
+    A local file's mode honours the umask (0644 under umask 022).
+    """
     if is_local(uri):
-        path = local_path(uri)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return str(path)
+        return str(_replace_local(local_path(uri), data, private=False))
     target = _object_path(uri)
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)  # one PUT: object stores never show half an object
     return uri
+
+
+def write_private_atomic(path: str | Path, data: bytes) -> str:
+    """Write one job-control file whole or not at all, readable by its owner only (0600).
+
+    :raises ValueError: ``path`` is not local; private files never go to object storage.
+    """
+    if not is_local(str(path)):
+        raise ValueError(f"path {str(path)!r}: job-control files are local files, not object storage")
+    return str(_replace_local(local_path(str(path)), data, private=True))
+
+
+def open_private_append(path: str | Path) -> BinaryIO:
+    """Open a job-control file for appending, unbuffered, made (or tightened to) 0600."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
+    os.fchmod(fd, PRIVATE_FILE_MODE)  # a file left by an older version may be wider
+    return os.fdopen(fd, "ab", buffering=0)
+
+
+def make_private_dir(path: str | Path) -> Path:
+    """A directory only its owner can enter (0700): made if missing, tightened if it exists.
+
+    Missing parents are made as usual (umask): only ``path`` itself is private.
+    """
+    folder = Path(path)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
+    os.chmod(folder, PRIVATE_DIR_MODE)
+    return folder
+
+
+def _replace_local(path: Path, data: bytes, *, private: bool) -> Path:
+    """Write ``data`` to a temporary sibling of ``path`` and rename it into place."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    # os.open applies the umask to the mode, as open() does; tempfile.mkstemp would force 0600.
+    mode = PRIVATE_FILE_MODE if private else ARTIFACT_FILE_MODE
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            if private:
+                os.fchmod(fd, PRIVATE_FILE_MODE)  # exactly 0600, whatever the umask
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
 
 
 def write_folder_atomic(uri: str, files: Mapping[str, bytes | str]) -> str:
@@ -77,7 +126,9 @@ def write_folder_atomic(uri: str, files: Mapping[str, bytes | str]) -> str:
     if is_local(uri):
         final = local_path(uri)
         final.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}."))
+        # mkdir, not tempfile.mkdtemp (always 0700): a report folder honours the umask.
+        staging = final.with_name(f".{final.name}.{uuid.uuid4().hex[:12]}")
+        staging.mkdir()
         try:
             for name, data in payload.items():
                 (staging / name).parent.mkdir(parents=True, exist_ok=True)

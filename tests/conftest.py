@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -47,3 +48,13 @@ def onprem_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TRAINKIT_HOME", str(tmp_path / "trainkit"))
     monkeypatch.setenv("TRAINKIT_ONPREM_ROOT", str(tmp_path / "jobs"))
     return tmp_path / "jobs"
+
+
+@pytest.fixture
+def umask() -> Iterator[Callable[[int], int]]:
+    """``os.umask`` for one test (processes it starts inherit it); the umask is restored afterwards."""
+    saved = os.umask(0o022)
+    try:
+        yield os.umask
+    finally:
+        os.umask(saved)

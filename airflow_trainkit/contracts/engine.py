@@ -23,6 +23,7 @@ from airflow_trainkit.contracts.compile import (
     severity_of,
 )
 from airflow_trainkit.contracts.model import Contract
+from airflow_trainkit.sql import scrub
 
 if TYPE_CHECKING:
     import datetime as dt
@@ -200,7 +201,7 @@ def validate_sql(
         result = definition.run(result_format=RESULT_FORMAT)
         fingerprint = sql_fingerprint(url, data, is_table=is_table, hash_content=hash_content)
     except Exception as err:  # the cause is kept, scrubbed; the chain is dropped: it may hold the URL
-        raise OSError(f"cannot validate {label!r}: {_scrub(_short(str(err), 600), secrets)}") from None
+        raise OSError(f"cannot validate {label!r}: {scrub(_short(str(err), 600), secrets)}") from None
     result_dict = _json_safe(result.to_json_dict())
     html = render_data_docs(result)
     return _outcome(source, suite, result_dict, html, fingerprint, label, secrets=secrets)
@@ -350,11 +351,11 @@ def _outcome(
     }
     secrets = [s for s in secrets if s]
     return Outcome(
-        summary=_scrub(summary, secrets),
-        result=_scrub(result, secrets),
-        suite=_scrub(_json_safe(suite.to_json_dict()), secrets),
-        html=_scrub(html, secrets),
-        failed_checks=_scrub(failed, secrets),
+        summary=scrub(summary, secrets),
+        result=scrub(result, secrets),
+        suite=scrub(_json_safe(suite.to_json_dict()), secrets),
+        html=scrub(html, secrets),
+        failed_checks=scrub(failed, secrets),
     )
 
 
@@ -455,21 +456,6 @@ def _round(value: Any) -> Any:
 
 def _short(text: str, limit: int = _MAX_TEXT) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def _scrub(value: Any, secrets: Sequence[str]) -> Any:
-    """``value`` with every secret replaced by ``***``, in every string it holds."""
-    if not secrets:
-        return value
-    if isinstance(value, str):
-        for secret in sorted(secrets, key=len, reverse=True):
-            value = value.replace(secret, "***")
-        return value
-    if isinstance(value, dict):
-        return {_scrub(k, secrets): _scrub(v, secrets) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_scrub(v, secrets) for v in value]
-    return value
 
 
 def validate_for_demo(data_uri: str, contract_path: str, report_uri: str) -> dict[str, Any]:

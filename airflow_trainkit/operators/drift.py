@@ -7,7 +7,7 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any
 
-from airflow_trainkit._compat import AirflowSkipException, Asset, AssetAlias, BaseHook, BaseOperator
+from airflow_trainkit._compat import AirflowSkipException, Asset, AssetAlias, BaseOperator
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -20,8 +20,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ON_DRIFT = ("fail", "continue", "skip")
-# Drivers for Airflow connection types whose name is not SQLAlchemy's dialect name.
-_SQLALCHEMY_DRIVERS = {"postgres": "postgresql", "mssql": "mssql+pymssql", "mysql": "mysql+mysqldb"}
 
 
 def drift_asset(model_name: str) -> Asset:
@@ -228,31 +226,25 @@ def _table(source: str, conn_id: str | None, columns: list[str] | None) -> Table
 
 
 def read_sql(conn_id: str, sql: str) -> pd.DataFrame:
-    """Run ``sql`` on the Airflow connection ``conn_id`` through SQLAlchemy; no URL is ever logged."""
+    """Run ``sql`` on the Airflow connection ``conn_id`` through SQLAlchemy; no URL is ever logged.
+
+    The URL comes from the builder validation uses too, which masks the password in every spelling.
+    """
     import pandas as pd  # heavy: only when data is read
     import sqlalchemy
 
-    conn = BaseHook.get_connection(conn_id)
-    conn_type = (conn.conn_type or "").lower()
-    if not conn_type:
-        raise ValueError(f"connection {conn_id!r} has no conn_type")
-    if conn_type == "sqlite":
-        url = sqlalchemy.engine.URL.create("sqlite", database=conn.host or conn.schema or None)
-    else:
-        url = sqlalchemy.engine.URL.create(
-            _SQLALCHEMY_DRIVERS.get(conn_type, conn_type),
-            username=conn.login or None,
-            password=conn.password or None,
-            host=conn.host or None,
-            port=conn.port or None,
-            database=conn.schema or None,
-        )
-    engine = sqlalchemy.create_engine(url)
+    from airflow_trainkit.sql import masked_connection_url, scrub
+
+    url, secrets = masked_connection_url(conn_id)
+    engine = None
     try:
+        engine = sqlalchemy.create_engine(url)
         with engine.connect() as connection:
             return pd.read_sql(sqlalchemy.text(sql), connection)
     except sqlalchemy.exc.SQLAlchemyError as err:
-        cause = getattr(err, "orig", None) or err.__class__.__name__
+        # The cause, scrubbed; the chain is dropped: it may hold the URL.
+        cause = scrub(str(getattr(err, "orig", None) or err.__class__.__name__), secrets)
         raise OSError(f"cannot read SQL from connection {conn_id!r}: {cause}") from None
     finally:
-        engine.dispose()
+        if engine is not None:
+            engine.dispose()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Any
 
-from airflow_trainkit._compat import AirflowSkipException, BaseHook, BaseOperator, mask_secret
+from airflow_trainkit._compat import AirflowSkipException, BaseOperator
 from airflow_trainkit.exceptions import DataValidationFailed
 from airflow_trainkit.home import reports_dir
 
@@ -78,11 +78,9 @@ class ValidateDataOperator(BaseOperator):
         sql_url = None
         secrets: list[str] = []
         if self.conn_id:
-            from airflow_trainkit.contracts.sql import connection_url
+            from airflow_trainkit.sql import masked_connection_url
 
-            sql_url, secrets = connection_url(BaseHook.get_connection(self.conn_id))
-            for secret in secrets:
-                mask_secret(secret)
+            sql_url, secrets = masked_connection_url(self.conn_id)
         report_uri = self.report_uri or default_report_uri(context)
         outcome = validate(
             self.data,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_trainkit.backends.onprem import OnPremBackend
+from airflow_trainkit.backends.onprem import OnPremBackend, inherited_env
 from airflow_trainkit.exceptions import TrainingJobNotFound, TrainingJobUnreachable
 from airflow_trainkit.training.backend import JobPhase, get_backend
 from airflow_trainkit.training.spec import TrainingJobSpec
@@ -157,19 +157,85 @@ def test_a_gpu_job_on_a_host_without_gpus(backend, onprem_root):
     assert backend.log_tail("job-cpu") == ["devices=[]"]
 
 
-def test_inputs_are_checked_and_secrets_stay_with_the_worker(backend, tmp_path, monkeypatch):
+def test_inputs_are_checked_and_secrets_stay_with_the_worker(backend, onprem_root, tmp_path, monkeypatch):
     with pytest.raises(ValueError, match=r"spec.inputs\['train'\]: no such file or folder '/nope/train.csv'"):
         backend.validate(spec("true", inputs={"train": "/nope/train.csv"}))
     data = tmp_path / "train.csv"
     data.write_text("a\n1\n")
     monkeypatch.setenv("AIRFLOW_CONN_SECRET_DB", "postgresql://u:hunter22@db/x")
-    job = spec("env | sort", inputs={"train": f"file://{data}"}, env={"MY_SETTING": "1"})
+    monkeypatch.setenv("MY_SERVICE_API_KEY", "apikey-hunter23")
+    monkeypatch.setenv("MYSQL_PWD", "pwd-hunter24")
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p%40hunter25@h/db")
+    monkeypatch.setenv("MY_PLAIN_SETTING", "kept")
+    job = spec("env | sort", inputs={"train": f"file://{data}"}, env={"MY_SETTING": "spec-value-26"})
     backend.validate(job)
     backend.submit(job, "job-env")
     wait_for(backend, "job-env", lambda s: s.phase.terminal)
     env = "\n".join(backend.log_tail("job-env", 500))
-    assert f"TRAINKIT_INPUT_TRAIN=file://{data}" in env and "MY_SETTING=1" in env
-    assert "hunter22" not in env and "AIRFLOW_CONN_" not in env
+    assert f"TRAINKIT_INPUT_TRAIN=file://{data}" in env and "MY_SETTING=spec-value-26" in env
+    assert "MY_PLAIN_SETTING=kept" in env and "TRAINKIT_RUNNER_JOB_PYTHONPATH" not in env
+    assert "hunter2" not in env and "AIRFLOW_CONN_" not in env
+    # The environment reached the job through the spawn: none of it is in the job directory.
+    job_json = (onprem_root / "job-env" / "job.json").read_text()
+    assert "env" not in json.loads(job_json) and "spec-value-26" not in job_json and "PATH" not in job_json
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "inherited"),
+    [
+        ("PATH", "/usr/bin", True),
+        ("PWD", "/home/me", True),
+        ("HTTP_PROXY", "http://proxy:3128", True),
+        ("AIRFLOW__CORE__FERNET_KEY", "x", False),
+        ("AIRFLOW_VAR_ANY", "x", False),
+        ("OPENAI_API_KEY", "x", False),
+        ("DD_APIKEY", "x", False),
+        ("AWS_SECRET_ACCESS_KEY", "x", False),
+        ("SIGNING_KEY", "x", False),
+        ("MYSQL_PWD", "x", False),
+        ("LDAP_PASSWD", "x", False),
+        ("AZURE_STORAGE_CONNECTION_STRING", "x", False),
+        ("HF_TOKEN", "x", False),
+        ("DATABASE_URL", "postgresql://u:p%40ss@h/db", False),
+        ("HTTPS_PROXY", "http://user:pw@proxy:3128", False),
+    ],
+)
+def test_the_worker_environment_a_job_inherits(name, value, inherited):
+    assert (name in inherited_env({name: value})) is inherited
+
+
+def test_the_job_directory_is_private_and_the_artifacts_honour_the_umask(backend, onprem_root, umask):
+    umask(0o022)
+    write_artifact = (
+        "import os; from airflow_trainkit import storage; "
+        "storage.write_bytes_atomic(os.environ['TRAINKIT_OUTPUT_URI'] + '/model.json', b'{}'); print('trained')"
+    )
+    backend.submit(TrainingJobSpec.parse({"command": ["python", "-c", write_artifact]}), "job-modes")
+    done = wait_for(backend, "job-modes", lambda s: s.phase.terminal)
+    assert done.state == "SUCCEEDED", backend.log_tail("job-modes")
+    backend.submit(spec("sleep 30"), "job-stopped")
+    wait_for(backend, "job-stopped", lambda s: s.state == "RUNNING")
+    backend.stop("job-stopped")
+    wait_for(backend, "job-stopped", lambda s: s.phase.terminal)
+
+    def mode(path: Path) -> int:
+        return path.stat().st_mode & 0o777
+
+    files = {}
+    for job_id in ("job-modes", "job-stopped"):
+        job_dir = onprem_root / job_id
+        assert mode(job_dir) == 0o700
+        files.update({f"{job_id}/{p.name}": mode(p) for p in job_dir.iterdir() if p.is_file()})
+    assert files == {
+        f"{job_id}/{name}": 0o600
+        for job_id, names in {
+            "job-modes": ["job.json", "state.json", "runner.json", "output.log"],
+            "job-stopped": ["job.json", "state.json", "runner.json", "stop.json", "output.log"],
+        }.items()
+        for name in names
+    }
+    artifact = Path(done.output_uri, "model.json")
+    assert (mode(artifact), mode(artifact.parent)) == (0o644, 0o755)
 
 
 def test_python_runs_the_workers_own_interpreter(backend):

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from airflow_trainkit._compat import BaseHook
-from airflow_trainkit.contracts.sql import connection_url
 from airflow_trainkit.exceptions import DataValidationFailed
 from airflow_trainkit.operators.validation import ValidateDataOperator
+from airflow_trainkit.sql import connection_url
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -161,33 +161,3 @@ def test_credentials_never_reach_the_error_or_the_log(
         or password not in repr(info.value.__context__)
     )
     assert not (tmp_path / "r").exists()
-
-
-def test_connection_url_lists_its_secrets() -> None:
-    conn = SimpleNamespace(
-        conn_id="c",
-        conn_type="postgres",
-        host="db",
-        port=5432,
-        login="u",
-        password="p@ss word",
-        schema="x",
-        extra_dejson={"sslmode": "require"},
-    )
-    url, secrets = connection_url(conn)
-    assert url.startswith("postgresql://u:p%40ss") and url.endswith("word@db:5432/x?sslmode=require")
-    assert "p@ss word" in secrets and url in secrets
-    assert url[len("postgresql://u:") : url.index("@db")] in secrets  # the password as the URL spells it
-    sqlite = SimpleNamespace(
-        conn_id="s",
-        conn_type="sqlite",
-        host="",
-        port=None,
-        login=None,
-        password=None,
-        schema="/tmp/x.db",
-        extra_dejson={},
-    )
-    assert connection_url(sqlite) == ("sqlite:////tmp/x.db", ["sqlite:////tmp/x.db"])
-    with pytest.raises(ValueError, match="type 'http'.*sqlalchemy_scheme"):
-        connection_url(SimpleNamespace(conn_id="h", conn_type="http", extra_dejson={}))

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 from model_output import FEATURES, training_result
 
@@ -26,6 +24,11 @@ def test_embedded_register_promote_load(model_folders, monkeypatch, tmp_path):
 
     monkeypatch.setenv("TRAINKIT_HOME", str(tmp_path))
     monkeypatch.delenv("AIRFLOW_CONN_TRAINKIT_MLFLOW_DEFAULT", raising=False)
+    # MLflow's process-wide default store is ./mlflow.db (and ./mlruns): whatever reaches it instead
+    # of our client's store (a models:/ version source did) writes into the current folder.
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    monkeypatch.chdir(workdir)
     folder, metrics = model_folders["good"]
     registered = RegisterModelOperator(
         task_id="register", model_name="churn", training_result=training_result(folder, metrics, "job-e")
@@ -38,7 +41,7 @@ def test_embedded_register_promote_load(model_folders, monkeypatch, tmp_path):
         thresholds={"auc_roc": 0.7, "f1_weighted": 0.7, "log_loss": 0.45},
     ).execute({"ti": _TI()})
     assert decision["passed"]
-    assert not os.path.exists("mlruns")
+    assert list(workdir.iterdir()) == []
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(registered["tracking_uri"])
     try:

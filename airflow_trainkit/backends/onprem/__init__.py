@@ -4,7 +4,8 @@ Each job has a directory ``<root>/<job id>/`` with ``job.json`` (what to run), `
 (written by the runner), ``stop.json`` (a stop request) and ``output.log``. Everything the
 backend knows it reads from there, so a retry, a restarted worker or the triggerer finds a job
 again by its name alone; the triggerer must therefore see the same root (same host or a shared
-folder).
+folder). The job directory is private (0700, its files 0600) and holds no environment: the job's
+environment goes to the runner process directly when it is spawned.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from airflow_trainkit.training.capabilities import Capabilities
 from airflow_trainkit.training.pricing import BackendPricing
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from pathlib import Path
 
     from airflow_trainkit.backends.onprem.transport import Transport
@@ -34,10 +36,15 @@ if TYPE_CHECKING:
 ROOT_MARKER = ".trainkit-onprem-root"
 # A runner that has not written its pid this long after submit is taken as lost.
 RUNNER_START_GRACE_SECONDS = 60.0
-# Worker environment the job must not inherit: connections, variables and Airflow's own config.
+# Worker environment the job must not inherit: Airflow's connections, variables and config, and
+# whatever is named like a credential. A job that needs one gets it through spec.env.
 _SECRET_ENV = re.compile(
-    r"^(AIRFLOW_CONN_|AIRFLOW_VAR_|AIRFLOW__)|SECRET|PASSWORD|TOKEN|CREDENTIAL", re.IGNORECASE
+    r"^(AIRFLOW_CONN_|AIRFLOW_VAR_|AIRFLOW__)|SECRET|PASSWORD|PASSWD|_PWD$|PASSPHRASE|TOKEN|CREDENTIAL"
+    r"|API_?KEY|ACCESS_?KEY|PRIVATE_?KEY|_KEY$|CONNECTION_?STRING|COOKIE",
+    re.IGNORECASE,
 )
+# ... and whatever holds a URL with a password in it (postgresql://user:pass@host/db).
+_URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:[^/@\s]*@")
 
 
 class OnPremState(str, Enum):
@@ -145,6 +152,7 @@ class OnPremBackend(TrainingBackend):
         self, spec: TrainingJobSpec, job: JobRef | str, identity: JobIdentity | None = None
     ) -> JobStatus:
         from airflow_trainkit import storage
+        from airflow_trainkit.backends.onprem.runner import JOB_PYTHONPATH_VAR
         from airflow_trainkit.backends.onprem.transport import process_start_ticks
         from airflow_trainkit.home import artifacts_dir
 
@@ -153,12 +161,13 @@ class OnPremBackend(TrainingBackend):
         job_dir = self.root / job_id
         if self.transport.exists(job_dir / "job.json"):
             raise FileExistsError(f"on-prem job {job_id!r} exists already in {job_dir}")
+        self.transport.make_private_dir(job_dir)
         self.transport.make_dirs(job_dir / "work")
         self.transport.write_text_atomic(self.root / ROOT_MARKER, "trainkit on-prem job root\n")
         output_uri = spec.output_uri or str(artifacts_dir() / job_id)
         if storage.is_local(output_uri):
             storage.local_path(output_uri).mkdir(parents=True, exist_ok=True)
-        env = {k: v for k, v in os.environ.items() if not _SECRET_ENV.search(k)}
+        env = inherited_env(os.environ)
         env.update(spec.env)
         env.update(
             {
@@ -180,7 +189,6 @@ class OnPremBackend(TrainingBackend):
             "root": str(self.root),
             "workdir": str(job_dir / "work"),
             "command": command,
-            "env": env,
             "gpu_count": gpu_count,
             "host_gpus": self.host_gpus() if gpu_count else [],
             "max_runtime": spec.max_runtime,
@@ -194,10 +202,15 @@ class OnPremBackend(TrainingBackend):
             job_dir / "state.json",
             json.dumps({"state": OnPremState.PENDING.value, "submitted_at": now, "message": "starting"}),
         )
+        # The environment travels with the spawn only; the runner hands it to the command.
         pid = self.transport.spawn_detached(
             [sys.executable, "-m", "airflow_trainkit.backends.onprem.runner", str(job_dir)],
             cwd=job_dir,
-            env={**env, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},
+            env={
+                **env,
+                "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+                JOB_PYTHONPATH_VAR: env.get("PYTHONPATH", ""),
+            },
         )
         self.transport.write_text_atomic(
             job_dir / "runner.json", json.dumps({"pid": pid, "start_ticks": process_start_ticks(pid)})
@@ -295,6 +308,13 @@ class OnPremBackend(TrainingBackend):
     def log_tail(self, job: JobRef | str, lines: int = 50) -> list[str]:
         text = self.transport.read_text(self.root / self.ref(job).job_name / "output.log") or ""
         return text.splitlines()[-lines:]
+
+
+def inherited_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The part of the worker's environment a job inherits: no Airflow secret, no credential."""
+    return {
+        k: v for k, v in environ.items() if not _SECRET_ENV.search(k) and not _URL_WITH_PASSWORD.search(v)
+    }
 
 
 def _utcnow() -> str:

@@ -4,6 +4,8 @@ It is started detached by the backend, takes the GPUs the job needs (one lock fi
 starts the command in a process group of its own, enforces the runtime limit, forwards a stop
 as SIGTERM to the group and escalates to SIGKILL after the grace period, and records the outcome
 in ``state.json``. It is the only writer of that file once it runs.
+
+The command gets the runner's own environment, as the backend spawned it: ``job.json`` holds none.
 """
 
 from __future__ import annotations
@@ -17,13 +19,18 @@ import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_trainkit.backends.onprem.transport import parse_gpu_list, process_start_ticks
-from airflow_trainkit.storage import write_bytes_atomic
+from airflow_trainkit.storage import open_private_append, write_private_atomic
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 POLL_SECONDS = 0.5
 GPU_WAIT_SECONDS = 2.0
+# The job's own PYTHONPATH ("" for none): the runner is spawned with the worker's, to import trainkit.
+JOB_PYTHONPATH_VAR = "TRAINKIT_RUNNER_JOB_PYTHONPATH"
 
 
 def utcnow() -> str:
@@ -40,7 +47,7 @@ class Runner:
 
     def write_state(self, **changes: Any) -> None:
         self.state.update(changes)
-        write_bytes_atomic(str(self.job_dir / "state.json"), json.dumps(self.state, indent=1).encode())
+        write_private_atomic(self.job_dir / "state.json", json.dumps(self.state, indent=1).encode())
 
     def stop_request(self) -> dict[str, Any] | None:
         path = self.job_dir / "stop.json"
@@ -64,10 +71,10 @@ class Runner:
         gpus = self.take_gpus()
         if gpus is None:
             return 0
-        env = dict(self.job["env"])
+        env = job_env(os.environ)
         env["CUDA_VISIBLE_DEVICES"] = ",".join(g["index"] for g in gpus)
         env["TRAINKIT_GPU_COUNT"] = str(len(gpus))
-        log = open(self.job_dir / "output.log", "ab", buffering=0)  # noqa: SIM115 - child writes to it
+        log = open_private_append(self.job_dir / "output.log")  # the child writes to it
         try:
             child = subprocess.Popen(
                 self.job["command"],
@@ -190,6 +197,17 @@ class Runner:
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         self.stop_signalled = True
+
+
+def job_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The command's environment: the runner's, less what only the runner needed."""
+    env = dict(environ)
+    job_pythonpath = env.pop(JOB_PYTHONPATH_VAR, "")
+    if job_pythonpath:
+        env["PYTHONPATH"] = job_pythonpath
+    else:
+        env.pop("PYTHONPATH", None)
+    return env
 
 
 def _killpg(pgid: int, sig: int) -> None:

@@ -19,9 +19,15 @@ class Transport(Protocol):
 
     def read_text(self, path: Path) -> str | None: ...
 
-    def write_text_atomic(self, path: Path, text: str) -> None: ...
+    def write_text_atomic(self, path: Path, text: str) -> None:
+        """Write a job-control file whole, readable by its owner only (0600)."""
+        ...
 
     def make_dirs(self, path: Path) -> None: ...
+
+    def make_private_dir(self, path: Path) -> None:
+        """Make a directory only its owner can enter (0700): a job's directory."""
+        ...
 
     def exists(self, path: Path) -> bool: ...
 
@@ -44,19 +50,25 @@ class LocalTransport:
             return None
 
     def write_text_atomic(self, path: Path, text: str) -> None:
-        from airflow_trainkit.storage import write_bytes_atomic
+        from airflow_trainkit.storage import write_private_atomic
 
-        write_bytes_atomic(str(path), text.encode())
+        write_private_atomic(path, text.encode())
 
     def make_dirs(self, path: Path) -> None:
         path.mkdir(parents=True, exist_ok=True)
+
+    def make_private_dir(self, path: Path) -> None:
+        from airflow_trainkit.storage import make_private_dir
+
+        make_private_dir(path)
 
     def exists(self, path: Path) -> bool:
         return path.exists()
 
     def spawn_detached(self, argv: list[str], *, cwd: Path, env: dict[str, str]) -> int:
-        # Own session, so the job survives the task process; stdio never inherited, or the
-        # LocalExecutor keeps the slot for 60 s after the task exits ("open sockets").
+        # The environment goes to the process directly, never through a file. Own session, so the
+        # job survives the task process; stdio never inherited, or the LocalExecutor keeps the slot
+        # for 60 s after the task exits ("open sockets").
         process = subprocess.Popen(
             argv,
             cwd=cwd,

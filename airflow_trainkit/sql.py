@@ -1,8 +1,15 @@
-"""A SQLAlchemy URL from an Airflow connection, and the secrets to keep out of logs and reports."""
+"""A SQLAlchemy URL from an Airflow connection, and the secrets to keep out of logs and reports.
+
+The one URL builder of every SQL source (data validation, drift windows): the password is masked
+both as written and as the URL spells it, which a builder of its own would forget.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 # Airflow connection type -> SQLAlchemy dialect (with its usual driver). A connection's extra may
 # name another with ``sqlalchemy_scheme`` (the common.sql convention), e.g. ``postgresql+psycopg``.
@@ -71,3 +78,33 @@ def connection_url(conn: Any) -> tuple[str, list[str]]:
         in_url = rendered[len(prefix) : len(rendered) - len(suffix)]
         secrets += [v for v in {in_url, quote_plus(conn.password), quote(conn.password, safe="")} if v]
     return rendered, secrets
+
+
+def masked_connection_url(conn_id: str) -> tuple[str, list[str]]:
+    """``(url, secrets)`` for the connection ``conn_id``, every secret already given to Airflow's
+    secrets masker (so no task log shows it); pass ``secrets`` to :func:`scrub` for what is stored.
+
+    :raises ValueError: the connection type has no SQLAlchemy dialect known here.
+    """
+    from airflow_trainkit._compat import BaseHook, mask_secret
+
+    url, secrets = connection_url(BaseHook.get_connection(conn_id))
+    for secret in secrets:
+        mask_secret(secret)
+    return url, secrets
+
+
+def scrub(value: Any, secrets: Sequence[str]) -> Any:
+    """``value`` with every secret replaced by ``***``, in every string it holds."""
+    secrets = [s for s in secrets if s]
+    if not secrets:
+        return value
+    if isinstance(value, str):
+        for secret in sorted(secrets, key=len, reverse=True):
+            value = value.replace(secret, "***")
+        return value
+    if isinstance(value, dict):
+        return {scrub(k, secrets): scrub(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub(v, secrets) for v in value]
+    return value
