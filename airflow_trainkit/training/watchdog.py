@@ -123,6 +123,8 @@ def watch(stream: Any) -> int:
     from airflow_trainkit.training.backend import JobRef, get_backend
 
     ref = JobRef.from_dict(config["ref"])
+    # Import the backend (and Airflow) now, while the task is alive, so a stop is not seconds late.
+    backend = get_backend(ref.backend)(config.get("conn_id"))
     rest = stream.read()  # blocks until the task writes "done" and closes, or dies
     if rest.strip() == DONE.strip():
         return 0
