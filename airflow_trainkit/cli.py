@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMAND_MODULES = [
@@ -33,6 +34,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as err:
         print(f"trainkit: {err}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`trainkit ... | head`): stop quietly. Python would report the pipe
+        # again when it flushes stdout at exit, so point stdout at /dev/null first.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # what a shell reports for a command ended by SIGPIPE
 
 
 if __name__ == "__main__":

@@ -32,11 +32,14 @@ def actual_cost(
     """What a finished (or failed) training run cost, from its result dict.
 
     :param result: the training result (``backend``, ``billable_seconds`` or ``started_at``/``ended_at``,
-        ``instance_type``, ``instance_count``, ``spot``, ``accelerator``, ``details``).
+        ``instance_type``, ``instance_count``, ``spot``, ``accelerator``, ``details``, ``region``). The
+        price row of the region the job ran in is used; a result without a region (earlier releases)
+        is priced in the backend's default region, with a warning.
     :param catalog: prices to use (default :func:`load_catalog` with ``onprem`` settings).
-    :return: ``{"amount", "currency", "billable_seconds", "minimum_billed_seconds", "billable_hours",
-        "hourly_price", "pricing", "price_row", "price_rows", "basis", "warnings"}``, or ``None`` when
-        the backend declares no pricing, the instance has no price, or the run has no time to bill.
+    :return: ``{"amount", "currency", "region", "billable_seconds", "minimum_billed_seconds",
+        "billable_hours", "hourly_price", "pricing", "price_row", "price_rows", "basis", "warnings"}``,
+        or ``None`` when the backend declares no pricing, the instance has no price in the region the
+        job ran in (logged as a warning), or the run has no time to bill.
         ``billable_hours`` is what is billed: at least the backend's minimum billed seconds.
     :raises ValueError: ``result`` is not a training result (the message names the field and value).
     """
@@ -69,19 +72,29 @@ def actual_cost(
         return None
     rule = entry.pricing
     cat = catalog if catalog is not None else load_catalog(onprem=onprem)
-    priced = _price_rows(rule, result, cat)
+    warnings: list[str] = []
+    region = result.get("region") if rule.rows == "catalog" else None
+    if region is not None and not isinstance(region, str):
+        raise ValueError(f"result.region must be a region name, got {region!r}")
+    if region is None and rule.rows == "catalog" and rule.default_region:
+        region = rule.default_region
+        warnings.append(
+            f"the result names no region: priced in {region}, the {backend} backend's default region"
+        )
+    priced = _price_rows(rule, result, cat, region)
     if priced is None:
-        log.info(
-            "No cost for %s job %s: no price for instance %s in %s",
+        log.warning(
+            "No cost for %s job %s: no price for %s %s%s in %s",
             backend,
             result.get("job_id"),
+            backend,
             result.get("instance_type"),
+            f" in {region}" if region else "",
             cat.path,
         )
         return None
     spot = bool(result.get("spot"))
     day = today or date.today()
-    warnings: list[str] = []
     for row, _ in priced:
         warnings.extend(row_warnings(row, today=day, max_age=max_age_days(max_age)))
     on_demand = sum(row.on_demand_per_hour * share for row, share in priced)
@@ -95,14 +108,15 @@ def actual_cost(
     return {
         "amount": round(hours * hourly * count, 6),
         "currency": priced[0][0].currency,
+        "region": priced[0][0].region,
         "billable_seconds": seconds,
         "minimum_billed_seconds": rule.minimum_billed_seconds,
         "billable_hours": round(hours, 6),
         "instance_count": count,
         "hourly_price": round(hourly, 6),
         "pricing": "spot" if spot else "on_demand",
-        "price_row": priced[0][0].provenance(),
-        "price_rows": [row.provenance() for row, _ in priced],
+        "price_row": priced[0][0].cited(),
+        "price_rows": [row.cited() for row, _ in priced],
         "basis": rule.basis
         + (
             f"; at least {rule.minimum_billed_seconds:g} s billed per run"
@@ -144,9 +158,10 @@ def _accelerator(result: Mapping[str, Any]) -> Accelerator | None:
 
 
 def _price_rows(
-    pricing: BackendPricing, result: Mapping[str, Any], catalog: Catalog
+    pricing: BackendPricing, result: Mapping[str, Any], catalog: Catalog, region: str | None
 ) -> list[tuple[PriceRow, float]] | None:
-    """The rows that price one instance of this run and the share of each, or ``None``."""
+    """The rows that price one instance of this run (in ``region`` when given) and the share of
+    each, or ``None``."""
     instance_type = result.get("instance_type")
     details = result.get("details") or {}
     key, table = pricing.catalog_key, pricing.instance_table
@@ -154,7 +169,9 @@ def _price_rows(
         return _gpu_share_rows(key, instance_type, details, _accelerator(result), catalog)
     if not instance_type:
         return None
-    row = catalog.find(key, instance_type)
+    row = catalog.find(key, instance_type, kind="instance", region=region) or catalog.find(
+        key, instance_type, kind="machine", region=region
+    )
     if row is None:
         return None
     if row.kind == "instance":
@@ -172,7 +189,7 @@ def _price_rows(
             return None
     rows: list[tuple[PriceRow, float]] = [(row, 1.0)]
     if accelerator_type:
-        gpu = catalog.find(key, accelerator_type, kind="accelerator")
+        gpu = catalog.find(key, accelerator_type, kind="accelerator", region=row.region)
         if gpu is None:
             return None
         rows.append((gpu, float(gpus or (accelerator.count if accelerator else 1))))

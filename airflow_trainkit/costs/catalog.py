@@ -1,5 +1,9 @@
 """The price catalog: one CSV row per (provider, service, region, instance type), each with its provenance.
 
+Every row says where its figure comes from (``source``), how sure it is (``provenance``: published,
+observed, derived, unverified) and when the figure was published or observed (``as_of``; empty, with
+the snapshot described in ``note``, when no date can be recovered).
+
 Stdlib only (csv), so ``trainkit costs`` works from the core install. Which file is read, first match wins:
 an explicit path, ``$TRAINKIT_PRICE_CATALOG``, the refreshed ``<trainkit home>/costs/price_catalog.csv``,
 then the snapshot shipped with the package. On-prem rows are computed from the on-prem cost settings.
@@ -31,6 +35,12 @@ CATALOG_ENV = "TRAINKIT_PRICE_CATALOG"
 MAX_AGE_ENV = "TRAINKIT_PRICE_MAX_AGE_DAYS"
 DEFAULT_MAX_AGE_DAYS = 90
 KINDS = ("instance", "machine", "accelerator")
+# How sure a figure is, surest first: a price page or API answer with its date; a dated third-party
+# capture; computed from such figures by a rule stated in the row's note; no cited source. Rows made
+# from your own cost settings (on-prem) are "settings".
+PROVENANCES = ("published", "observed", "derived", "unverified", "settings")
+# Columns a catalog written by an earlier release lacks; their rows read as unverified.
+OPTIONAL_COLUMNS = {"provenance": "unverified", "note": ""}
 COLUMNS = (
     "provider",
     "service",
@@ -47,6 +57,8 @@ COLUMNS = (
     "as_of",
     "source",
     "retired_after",
+    "provenance",
+    "note",
 )
 
 
@@ -54,7 +66,11 @@ COLUMNS = (
 class PriceRow:
     """One priced thing. ``kind`` is ``instance`` (a whole machine with its GPUs), or, for Vertex AI,
     ``machine`` (the machine type alone) or ``accelerator`` (one GPU of ``instance_type``, e.g.
-    ``NVIDIA_TESLA_T4``), which a quote adds together."""
+    ``NVIDIA_TESLA_T4``), which a quote adds together.
+
+    ``as_of`` is the day the figure was published or observed, ``None`` when no date can be recovered
+    (then ``note`` describes the snapshot); ``provenance`` is one of :data:`PROVENANCES` and ``note``
+    says how a derived figure was computed, or what an undated snapshot is."""
 
     provider: str
     service: str
@@ -68,23 +84,27 @@ class PriceRow:
     on_demand_per_hour: float
     spot_per_hour: float | None
     currency: str
-    as_of: date
+    as_of: date | None
     source: str
     retired_after: date | None = None
+    provenance: str = "unverified"
+    note: str = ""
 
     @property
     def key(self) -> tuple[str, str, str, str]:
         return (self.provider, self.service, self.region, self.instance_type)
 
-    def provenance(self) -> dict[str, Any]:
+    def cited(self) -> dict[str, Any]:
         """The short form carried in quotes and actual costs."""
         return {
             "provider": self.provider,
             "service": self.service,
             "region": self.region,
             "instance_type": self.instance_type,
-            "as_of": self.as_of.isoformat(),
+            "as_of": self.as_of.isoformat() if self.as_of else None,
             "source": self.source,
+            "provenance": self.provenance,
+            "note": self.note,
         }
 
     def to_csv_row(self) -> dict[str, str]:
@@ -97,13 +117,14 @@ class PriceRow:
             elif isinstance(value, date):
                 out[column] = value.isoformat()
             elif isinstance(value, float):
-                out[column] = f"{value:.6g}" if value < 1e6 else repr(value)
+                out[column] = f"{value:.10g}"
             else:
                 out[column] = str(value)
         return out
 
-    def age_days(self, today: date) -> int:
-        return (today - self.as_of).days
+    def age_days(self, today: date) -> int | None:
+        """Days since the figure was published or observed; ``None`` when it carries no date."""
+        return (today - self.as_of).days if self.as_of else None
 
     def retired_on(self, today: date) -> bool:
         return self.retired_after is not None and today > self.retired_after
@@ -119,15 +140,27 @@ class Catalog:
     def for_provider(self, provider: str) -> list[PriceRow]:
         return [row for row in self.rows if row.provider == provider]
 
-    def find(self, provider: str, instance_type: str, *, kind: str | None = None) -> PriceRow | None:
-        """The row of ``instance_type`` on ``provider`` (first region in the file), or ``None``."""
+    def find(
+        self, provider: str, instance_type: str, *, kind: str | None = None, region: str | None = None
+    ) -> PriceRow | None:
+        """The row of ``instance_type`` on ``provider`` in ``region`` (any region: the first in the
+        file), or ``None``."""
         for row in self.rows:
-            if row.provider == provider and row.instance_type == instance_type and kind in (None, row.kind):
+            if (
+                row.provider == provider
+                and row.instance_type == instance_type
+                and kind in (None, row.kind)
+                and region in (None, row.region)
+            ):
                 return row
         return None
 
     def providers(self) -> list[str]:
         return list(dict.fromkeys(row.provider for row in self.rows))
+
+    def regions(self, provider: str) -> list[str]:
+        """The regions ``provider`` has rows in, in file order."""
+        return list(dict.fromkeys(row.region for row in self.rows if row.provider == provider))
 
     def with_rows(self, rows: Iterable[PriceRow], *, path: str | None = None) -> Catalog:
         return Catalog(rows=(*self.rows, *rows), path=path or self.path)
@@ -188,7 +221,7 @@ def parse_catalog(text: str, *, source: str, keys: Collection[str] | None = None
     """
     reader = csv.DictReader(io.StringIO(text))
     header = reader.fieldnames or []
-    missing = [c for c in COLUMNS if c not in header]
+    missing = [c for c in COLUMNS if c not in header and c not in OPTIONAL_COLUMNS]
     if missing:
         raise ValueError(f"price catalog {source}: missing column(s) {', '.join(missing)}")
     known = declared_keys() if keys is None else keys
@@ -232,7 +265,7 @@ def row_from_mapping(
         return f"price catalog {source}: row {line}, column {column}"
 
     def text(column: str, *, required: bool = True) -> str:
-        value = raw.get(column)
+        value = raw.get(column, OPTIONAL_COLUMNS.get(column))
         value = "" if value is None else str(value).strip()
         if required and not value:
             raise ValueError(f"{where(column)}: a value is required")
@@ -284,6 +317,18 @@ def row_from_mapping(
             raise ValueError(
                 f"{where('gpu_count')}: must be at least 1 when gpu_model is set, got {gpu_count:g}"
             )
+    provenance = text("provenance", required=False) or "unverified"
+    if provenance not in PROVENANCES:
+        raise ValueError(
+            f"{where('provenance')}: unknown provenance {provenance!r}; known: {', '.join(PROVENANCES)}"
+        )
+    as_of = day("as_of", required=False)
+    note = text("note", required=False)
+    if as_of is None and not note:
+        raise ValueError(
+            f"{where('as_of')}: empty; give the day the figure was published or observed, or say in "
+            "column note which snapshot it comes from"
+        )
     return PriceRow(
         provider=provider,
         service=text("service"),
@@ -297,9 +342,11 @@ def row_from_mapping(
         on_demand_per_hour=number("on_demand_per_hour") or 0.0,
         spot_per_hour=number("spot_per_hour", required=False),
         currency=text("currency").upper(),
-        as_of=day("as_of") or date.min,
+        as_of=as_of,
         source=text("source"),
         retired_after=day("retired_after", required=False),
+        provenance=provenance,
+        note=note,
     )
 
 
@@ -338,12 +385,25 @@ def max_age_days(value: int | float | str | None = None) -> int:
 
 
 def row_warnings(row: PriceRow, *, today: date, max_age: int) -> list[str]:
-    """Warnings every quote or cost that uses ``row`` carries: stale price, retired size."""
+    """Warnings every quote or cost that uses ``row`` carries: unverified, undated or stale price,
+    retired size."""
     warnings = []
-    age = row.age_days(today)
-    if age > max_age:
+    what = f"{row.provider} {row.instance_type} ({row.region})"
+    if row.provenance == "unverified":
         warnings.append(
-            f"stale price: {row.provider} {row.instance_type} is priced as of {row.as_of.isoformat()} "
+            f"unverified price: no cited source gives {what} this figure ({row.note or row.source})"
+        )
+    age = row.age_days(today)
+    if row.provenance == "settings":
+        pass  # your own cost settings: their date is yours to keep
+    elif age is None:
+        warnings.append(
+            f"undated price: the {row.provenance} figure for {what} has no recoverable date; "
+            "run `trainkit costs refresh` where the price APIs are reachable"
+        )
+    elif age > max_age:
+        warnings.append(
+            f"stale price: {row.provider} {row.instance_type} is priced as of {row.as_of.isoformat() if row.as_of else '-'} "
             f"({age} days old, more than {max_age}); run `trainkit costs refresh`"
         )
     if row.retired_after is not None:
@@ -359,6 +419,12 @@ def row_warnings(row: PriceRow, *, today: date, max_age: int) -> list[str]:
     return warnings
 
 
+def weakest_provenance(rows: Iterable[PriceRow]) -> str:
+    """The least sure provenance among ``rows`` (settings count as sure as published)."""
+    order = {"settings": 0, **{name: i for i, name in enumerate(PROVENANCES[:4])}}
+    return max((row.provenance for row in rows), key=lambda p: order.get(p, len(order)), default="unverified")
+
+
 def replace_rows(
     current: Sequence[PriceRow], new: Sequence[PriceRow], providers: Iterable[str]
 ) -> list[PriceRow]:
@@ -370,6 +436,7 @@ def replace_rows(
 
 __all__ = [
     "COLUMNS",
+    "PROVENANCES",
     "Catalog",
     "PriceRow",
     "catalog_csv",
@@ -381,5 +448,6 @@ __all__ = [
     "refreshed_catalog_path",
     "row_from_mapping",
     "row_warnings",
+    "weakest_provenance",
     "write_catalog",
 ]

@@ -18,9 +18,31 @@ def register(subparsers: Any) -> None:
     commands = parser.add_subparsers(dest="costs_command", required=True)
 
     compare = commands.add_parser("compare", help="quote one training job on every priced backend")
-    compare.add_argument("--accelerator", help="GPUs per instance, e.g. T4:1, V100:1, A100:8, gpu:1")
     compare.add_argument(
-        "--instance-type", help="an explicit instance type instead of (or with) --accelerator"
+        "--accelerator", help="GPUs per instance, e.g. T4:1, V100:1, A100:8, gpu:1; cpu (or none) for no GPU"
+    )
+    compare.add_argument(
+        "--instance-type",
+        nargs="+",
+        metavar="TYPE",
+        help="an explicit instance type for every backend, or BACKEND=TYPE pairs (e.g. "
+        "sagemaker=ml.m5.2xlarge vertex_ai=n1-standard-8), instead of (or with) --accelerator",
+    )
+    compare.add_argument(
+        "--vcpus", help="a CPU-only job: the vCPUs it needs (the cheapest machine with at least that many)"
+    )
+    compare.add_argument("--memory-gib", help="a CPU-only job: the memory it needs, in GiB")
+    compare.add_argument(
+        "--region",
+        nargs="+",
+        metavar="REGION",
+        help="where to price: a geography (us, eu, asia; each backend maps it to one of its regions) "
+        "and/or BACKEND=REGION pairs (default: each backend's default region)",
+    )
+    compare.add_argument(
+        "--region-from-connections",
+        action="store_true",
+        help="read each backend's region from its Airflow connection (aws_default, google_cloud_default)",
     )
     compare.add_argument("--instance-count", type=int, default=1, help="instances (default 1)")
     compare.add_argument("--hours", help="expected hours of training")
@@ -61,6 +83,8 @@ def register(subparsers: Any) -> None:
 
     show = commands.add_parser("catalog", help="show which catalog is in force and its rows")
     show.add_argument("--backend", help="only this backend's rows")
+    show.add_argument("--region", help="only the rows of this region")
+    show.add_argument("--notes", action="store_true", help="also print each row's source and note")
     show.add_argument("--provider", help="deprecated: use --backend")
     show.set_defaults(func=_show)
 
@@ -81,9 +105,11 @@ def _renamed(args: argparse.Namespace, old: str, new: str) -> Any:
 def _compare(args: argparse.Namespace) -> int:
     from airflow_trainkit.costs.catalog import load_catalog
     from airflow_trainkit.costs.quotes import format_quote_table, quote_job
+    from airflow_trainkit.costs.regions import parse_region_args
     from airflow_trainkit.training.pricing import pricing_registry
 
     registry = pricing_registry()
+    regions = parse_region_args(args.region)
     if args.pick_from is not None:  # a name that is not installed fails before anything is read
         registry.check_names("pick_from", args.pick_from)
     backends = _renamed(args, "providers", "backends")
@@ -97,7 +123,7 @@ def _compare(args: argparse.Namespace) -> int:
         "allow_spot_without_checkpoint": True,  # a quote runs nothing, so needs no checkpoint
     }
     if args.instance_type:
-        spec["instance_type"] = args.instance_type
+        spec["instance_type"] = _instance_types(args.instance_type, registry)
     catalog = load_catalog(args.catalog, onprem=args.onprem)
     table = quote_job(
         spec,
@@ -109,6 +135,10 @@ def _compare(args: argparse.Namespace) -> int:
         catalog=catalog,
         max_age=args.max_age_days,
         registry=registry,
+        regions=regions,
+        region_conn_ids=True if args.region_from_connections else None,
+        vcpus=args.vcpus,
+        memory_gib=args.memory_gib,
     )
     if args.json:
         print(json.dumps(table.to_dict(), indent=1))
@@ -116,8 +146,10 @@ def _compare(args: argparse.Namespace) -> int:
         print(format_quote_table(table))
         if table.cheapest is not None:
             cheapest = table.cheapest
+            basis = f" ({cheapest.provenance} figure, see caveat)" if table.cheapest_caveat else ""
             print(
-                f"\ncheapest: {cheapest.backend} {cheapest.instance_type}: {cheapest.total:.2f} {cheapest.currency}"
+                f"\ncheapest: {cheapest.backend} {cheapest.instance_type} in {cheapest.region}: "
+                f"{cheapest.total:.2f} {cheapest.currency}{basis}"
             )
         else:
             print("\ncheapest: none of the quoted backends can train this job here (see 'left out')")
@@ -127,6 +159,19 @@ def _compare(args: argparse.Namespace) -> int:
 
         print(f"report: {write_report(table, args.report)}")
     return 0
+
+
+def _instance_types(values: list[str], registry: Any) -> str | dict[str, str]:
+    """``--instance-type`` words: one name for every backend, or ``BACKEND=TYPE`` pairs."""
+    pairs = [v.partition("=") for v in values]
+    if len(values) == 1 and not pairs[0][1]:
+        return values[0]
+    if any(not sep or not name or not value for name, sep, value in pairs):
+        raise ValueError(
+            f"--instance-type: give one type for every backend, or BACKEND=TYPE pairs, got {' '.join(values)!r}"
+        )
+    registry.check_names("--instance-type", [name for name, _, _ in pairs])
+    return {name: value for name, _, value in pairs}
 
 
 def _refresh(args: argparse.Namespace) -> int:
@@ -157,10 +202,17 @@ def _show(args: argparse.Namespace) -> int:
     for row in catalog.rows:
         if key is not None and row.provider != key:
             continue
+        if args.region and row.region != args.region:
+            continue
         gpus = f"{row.gpu_model}:{row.gpu_count}" if row.gpu_model else "-"
         spot = f"{row.spot_per_hour:g}" if row.spot_per_hour is not None else "-"
+        when = f"as of {row.as_of}" if row.as_of else "undated"
         print(
             f"{row.provider:10} {row.region:12} {row.instance_type:28} {gpus:12} "
-            f"{row.on_demand_per_hour:>10g} {spot:>10} {row.currency} as of {row.as_of}"
+            f"{row.on_demand_per_hour:>10g} {spot:>10} {row.currency} {row.provenance:10} {when}"
         )
+        if args.notes:
+            print(f"    source: {row.source}")
+            if row.note:
+                print(f"    note: {row.note}")
     return 0

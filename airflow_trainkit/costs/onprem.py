@@ -76,7 +76,9 @@ class OnPremHost:
             on_demand_per_hour=round(self.hourly_cost, 6),
             spot_per_hour=None,
             currency=self.currency,
-            as_of=date.fromisoformat(self.as_of) if self.as_of else date.today(),
+            as_of=date.fromisoformat(self.as_of) if self.as_of else None,
+            provenance="settings",
+            note=f"your own cost settings ({source})",
             source=(
                 f"onprem settings {source}: purchase_price={self.purchase_price:g}, "
                 f"amortization_years={self.amortization_years:g}, power_watts={self.power_watts:g}, "

@@ -3,8 +3,10 @@
 Stdlib only. Which backends are quoted and how each is priced comes from the pricing registry
 (:mod:`airflow_trainkit.training.pricing`): a quote prices the instance each backend would use for
 the spec (the shared instance table for the clouds; price rows that carry their own GPUs, such as
-the on-prem cost settings) for the expected hours. The cheapest is chosen only among backends that
-can train the job here; the others are listed in ``left_out`` with the reason.
+the on-prem cost settings; for a CPU-only job the cheapest machine with the vCPUs and memory asked
+for) in the region asked for, for the expected hours. Each quote says how sure its figures are
+(provenance and age). The cheapest is chosen only among backends that can train the job here; the
+others are listed in ``left_out`` with the reason.
 """
 
 from __future__ import annotations
@@ -16,7 +18,15 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 from warnings import warn
 
-from airflow_trainkit.costs.catalog import Catalog, PriceRow, load_catalog, max_age_days, row_warnings
+from airflow_trainkit.costs.catalog import (
+    Catalog,
+    PriceRow,
+    load_catalog,
+    max_age_days,
+    row_warnings,
+    weakest_provenance,
+)
+from airflow_trainkit.costs.regions import RegionChoice, Regions, choose_regions
 from airflow_trainkit.training.instances import InstanceChoice, instance_for, instances_for
 from airflow_trainkit.training.spec import Accelerator, TrainingJobSpec
 
@@ -29,6 +39,9 @@ class Quote:
     """What the job costs on one backend. Prices are for the whole job (all instances, all GPUs).
 
     ``available`` is false when the backend cannot run it (no such GPU, no price); ``warnings`` says why.
+    ``provenance`` is the least sure of the figures used, ``as_of`` the oldest of their dates
+    (``None`` when one has none) and ``age_days`` its age; ``notes`` say how a figure is to be read
+    (not warnings). ``spot_saving`` is what spot would save, also on an on-demand quote.
     """
 
     backend: str
@@ -51,8 +64,13 @@ class Quote:
     spot_saving_pct: float | None = None
     currency: str | None = None
     retired: bool = False
+    region_from: str | None = None
+    provenance: str | None = None
+    as_of: str | None = None
+    age_days: int | None = None
     price_rows: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     @property
     def provider(self) -> str:
@@ -68,13 +86,15 @@ class Quote:
 @dataclass
 class QuoteTable:
     """Every backend's quote for one job, the cheapest one a job can train on here, and why the
-    others could not be picked (``left_out``: backend -> reason)."""
+    others could not be picked (``left_out``: backend -> reason). ``cheapest_caveat`` says so when
+    the cheapest rests on a derived or unverified figure."""
 
     request: dict[str, Any]
     quotes: list[Quote]
     cheapest: Quote | None
     catalog: str
     left_out: dict[str, str] = field(default_factory=dict)
+    cheapest_caveat: str | None = None
 
     @property
     def warnings(self) -> list[str]:
@@ -86,6 +106,7 @@ class QuoteTable:
             "request": dict(self.request),
             "quotes": [q.to_dict() for q in self.quotes],
             "cheapest": self.cheapest.to_dict() if self.cheapest is not None else None,
+            "cheapest_caveat": self.cheapest_caveat,
             "left_out": dict(self.left_out),
             "warnings": self.warnings,
             "catalog": self.catalog,
@@ -128,12 +149,26 @@ def quote_job(
     max_age: int | None = None,
     registry: PricingRegistry | None = None,
     providers: Iterable[str] | None = None,
+    regions: Regions | None = None,
+    region_conn_ids: bool | Mapping[str, str] | None = None,
+    vcpus: float | str | None = None,
+    memory_gib: float | str | None = None,
 ) -> QuoteTable:
     """Quote ``spec`` on every priced backend and pick the cheapest one it can train on here.
 
-    :param spec: a ``TrainingJobSpec`` or its dict; its accelerator (or instance type), instance
-        count and ``spot`` decide what is priced, and the backends' capabilities whether it can run.
+    :param spec: a ``TrainingJobSpec`` or its dict; its accelerator (or instance type: one name, or
+        one per backend), instance count and ``spot`` decide what is priced, and the backends'
+        capabilities whether it can run.
     :param hours: expected hours; or ``epochs`` and ``seconds_per_epoch``.
+    :param regions: where to price: a geography (``us``, ``eu``, ``asia``) that each backend maps to
+        one of its regions, or backend -> region or geography (key ``"*"``: the others). A backend
+        with no price in its region is not available ("no price for <backend> in <region>").
+    :param region_conn_ids: read the region of backends not in ``regions`` from their connection: ``True``
+        for each backend's declared connection, or backend -> connection id. Default: each backend's
+        declared default region.
+    :param vcpus: for a CPU-only job (no accelerator): the vCPUs it needs; the cheapest machine with
+        at least that many (and ``memory_gib`` GiB) is quoted on each backend.
+    :param memory_gib: for a CPU-only job: the memory it needs, in GiB.
     :param backends: backends to quote (default every entry of the pricing registry).
     :param pick_from: backends the cheapest may be chosen from (default: all quoted). Whatever it
         names, only backends installed here, trainable, and whose capabilities accept ``spec`` are
@@ -143,8 +178,9 @@ def quote_job(
     :param max_age: days after which a price is flagged stale (default 90 or ``$TRAINKIT_PRICE_MAX_AGE_DAYS``).
     :param registry: the pricing registry (default :func:`~airflow_trainkit.training.pricing.pricing_registry`).
     :param providers: deprecated alias of ``backends``.
-    :raises ValueError: a ``pick_from`` or ``backends`` name no backend declares (checked first);
-        bad spec or hours; or no backend can price the job.
+    :raises ValueError: a ``pick_from``, ``backends`` or ``regions`` name no backend declares
+        (checked first); bad spec, hours, vCPUs or memory; a CPU-only job without vCPUs, memory or
+        instance type; or no backend can price the job.
     """
     from airflow_trainkit.training.pricing import pricing_registry
 
@@ -159,23 +195,35 @@ def quote_job(
     job = TrainingJobSpec.parse(spec)
     duration = expected_hours(hours, epochs=epochs, seconds_per_epoch=seconds_per_epoch)
     accelerator = job.parsed_accelerator
-    if accelerator is None and not job.instance_type:
-        raise ValueError("spec.accelerator: a quote needs an accelerator (e.g. 'T4:1') or spec.instance_type")
+    size = _CpuSize(
+        vcpus=_positive("vcpus", vcpus) if vcpus not in (None, "") else None,
+        memory_gib=_positive("memory_gib", memory_gib) if memory_gib not in (None, "") else None,
+    )
+    if accelerator is None and not job.instance_type and size.empty:
+        raise ValueError(
+            "vcpus: a CPU-only quote (no spec.accelerator) needs the vCPUs it runs on (and optionally "
+            "memory_gib), or spec.instance_type (one name, or one per backend)"
+        )
+    chosen = choose_regions(reg, names, regions, region_conn_ids=region_conn_ids)
     cat = catalog if catalog is not None else load_catalog(onprem=onprem)
     day = today or date.today()
     age = max_age_days(max_age)
     # Installed backends that cannot be priced here are not quoted, but say why they were not.
     left_out = {n: r for n, r in reg.unpriced.items() if backends is None or n in names}
     entries = [entry for name in names if (entry := reg.get(name)) is not None]
-    quotes = [_quote_backend(entry, job, accelerator, duration, cat, day, age) for entry in entries]
+    quotes = [
+        _quote_backend(entry, job, accelerator, size, chosen[entry.name], duration, cat, day, age)
+        for entry in entries
+    ]
     if job.instance_type and not any(q.available for q in quotes):
         raise ValueError(
             f"spec.instance_type: no backend has a price for {job.instance_type!r} in {cat.path}: "
             + "; ".join(w for q in quotes for w in q.warnings)
         )
     if not any(q.available for q in quotes):
+        what = repr(job.accelerator) if accelerator is not None else f"a CPU-only job ({size})"
         raise ValueError(
-            f"spec.accelerator: no backend can run {job.accelerator!r}: "
+            f"spec.accelerator: no backend can run {what}: "
             + "; ".join(
                 [*(w for q in quotes for w in q.warnings), *(f"{n}: {r}" for n, r in left_out.items())]
             )
@@ -193,8 +241,11 @@ def quote_job(
             "accelerator": str(accelerator) if accelerator else None,
             "instance_type": job.instance_type,
             "instance_count": job.instance_count,
+            "vcpus": size.vcpus,
+            "memory_gib": size.memory_gib,
             "spot": job.spot,
             "hours": duration,
+            "regions": {name: choice.region for name, choice in chosen.items()},
             "backends": names,
             "providers": names,  # deprecated alias of "backends", for one release
             "pick_from": eligible,
@@ -205,7 +256,46 @@ def quote_job(
         cheapest=cheapest,
         catalog=cat.path,
         left_out=left_out,
+        cheapest_caveat=_caveat(cheapest),
     )
+
+
+def _caveat(cheapest: Quote | None) -> str | None:
+    """Why the cheapest pick is less sure than a published or observed price, or ``None``."""
+    if cheapest is None or cheapest.provenance not in ("derived", "unverified"):
+        return None
+    weak = [r for r in cheapest.price_rows if r.get("provenance") in ("derived", "unverified")]
+    names = ", ".join(f"{r['instance_type']} ({r['provenance']})" for r in weak)
+    article = "an" if cheapest.provenance == "unverified" else "a"
+    return (
+        f"the cheapest, {cheapest.backend}, rests on {article} {cheapest.provenance} figure: {names}; "
+        f"how each was come by is in its note (`trainkit costs catalog --backend {cheapest.backend}`)"
+    )
+
+
+@dataclass(frozen=True)
+class _CpuSize:
+    """What a CPU-only job needs: vCPUs and memory (either may be unset)."""
+
+    vcpus: float | None = None
+    memory_gib: float | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.vcpus is None and self.memory_gib is None
+
+    def fits(self, row: PriceRow) -> bool:
+        """Whether ``row`` has at least the vCPUs and memory asked for (a size it does not state fits)."""
+        return (self.vcpus is None or row.vcpus is None or row.vcpus >= self.vcpus) and (
+            self.memory_gib is None or row.memory_gib is None or row.memory_gib >= self.memory_gib
+        )
+
+    def __str__(self) -> str:
+        parts = [
+            f"{self.vcpus:g} vCPUs" if self.vcpus is not None else "",
+            f"{self.memory_gib:g} GiB" if self.memory_gib is not None else "",
+        ]
+        return ", ".join(p for p in parts if p) or "any size"
 
 
 def _why_left_out(
@@ -230,19 +320,28 @@ def _quote_backend(
     entry: PricingEntry,
     job: TrainingJobSpec,
     accelerator: Accelerator | None,
+    size: _CpuSize,
+    region: RegionChoice,
     hours: float,
     catalog: Catalog,
     today: date,
     max_age: int,
 ) -> Quote:
-    base = Quote(backend=entry.name, available=False, hours=hours, instance_count=job.instance_count)
+    base = Quote(
+        backend=entry.name,
+        available=False,
+        hours=hours,
+        instance_count=job.instance_count,
+        region=region.region,
+        region_from=region.source,
+    )
     try:
-        options = _priced_options(entry, job, accelerator, catalog)
+        options = _priced_options(entry, job, accelerator, size, region, catalog)
     except LookupError as err:
         base.warnings.append(str(err))
         return base
     minimum_hours = entry.pricing.minimum_billed_seconds / 3600.0
-    quotes = [_price(base, option, job, today, max_age, minimum_hours) for option in options]
+    quotes = [_price(base, entry, option, job, today, max_age, minimum_hours) for option in options]
     # Prefer sizes still on sale, then the cheapest; retired sizes are quoted but flagged.
     quotes.sort(key=lambda q: (q.retired, q.total if q.total is not None else math.inf))
     return quotes[0]
@@ -256,33 +355,78 @@ class _Option:
     accelerator_type: str | None = None
 
 
+def _regional_rows(entry: PricingEntry, region: RegionChoice, catalog: Catalog) -> list[PriceRow]:
+    """The backend's rows in the region it is quoted in.
+
+    :raises LookupError: "no price for <backend> in <region>" when the catalog has none there.
+    """
+    name, key = entry.name, entry.pricing.catalog_key
+    rows = catalog.for_provider(key)
+    if region.missing:
+        raise LookupError(f"no price for {name} in {region.source}: {region.missing}")
+    if region.region is None:
+        if entry.pricing.rows == "catalog" and len(regions := catalog.regions(key)) > 1:
+            return [row for row in rows if row.region == regions[0]]  # the first region in the file
+        return rows
+    regional = [row for row in rows if row.region == region.region]
+    if rows and not regional:
+        priced = ", ".join(catalog.regions(key))
+        raise LookupError(
+            f"no price for {name} in {region.region} ({region.source}): the catalog {catalog.path} "
+            f"prices {name} in {priced} only"
+        )
+    return regional
+
+
 def _priced_options(
-    entry: PricingEntry, job: TrainingJobSpec, accelerator: Accelerator | None, catalog: Catalog
+    entry: PricingEntry,
+    job: TrainingJobSpec,
+    accelerator: Accelerator | None,
+    size: _CpuSize,
+    region: RegionChoice,
+    catalog: Catalog,
 ) -> list[_Option]:
     """Every way ``entry`` can run the job with the rows that price it; ``LookupError`` says why not."""
-    name, key, table = entry.name, entry.pricing.catalog_key, entry.pricing.instance_table
-    rows = catalog.for_provider(key)
+    name, table = entry.name, entry.pricing.instance_table
     explicit = job.instance_type_for(name)
     if table is None:  # rows that carry their own GPUs (on-prem hosts), not an instance table
-        return _gpu_share_options(entry, rows, accelerator, explicit, catalog)
+        return _gpu_share_options(
+            entry, _regional_rows(entry, region, catalog), accelerator, size, explicit, catalog
+        )
+    rows = _regional_rows(entry, region, catalog)
     if not rows:
         raise LookupError(f"no prices for {name} in the catalog {catalog.path}")
+    where = f" in {region.region}" if region.region else ""
+    if explicit and accelerator is None:
+        # A machine type that comes with GPUs (Vertex AI A2, A3, G2) is priced with them.
+        machine = next((r for r in rows if r.kind == "machine" and r.instance_type == explicit), None)
+        if machine is not None and machine.gpu_model:
+            accelerator = Accelerator(machine.gpu_model, machine.gpu_count)
     if explicit:
         choices = _explicit_choice(table, explicit, accelerator)
+    elif accelerator is None and size.empty:
+        raise LookupError(
+            f"no instance type given for {name} (spec.instance_type names "
+            f"{', '.join(job.instance_type) if isinstance(job.instance_type, Mapping) else 'none'}) "
+            "and no accelerator, vcpus or memory_gib asked for"
+        )
     elif accelerator is None:
-        raise LookupError(f"no instance type given for {name} and no accelerator asked for")
+        return _cpu_options(name, rows, size, where)
     else:
         try:
             instance_for(table, accelerator)  # raises with what the backend does offer
         except ValueError as err:
             raise LookupError(f"no such GPU: {err}".replace("accelerator: ", "")) from None
         choices = instances_for(table, accelerator)
+    by_type: dict[tuple[str, str], PriceRow] = {}
+    for row in rows:
+        by_type.setdefault((row.kind, row.instance_type), row)
     options = []
     missing = []
     for choice in choices:
         if choice.accelerator_type:  # machine plus accelerator (Vertex AI)
-            machine = catalog.find(key, choice.instance_type, kind="machine")
-            gpu = catalog.find(key, choice.accelerator_type, kind="accelerator")
+            machine = by_type.get(("machine", choice.instance_type))
+            gpu = by_type.get(("accelerator", choice.accelerator_type))
             if machine is None or gpu is None:
                 missing.append(f"{choice.instance_type} + {choice.accelerator_type}")
                 continue
@@ -295,15 +439,30 @@ def _priced_options(
                     choice.accelerator_type,
                 )
             )
-        else:
-            row = catalog.find(key, choice.instance_type)
-            if row is None or row.kind != "instance":
-                missing.append(choice.instance_type)
-                continue
-            acc = f"{row.gpu_model}:{row.gpu_count}" if row.gpu_model else None
-            options.append(_Option([(row, 1)], choice.instance_type, acc))
+            continue
+        # A whole instance, or (a CPU job on Vertex AI) a machine type alone.
+        whole = by_type.get(("instance", choice.instance_type)) or by_type.get(
+            ("machine", choice.instance_type)
+        )
+        if whole is None:
+            missing.append(choice.instance_type)
+            continue
+        acc = f"{whole.gpu_model}:{whole.gpu_count}" if whole.gpu_model else None
+        options.append(_Option([(whole, 1)], choice.instance_type, acc))
     if not options:
-        raise LookupError(f"no price for {name} {', '.join(missing)} in the catalog {catalog.path}")
+        raise LookupError(f"no price for {name} {', '.join(missing)}{where} in the catalog {catalog.path}")
+    return options
+
+
+def _cpu_options(name: str, rows: Sequence[PriceRow], size: _CpuSize, where: str) -> list[_Option]:
+    """A CPU-only job: every machine without GPUs that has the vCPUs and memory asked for."""
+    options = [
+        _Option([(row, 1)], row.instance_type, None)
+        for row in rows
+        if row.kind in ("instance", "machine") and row.gpu_model is None and size.fits(row)
+    ]
+    if not options:
+        raise LookupError(f"no {name} machine without GPUs with at least {size}{where} in the catalog")
     return options
 
 
@@ -325,6 +484,7 @@ def _gpu_share_options(
     entry: PricingEntry,
     rows: list[PriceRow],
     accelerator: Accelerator | None,
+    size: _CpuSize,
     explicit: str | None,
     catalog: Catalog,
 ) -> list[_Option]:
@@ -350,7 +510,7 @@ def _gpu_share_options(
     options = []
     for row in rows:
         if accelerator is None:
-            if row.gpu_model is None:
+            if row.gpu_model is None and size.fits(row):
                 options.append(_Option([(row, 1)], row.instance_type, None))
         elif accelerator.model in (None, row.gpu_model) and row.gpu_count >= accelerator.count:
             share = accelerator.count / row.gpu_count  # the job pays for the GPUs it takes
@@ -359,13 +519,19 @@ def _gpu_share_options(
             )
     if not options:
         have = ", ".join(f"{r.instance_type} ({r.gpu_model or 'cpu'}:{r.gpu_count})" for r in rows)
-        wanted = str(accelerator) if accelerator else "a CPU-only host"
+        wanted = str(accelerator) if accelerator else f"a CPU-only {what} with at least {size}"
         raise LookupError(f"no such GPU: no {provider} {what} with {wanted}; {what}s: {have}")
     return options
 
 
 def _price(
-    base: Quote, option: _Option, job: TrainingJobSpec, today: date, max_age: int, minimum_hours: float = 0.0
+    base: Quote,
+    entry: PricingEntry,
+    option: _Option,
+    job: TrainingJobSpec,
+    today: date,
+    max_age: int,
+    minimum_hours: float = 0.0,
 ) -> Quote:
     count = job.instance_count
     on_demand = sum(row.on_demand_per_hour * n for row, n in option.rows) * count
@@ -377,13 +543,20 @@ def _price(
     )
     first = option.rows[0][0]
     warnings: list[str] = []
+    notes: list[str] = []
     for row, _ in option.rows:
         warnings.extend(row_warnings(row, today=today, max_age=max_age))
     currencies = {row.currency for row, _ in option.rows}
     if len(currencies) > 1:
         warnings.append(f"rows priced in different currencies: {', '.join(sorted(currencies))}")
     use_spot = job.spot and spot is not None
-    if job.spot and spot is None:
+    if job.spot and spot is None and entry.pricing.spot_rate == "on_demand":
+        # SageMaker managed spot: no spot price exists; the saving shows up as fewer billed seconds.
+        notes.append(
+            f"spot on {base.backend}: it publishes no spot price and bills a spot run's billable seconds "
+            "(fewer than its training seconds) at the on-demand price; quoted at on-demand, an upper bound"
+        )
+    elif job.spot and spot is None:
         names = ", ".join(row.instance_type for row, _ in option.rows if row.spot_per_hour is None)
         warnings.append(
             f"no spot price: the catalog has no spot price for {names}; quoted at the on-demand price"
@@ -395,6 +568,9 @@ def _price(
             f"minimum billed time: {base.backend} bills at least {minimum_hours * 3600:g} s per run; "
             f"quoted for {billed:g} h"
         )
+    rows = [row for row, _ in option.rows]
+    dates = [row.as_of for row in rows]
+    oldest = None if any(d is None for d in dates) else min(d for d in dates if d is not None)
     quote = Quote(
         backend=base.backend,
         available=True,
@@ -413,9 +589,14 @@ def _price(
         on_demand_total=_money(on_demand * billed),
         spot_total=_money(spot * billed) if spot is not None else None,
         currency=first.currency,
-        retired=any(row.retired_on(today) for row, _ in option.rows),
-        price_rows=[row.provenance() for row, _ in option.rows],
+        retired=any(row.retired_on(today) for row in rows),
+        region_from=base.region_from,
+        provenance=weakest_provenance(rows),
+        as_of=oldest.isoformat() if oldest else None,
+        age_days=(today - oldest).days if oldest else None,
+        price_rows=[row.cited() for row in rows],
         warnings=warnings,
+        notes=notes,
     )
     if spot is not None and on_demand > 0:
         quote.spot_saving = _money((on_demand - spot) * billed)
@@ -454,7 +635,11 @@ def _money(value: float) -> float:
 
 
 def format_quote_table(quotes: QuoteTable | Mapping[str, Any] | Sequence[Quote | Mapping[str, Any]]) -> str:
-    """A plain-text table of the quotes (a ``QuoteTable``, its XCom dict, or a list of quotes)."""
+    """A plain-text table of the quotes (a ``QuoteTable``, its XCom dict, or a list of quotes).
+
+    ``spot saving`` is what spot saved on a spot quote, and ``if spot: ...`` on an on-demand quote
+    whose backend has a spot price; ``price basis`` is the least sure provenance of the figures used
+    and the age of the oldest (``undated`` when one has no date)."""
     if isinstance(quotes, QuoteTable):
         data = quotes.to_dict()
     elif isinstance(quotes, Mapping):
@@ -467,7 +652,19 @@ def format_quote_table(quotes: QuoteTable | Mapping[str, Any] | Sequence[Quote |
     rows = data.get("quotes") or []
     cheapest = quote_backend(data.get("cheapest") or {})
     left_out = data.get("left_out") or {}
-    header = ["backend", "instance", "GPUs", "pricing", "per hour", "hours", "total", "spot saving", "notes"]
+    header = [
+        "backend",
+        "region",
+        "instance",
+        "GPUs",
+        "pricing",
+        "per hour",
+        "hours",
+        "total",
+        "spot saving",
+        "price basis",
+        "notes",
+    ]
     table = [header]
     for q in rows:
         instance = q.get("instance_type") or "-"
@@ -476,44 +673,64 @@ def format_quote_table(quotes: QuoteTable | Mapping[str, Any] | Sequence[Quote |
         if q.get("instance_count", 1) > 1:
             instance = f"{q['instance_count']} x {instance}"
         currency = q.get("currency") or ""
-        saving = "-"
-        if q.get("spot_saving") is not None:
-            saving = f"{q['spot_saving']:.2f} ({q['spot_saving_pct']:.0f}%)"
         notes = []
         if cheapest is not None and quote_backend(q) == cheapest:
-            notes.append("CHEAPEST")
+            weak = q.get("provenance") in ("derived", "unverified")
+            notes.append(f"CHEAPEST ({q['provenance']} figure)" if weak else "CHEAPEST")
         if q.get("retired"):
             notes.append("retired")
         if quote_backend(q) in left_out and q.get("available"):
             notes.append("left out")
         if q.get("warnings"):
             notes.append(f"{len(q['warnings'])} warning(s)")
+        if q.get("notes"):
+            notes.append(f"{len(q['notes'])} note(s)")
         table.append(
             [
                 str(quote_backend(q)),
+                q.get("region") or "-",
                 instance if q.get("available") else "not available",
                 q.get("accelerator") or "-",
                 q.get("pricing") or "-",
                 f"{q['hourly_price']:.4f} {currency}" if q.get("hourly_price") is not None else "-",
                 f"{q.get('hours', 0):g}",
                 f"{q['total']:.2f} {currency}" if q.get("total") is not None else "-",
-                saving,
+                spot_column(q),
+                price_basis(q) if q.get("available") else "-",
                 ", ".join(notes),
             ]
         )
     widths = [max(len(r[i]) for r in table) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() for r in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    warnings = [f"{quote_backend(q)}: {w}" for q in rows for w in q.get("warnings") or []]
-    if warnings:
-        lines.append("")
-        lines.append("warnings:")
-        lines.extend(f"  - {w}" for w in warnings)
+    for title, key in (("warnings", "warnings"), ("notes", "notes")):
+        items = [f"{quote_backend(q)}: {w}" for q in rows for w in q.get(key) or []]
+        if items:
+            lines += ["", f"{title}:", *(f"  - {w}" for w in items)]
+    if data.get("cheapest_caveat"):
+        lines += ["", f"caveat: {data['cheapest_caveat']}"]
     if left_out:
         lines.append("")
         lines.append("left out of the cheapest:")
         lines.extend(f"  - {name}: {reason}" for name, reason in left_out.items())
     return "\n".join(lines)
+
+
+def spot_column(quote: Mapping[str, Any]) -> str:
+    """What spot saves: on a spot quote, the saving; on an on-demand one, ``if spot: ...``; else ``-``."""
+    if quote.get("spot_saving") is None:
+        return "-"
+    saving = f"{quote['spot_saving']:.2f} ({quote['spot_saving_pct']:.0f}%)"
+    return saving if quote.get("pricing") == "spot" else f"if spot: {saving}"
+
+
+def price_basis(quote: Mapping[str, Any]) -> str:
+    """``observed, 68 d`` / ``derived, undated`` / ``your settings``: how sure and how old a quote's figures are."""
+    provenance = quote.get("provenance") or "unverified"
+    if provenance == "settings":
+        return "your settings"
+    age = quote.get("age_days")
+    return f"{provenance}, {age} d" if age is not None else f"{provenance}, undated"
 
 
 def quote_backend(quote: Mapping[str, Any]) -> str | None:

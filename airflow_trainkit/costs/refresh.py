@@ -3,8 +3,10 @@
 AWS Price List (boto3 ``pricing`` client, ``AmazonSageMaker``), Azure Retail Prices (no auth) and the
 Google Cloud Billing Catalog (Vertex AI SKUs, API key). Which backend's rows are read from which API
 is each backend's ``pricing.price_api`` (see :mod:`airflow_trainkit.training.pricing`). Every row of the
-catalog in force is looked up; a row the answer does not price keeps its old price and date, so quotes
-go on flagging it as stale.
+catalog in force is looked up; a row the answer does not price keeps its old price, date and
+provenance, so quotes go on flagging it. A row the answer prices becomes ``published`` as of the
+day of the answer. The parsers take only the rows that are what a training job is billed at and
+skip the rest of a price list (which holds thousands of other products) instead of failing on it.
 """
 
 from __future__ import annotations
@@ -43,15 +45,47 @@ VERTEX_AI_SERVICE_ID = "C7E2-9256-1C43"
 GOOGLE_KEY_ENV = "TRAINKIT_GOOGLE_BILLING_API_KEY"
 MAX_PAGES = 200
 
+# AWS: a SageMaker training product is component "Training" AND a usage type "<region>-Train:ml.*".
+# Other rows of the same instance (Hosting, Processing, HyperPod "Cluster", managed spot training
+# "TrSpt", training-plan upfront fees priced per "Quantity") are not what a training job is billed at.
+AWS_TRAINING_USAGE = re.compile(r"^[A-Z0-9]+-Train:ml\.")
+AWS_HOURLY_UNITS = ("hrs", "hours", "hour")
+
+# Azure: Linux pay-as-you-go meters only. Windows products are named "... Windows" or "... Win"
+# (e.g. "Virtual Machines NCCadsv5 Srs Win"); Cloud Services products bill differently.
+AZURE_EXCLUDED_PRODUCTS = re.compile(r"\bWin(?:dows)?\b|\bCloud ?Services\b")
+# Which discounted meter is the catalog's spot price. Spot VMs bill the " Spot" meter; a dedicated
+# Azure ML cluster of tier LowPriority may bill the " Low Priority" meter, which the docs found do not
+# settle. The choice is this one constant, never a silent fallback from one meter to the other.
+AZURE_SPOT_METER = "spot"
+AZURE_METERS = {"spot": " Spot", "low_priority": " Low Priority"}
+
+# Google: only SKUs whose description passes VERTEX_TRAINING_SKU are parsed (the Vertex AI service
+# holds thousands of others: Gemini tokens, prediction nodes, storage). No real Vertex AI training
+# SKU was seen by this project; the filter assumes its description says "Training" and is otherwise
+# the Compute Engine wording ("N1 Predefined Instance Core running in Americas", "Nvidia Tesla T4 GPU
+# running in Americas"). Core, RAM and GPU SKUs are told apart by these words, not by resourceGroup
+# (Compute Engine files N1 cores under "N1Standard").
+VERTEX_TRAINING_SKU = re.compile(r"\bTraining\b", re.IGNORECASE)
+VERTEX_NOT_TRAINING = re.compile(
+    r"\b(?:Prediction|Predict|Serving|Endpoint|Commitment|Reserved|Sole Tenancy|Custom Instance|Extended)\b",
+    re.IGNORECASE,
+)
+VERTEX_RESOURCES = {
+    "core": re.compile(r"\bCore\b"),
+    "ram": re.compile(r"\bRam\b", re.IGNORECASE),
+    "gpu": re.compile(r"\bGPU\b"),
+}
+VERTEX_UNITS = {"core": "h", "ram": "GiBy.h", "gpu": "h"}
 # Vertex AI accelerator type -> a pattern of its SKU description (the Billing Catalog has no GPU field).
 VERTEX_GPU_PATTERNS = {
     "NVIDIA_TESLA_T4": r"\bT4\b",
     "NVIDIA_TESLA_P100": r"\bP100\b",
     "NVIDIA_TESLA_V100": r"\bV100\b",
     "NVIDIA_L4": r"\bL4\b",
-    "NVIDIA_TESLA_A100": r"\bA100\b(?!\s*80)",
-    "NVIDIA_A100_80GB": r"\bA100 80GB\b",
-    "NVIDIA_H100_80GB": r"\bH100\b",
+    "NVIDIA_TESLA_A100": r"\bA100\b(?!\s*80\s*GB)",
+    "NVIDIA_A100_80GB": r"\bA100 80\s*GB\b",
+    "NVIDIA_H100_80GB": r"\bH100\b(?!.*\bMega\b)",  # not the A3 Mega's "H100 80GB Mega"
 }
 
 
@@ -195,14 +229,18 @@ def refresh_catalog(
 def _merge(
     provider: str,
     targets: Sequence[PriceRow],
-    found: Mapping[str, tuple[float | None, float | None]],
+    found: Mapping[tuple[str, str], tuple[float | None, float | None]],
     source: str,
     today: date,
+    *,
+    note: str = "",
+    hint: str = "",
 ) -> tuple[list[PriceRow], ProviderRefresh]:
+    """``targets`` with the prices ``found`` by (region, instance type): published as of ``today``."""
     summary = ProviderRefresh(provider=provider, source=source)
     rows = []
     for row in targets:
-        on_demand, spot = found.get(row.instance_type, (None, None))
+        on_demand, spot = found.get((row.region, row.instance_type), (None, None))
         if on_demand is None:
             summary.kept.append(row.instance_type)
             rows.append(row)
@@ -215,14 +253,25 @@ def _merge(
                 spot_per_hour=round(spot, 6) if spot is not None else None,
                 as_of=today,
                 source=source,
+                provenance="published",
+                note=note,
             )
         )
     if not summary.updated:
         raise ValueError(
             f"{provider} refresh: the answer from {source} priced none of the catalog's "
             f"{len(targets)} rows ({', '.join(r.instance_type for r in targets[:5])}, ...); catalog unchanged"
+            + (f"; {hint}" if hint else "")
         )
     return rows, summary
+
+
+def _keep_first(found: dict[Any, Any], key: Any, value: Any, what: str) -> None:
+    """Record ``value`` for ``key`` unless one is recorded already: a second row never overwrites the first."""
+    if key not in found:
+        found[key] = value
+    elif found[key] != value:
+        log.warning("%s: a second row gives %s, the first gave %s; kept the first", what, value, found[key])
 
 
 # --- AWS Price List ---------------------------------------------------------------------------------
@@ -231,12 +280,12 @@ def _merge(
 def refresh_sagemaker(
     targets: Sequence[PriceRow], *, client: Any = None, today: date
 ) -> tuple[list[PriceRow], ProviderRefresh]:
-    """SageMaker training prices from the AWS Price List ``GetProducts`` answer."""
+    """SageMaker training prices from the AWS Price List ``GetProducts`` answer, one query per region."""
     if client is None:
         import boto3  # heavy, and only needed for this refresh
 
         client = boto3.client("pricing", region_name=AWS_PRICING_REGION)
-    found: dict[str, tuple[float | None, float | None]] = {}
+    found: dict[tuple[str, str], tuple[float | None, float | None]] = {}
     for region in sorted({row.region for row in targets}):
         paginator = client.get_paginator("get_products")
         pages = paginator.paginate(
@@ -251,17 +300,20 @@ def refresh_sagemaker(
                     f"AWS Price List answer, page {page_number}: no PriceList list; got keys {sorted(page)}"
                 )
             for index, item in enumerate(items):
-                parsed = parse_aws_price_item(
-                    item, where=f"AWS Price List page {page_number}, PriceList[{index}]"
-                )
+                where = f"AWS Price List page {page_number}, PriceList[{index}]"
+                parsed = parse_aws_price_item(item, where=where)
                 if parsed is not None and parsed[1] == region:
-                    found[parsed[0]] = (parsed[2], None)
+                    _keep_first(found, (region, parsed[0]), (parsed[2], None), f"{where} ({parsed[0]})")
     source = f"aws-pricing:GetProducts AmazonSageMaker ({', '.join(sorted({r.region for r in targets}))})"
-    return _merge("sagemaker", targets, found, source, today)
+    note = "component Training, usage type <region>-Train; SageMaker publishes no spot price"
+    return _merge("sagemaker", targets, found, source, today, note=note)
 
 
 def parse_aws_price_item(item: Any, *, where: str) -> tuple[str, str, float] | None:
     """``(instance type, region, on-demand USD per hour)`` of one training product, ``None`` for others.
+
+    A training product has component ``Training`` and a usage type ``<region>-Train:ml.*``; a
+    training product without an hourly on-demand price (a fee per quantity, say) is skipped too.
 
     :raises ValueError: the item is not a Price List product document.
     """
@@ -275,18 +327,19 @@ def parse_aws_price_item(item: Any, *, where: str) -> tuple[str, str, float] | N
     if not isinstance(attributes, Mapping):
         raise ValueError(f"{where}: no product.attributes")
     usage = str(attributes.get("usagetype", ""))
-    if "-Train:" not in usage and attributes.get("component") != "Training":
+    if attributes.get("component") != "Training" or not AWS_TRAINING_USAGE.match(usage):
         return None
     instance = attributes.get("instanceName") or usage.rpartition(":")[2]
     if not str(instance).startswith("ml."):
         return None
     on_demand = (doc.get("terms") or {}).get("OnDemand")
     if not isinstance(on_demand, Mapping) or not on_demand:
-        raise ValueError(f"{where}: {instance} has no terms.OnDemand")
+        log.info("%s: %s has no terms.OnDemand; skipped", where, instance)
+        return None
     prices = []
     for term in on_demand.values():
         for dimension in (term or {}).get("priceDimensions", {}).values():
-            if str(dimension.get("unit", "")).lower() not in ("hrs", "hours", "hour"):
+            if str(dimension.get("unit", "")).lower() not in AWS_HOURLY_UNITS:
                 continue
             value: Any = (dimension.get("pricePerUnit") or {}).get("USD")
             try:
@@ -294,7 +347,8 @@ def parse_aws_price_item(item: Any, *, where: str) -> tuple[str, str, float] | N
             except (TypeError, ValueError):
                 raise ValueError(f"{where}: {instance} pricePerUnit.USD is not a number: {value!r}") from None
     if not prices:
-        raise ValueError(f"{where}: {instance} has no hourly priceDimensions.pricePerUnit.USD")
+        log.info("%s: %s has no hourly on-demand price; skipped", where, instance)
+        return None
     return str(instance), str(attributes.get("regionCode", "")), max(prices)
 
 
@@ -302,21 +356,34 @@ def parse_aws_price_item(item: Any, *, where: str) -> tuple[str, str, float] | N
 
 
 def azure_prices_url(region: str, arm_skus: Sequence[str]) -> str:
+    """The Retail Prices query for ``arm_skus`` in ``region``: Consumption prices of primary meters."""
     skus = " or ".join(f"armSkuName eq '{sku}'" for sku in arm_skus)
-    query = f"serviceName eq 'Virtual Machines' and armRegionName eq '{region}' and ({skus})"
+    query = (
+        f"serviceName eq 'Virtual Machines' and priceType eq 'Consumption' "
+        f"and armRegionName eq '{region}' and ({skus})"
+    )
+    # Since 2023-01-01-preview the API returns non-primary meters too unless meterRegion='primary'.
     return f"{AZURE_PRICES_URL}?" + urllib.parse.urlencode(
-        {"api-version": AZURE_API_VERSION, "$filter": query}, quote_via=urllib.parse.quote
+        {"api-version": AZURE_API_VERSION, "meterRegion": "'primary'", "$filter": query},
+        quote_via=urllib.parse.quote,
     )
 
 
 def refresh_azure(
-    targets: Sequence[PriceRow], *, fetch: Fetch, today: date
+    targets: Sequence[PriceRow], *, fetch: Fetch, today: date, spot_meter: str = AZURE_SPOT_METER
 ) -> tuple[list[PriceRow], ProviderRefresh]:
-    """Azure ML compute prices (Linux VM rates, pay-as-you-go and Spot) from the Azure Retail Prices API."""
-    found: dict[str, tuple[float | None, float | None]] = {}
+    """Azure ML compute prices (Linux VM rates: pay-as-you-go and the ``spot_meter`` one) from the
+    Azure Retail Prices API.
+
+    :param spot_meter: ``"spot"`` (the default, :data:`AZURE_SPOT_METER`) or ``"low_priority"``: which
+        discounted meter is the catalog's spot price. The other is never used instead.
+    """
+    if spot_meter not in AZURE_METERS:
+        raise ValueError(f"spot_meter must be one of {', '.join(AZURE_METERS)}, got {spot_meter!r}")
+    found: dict[tuple[str, str], tuple[float | None, float | None]] = {}
     for region in sorted({row.region for row in targets}):
         skus = [row.instance_type for row in targets if row.region == region]
-        prices: dict[str, dict[str, float]] = {}
+        prices: dict[tuple[str, str], float] = {}
         for page_number, page in enumerate(
             _pages(fetch, azure_prices_url(region, skus), "NextPageLink"), start=1
         ):
@@ -325,40 +392,44 @@ def refresh_azure(
                 keys = sorted(page) if isinstance(page, Mapping) else type(page).__name__
                 raise ValueError(f"Azure Retail Prices answer, page {page_number}: no Items list; got {keys}")
             for index, item in enumerate(items):
-                parsed = parse_azure_item(
-                    item, where=f"Azure Retail Prices page {page_number}, Items[{index}]"
-                )
+                where = f"Azure Retail Prices page {page_number}, Items[{index}]"
+                parsed = parse_azure_item(item, where=where)
                 if parsed is not None and parsed[1] == region:
-                    prices.setdefault(parsed[0], {})[parsed[2]] = parsed[3]
-        for sku, tiers in prices.items():
-            spot = tiers.get("spot", tiers.get("low_priority"))
-            found[sku] = (tiers.get("on_demand"), spot)
-    return _merge("azure_ml", targets, found, f"{AZURE_PRICES_URL} (Virtual Machines, Linux)", today)
+                    _keep_first(
+                        prices, (parsed[0], parsed[2]), parsed[3], f"{where} ({parsed[0]} {parsed[2]})"
+                    )
+        for sku in skus:
+            if (sku, "on_demand") in prices:
+                found[(region, sku)] = (prices[(sku, "on_demand")], prices.get((sku, spot_meter)))
+    meter = AZURE_METERS[spot_meter].strip()
+    note = f"Linux pay-as-you-go meter; spot = the {meter} meter"
+    return _merge(
+        "azure_ml", targets, found, f"{AZURE_PRICES_URL} (Virtual Machines, Linux)", today, note=note
+    )
 
 
 def parse_azure_item(item: Any, *, where: str) -> tuple[str, str, str, float] | None:
-    """``(arm sku, region, tier, USD/hour)`` of a Linux pay-as-you-go VM meter, ``None`` for others."""
+    """``(arm sku, region, tier, USD/hour)`` of a Linux Consumption VM meter (tier ``on_demand``,
+    ``spot`` or ``low_priority``), ``None`` for others: Windows ("Windows" or "Win") and Cloud
+    Services products, other price types, non-primary meters, units other than an hour, and prices
+    of zero (sizes not on sale)."""
     if not isinstance(item, Mapping):
         raise ValueError(f"{where}: not an object: {item!r}")
     for key in ("armSkuName", "armRegionName", "retailPrice", "type", "skuName", "productName"):
         if key not in item:
             raise ValueError(f"{where}: no {key!r}")
-    if item["type"] != "Consumption" or str(item["productName"]).endswith("Windows"):
+    if item["type"] != "Consumption" or AZURE_EXCLUDED_PRODUCTS.search(str(item["productName"])):
         return None
-    if item.get("unitOfMeasure", "1 Hour") != "1 Hour":
+    if item.get("isPrimaryMeterRegion") is False or item.get("unitOfMeasure", "1 Hour") != "1 Hour":
         return None
     sku_name = str(item["skuName"])
-    tier = (
-        "spot"
-        if sku_name.endswith(" Spot")
-        else "low_priority"
-        if sku_name.endswith(" Low Priority")
-        else "on_demand"
-    )
+    tier = next((t for t, suffix in AZURE_METERS.items() if sku_name.endswith(suffix)), "on_demand")
     try:
         price = float(item["retailPrice"])
     except (TypeError, ValueError):
         raise ValueError(f"{where}: retailPrice is not a number: {item['retailPrice']!r}") from None
+    if price <= 0:
+        return None
     return str(item["armSkuName"]), str(item["armRegionName"]), tier, price
 
 
@@ -373,38 +444,70 @@ def refresh_vertex(
     today: date,
     service_id: str = VERTEX_AI_SERVICE_ID,
 ) -> tuple[list[PriceRow], ProviderRefresh]:
-    """Vertex AI custom training prices: machine types from per-vCPU and per-GiB SKUs, GPUs from GPU SKUs."""
+    """Vertex AI custom training prices: machine types from per-vCPU and per-GiB SKUs, GPUs from GPU SKUs.
+
+    Only the SKUs whose description passes :data:`VERTEX_TRAINING_SKU` are parsed; the others (most
+    of the service) are not looked at beyond their description.
+    """
     url = f"{GOOGLE_BILLING_URL}/services/{service_id}/skus?" + urllib.parse.urlencode(
         {"key": api_key, "currencyCode": "USD", "pageSize": 5000}
     )
-    skus: list[Mapping[str, Any]] = []
+    parsed: list[_Sku] = []
     for page_number, page in enumerate(_pages(fetch, url, "nextPageToken", token_param="pageToken"), start=1):
         items = page.get("skus") if isinstance(page, Mapping) else None
         if not isinstance(items, list):
             keys = sorted(page) if isinstance(page, Mapping) else type(page).__name__
             raise ValueError(f"Cloud Billing Catalog answer, page {page_number}: no skus list; got {keys}")
-        skus.extend(items)
-    parsed = [parse_google_sku(sku, where=f"Cloud Billing Catalog skus[{i}]") for i, sku in enumerate(skus)]
-    found: dict[str, tuple[float | None, float | None]] = {}
+        for index, sku in enumerate(items):
+            if is_vertex_training_sku(sku):
+                parsed.append(
+                    parse_google_sku(sku, where=f"Cloud Billing Catalog page {page_number}, skus[{index}]")
+                )
+    found: dict[tuple[str, str], tuple[float | None, float | None]] = {}
     for row in targets:
         if row.kind == "accelerator":
             pattern = VERTEX_GPU_PATTERNS.get(row.instance_type)
             if pattern is None:
                 continue
-            on_demand = _google_price(parsed, row.region, "GPU", "OnDemand", pattern)
-            spot = _google_price(parsed, row.region, "GPU", "Preemptible", pattern)
-            found[row.instance_type] = (on_demand, spot)
+            on_demand = _google_price(parsed, row.region, "gpu", "OnDemand", pattern)
+            spot = _google_price(parsed, row.region, "gpu", "Preemptible", pattern)
+            found[(row.region, row.instance_type)] = (on_demand, spot)
         elif row.kind == "machine" and row.vcpus is not None and row.memory_gib is not None:
-            family = row.instance_type.split("-")[0].upper()
+            family = rf"\b{re.escape(row.instance_type.split('-')[0].upper())}\b"
             prices = []
             for usage in ("OnDemand", "Preemptible"):
-                core = _google_price(parsed, row.region, "CPU", usage, rf"\b{family}\b.*\bCore\b")
-                ram = _google_price(parsed, row.region, "RAM", usage, rf"\b{family}\b.*\bRam\b")
+                core = _google_price(parsed, row.region, "core", usage, family)
+                ram = _google_price(parsed, row.region, "ram", usage, family)
                 prices.append(
                     None if core is None or ram is None else core * row.vcpus + ram * row.memory_gib
                 )
-            found[row.instance_type] = (prices[0], prices[1])
-    return _merge("vertex_ai", targets, found, f"{GOOGLE_BILLING_URL}/services/{service_id}/skus", today)
+            found[(row.region, row.instance_type)] = (prices[0], prices[1])
+    hint = (
+        f"{len(parsed)} SKU(s) passed the training filter {VERTEX_TRAINING_SKU.pattern!r}; if Vertex AI "
+        "words its training SKUs otherwise, see docs/costs.md"
+    )
+    note = "machines: vCPUs x core SKU + GiB x RAM SKU of the family; spot = Preemptible SKUs"
+    return _merge(
+        "vertex_ai",
+        targets,
+        found,
+        f"{GOOGLE_BILLING_URL}/services/{service_id}/skus",
+        today,
+        note=note,
+        hint=hint,
+    )
+
+
+def is_vertex_training_sku(sku: Any) -> bool:
+    """Whether a Billing Catalog SKU is a custom-training compute SKU, judged by its description only."""
+    description = sku.get("description") if isinstance(sku, Mapping) else None
+    if not isinstance(description, str):
+        return False
+    return (
+        bool(VERTEX_TRAINING_SKU.search(description))
+        and not VERTEX_NOT_TRAINING.search(description)
+        and any(pattern.search(description) for pattern in VERTEX_RESOURCES.values())
+    )
 
 
 @dataclass(frozen=True)
@@ -426,15 +529,16 @@ def parse_google_sku(sku: Any, *, where: str) -> _Sku:
         info = sku["pricingInfo"][0]["pricingExpression"]
         rate = info["tieredRates"][-1]["unitPrice"]
         price = int(rate.get("units") or 0) + int(rate.get("nanos") or 0) / 1e9
+        regions = tuple(sku.get("serviceRegions") or (sku.get("geoTaxonomy") or {}).get("regions") or ())
         return _Sku(
             description=str(sku["description"]),
             group=str(category.get("resourceGroup", "")),
             usage=str(category.get("usageType", "")),
-            regions=tuple(sku.get("serviceRegions") or ()),
+            regions=regions,
             unit=str(info["usageUnit"]),
             price=price,
         )
-    except (KeyError, IndexError, TypeError) as err:
+    except (KeyError, IndexError, TypeError, AttributeError) as err:
         raise ValueError(
             f"{where}: not a Billing Catalog SKU (need description, category, "
             f"pricingInfo[0].pricingExpression.tieredRates[].unitPrice; missing {err})"
@@ -445,19 +549,32 @@ def parse_google_sku(sku: Any, *, where: str) -> _Sku:
         ) from None
 
 
-def _google_price(skus: Sequence[_Sku], region: str, group: str, usage: str, pattern: str) -> float | None:
+def _google_price(skus: Sequence[_Sku], region: str, resource: str, usage: str, pattern: str) -> float | None:
+    """The price of the first training SKU in ``region`` for ``resource`` (core, ram or gpu) of
+    ``usage`` whose description matches ``pattern``, in the unit that resource is billed in."""
     regex = re.compile(pattern)
-    for sku in skus:
-        if (
-            region in sku.regions
-            and sku.usage == usage
-            and "Training" in sku.description
-            and regex.search(sku.description)
-            and (sku.group == group or group.lower() in sku.description.lower())
-            and sku.unit in ("h", "GiBy.h")
-        ):
-            return sku.price
-    return None
+    word = VERTEX_RESOURCES[resource]
+    others = [p for name, p in VERTEX_RESOURCES.items() if name != resource]
+    matches = [
+        sku.price
+        for sku in skus
+        if region in sku.regions
+        and sku.usage == usage
+        and word.search(sku.description)
+        and not any(p.search(sku.description) for p in others)
+        and regex.search(sku.description)
+        and sku.unit == VERTEX_UNITS[resource]
+    ]
+    if len(set(matches)) > 1:
+        log.warning(
+            "Vertex AI %s %s SKUs in %s matching %s disagree (%s); kept the first",
+            usage,
+            resource,
+            region,
+            pattern,
+            ", ".join(f"{m:g}" for m in matches),
+        )
+    return matches[0] if matches else None
 
 
 def _pages(fetch: Fetch, url: str, next_key: str, *, token_param: str | None = None) -> Iterable[Any]:

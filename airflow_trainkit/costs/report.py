@@ -5,18 +5,23 @@ from __future__ import annotations
 import csv
 import io
 import json
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import Any
 
-from airflow_trainkit.costs.quotes import QuoteTable, format_quote_table, quote_backend
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
+from airflow_trainkit.costs.quotes import (
+    QuoteTable,
+    format_quote_table,
+    price_basis,
+    quote_backend,
+    spot_column,
+)
 
 CSV_COLUMNS = (
     "backend",
     "available",
     "service",
     "region",
+    "region_from",
     "instance_type",
     "accelerator_type",
     "accelerator",
@@ -33,20 +38,39 @@ CSV_COLUMNS = (
     "spot_saving_pct",
     "currency",
     "retired",
+    "provenance",
+    "as_of",
+    "age_days",
     "price_as_of",
+    "price_provenance",
     "price_source",
     "warnings",
+    "notes",
     "left_out",
     "provider",  # deprecated: repeats "backend", for one release
 )
 LIMITS = (
     "List prices only: no taxes, discounts, commitments, storage, data transfer (egress) or "
-    "provisioning time. Shipped prices are a snapshot; refresh with `trainkit costs refresh`."
+    "provisioning time. Shipped prices are a snapshot, each with its source, provenance and date "
+    "(docs/costs.md); refresh with `trainkit costs refresh`."
 )
 
 
 def _as_dict(table: QuoteTable | Mapping[str, Any]) -> dict[str, Any]:
     return table.to_dict() if isinstance(table, QuoteTable) else dict(table)
+
+
+def job_words(request: Mapping[str, Any]) -> str:
+    """What was quoted, in a few words: the GPUs, the instance type, or the CPU size."""
+    if request.get("accelerator"):
+        return str(request["accelerator"])
+    if request.get("instance_type"):
+        return str(request["instance_type"])
+    size = [
+        f"{request['vcpus']:g} vCPUs" if request.get("vcpus") else "",
+        f"{request['memory_gib']:g} GiB" if request.get("memory_gib") else "",
+    ]
+    return "CPU only (" + (", ".join(p for p in size if p) or "any size") + ")"
 
 
 def quotes_csv(table: QuoteTable | Mapping[str, Any]) -> str:
@@ -64,9 +88,11 @@ def quotes_csv(table: QuoteTable | Mapping[str, Any]) -> str:
                 **{k: "" if v is None else v for k, v in quote.items()},
                 "backend": name,
                 "provider": name,
-                "price_as_of": "; ".join(r["as_of"] for r in rows),
+                "price_as_of": "; ".join(r.get("as_of") or "undated" for r in rows),
+                "price_provenance": "; ".join(r.get("provenance") or "unverified" for r in rows),
                 "price_source": "; ".join(r["source"] for r in rows),
                 "warnings": " | ".join(quote.get("warnings") or []),
+                "notes": " | ".join(quote.get("notes") or []),
                 "left_out": left_out.get(name, ""),
             }
         )
@@ -79,7 +105,7 @@ def quotes_markdown(table: QuoteTable | Mapping[str, Any]) -> str:
     data = _as_dict(table)
     request = data.get("request") or {}
     lines = ["# Training cost comparison", ""]
-    what = request.get("accelerator") or request.get("instance_type")
+    what = job_words(request)
     lines.append(
         f"Job: {request.get('instance_count', 1)} x {what}, {request.get('hours', 0):g} h, "
         f"{'spot' if request.get('spot') else 'on-demand'}; prices judged on {request.get('today')} "
@@ -87,24 +113,22 @@ def quotes_markdown(table: QuoteTable | Mapping[str, Any]) -> str:
     )
     lines += [
         "",
-        "| backend | instance | GPUs | pricing | per hour | total | on-demand total | spot saving |",
+        "| backend | region | instance | GPUs | pricing | per hour | total | on-demand total | spot saving "
+        "| price basis |",
     ]
-    lines.append("|---|---|---|---|---:|---:|---:|---:|")
+    lines.append("|---|---|---|---|---|---:|---:|---:|---:|---|")
     for q in data["quotes"]:
         if not q.get("available"):
-            lines.append(f"| {quote_backend(q)} | not available | - | - | - | - | - | - |")
+            lines.append(
+                f"| {quote_backend(q)} | {q.get('region') or '-'} | not available | - | - | - | - | - | - | - |"
+            )
             continue
         instance = q["instance_type"] + (f" + {q['accelerator_type']}" if q.get("accelerator_type") else "")
         currency = q.get("currency") or ""
-        saving = (
-            f"{q['spot_saving']:.2f} ({q['spot_saving_pct']:.0f}%)"
-            if q.get("spot_saving") is not None
-            else "-"
-        )
         lines.append(
-            f"| {quote_backend(q)} | {instance} | {q.get('accelerator') or '-'} | {q['pricing']} | "
-            f"{q['hourly_price']:.4f} {currency} | **{q['total']:.2f} {currency}** | "
-            f"{q['on_demand_total']:.2f} | {saving} |"
+            f"| {quote_backend(q)} | {q.get('region') or '-'} | {instance} | {q.get('accelerator') or '-'} | "
+            f"{q['pricing']} | {q['hourly_price']:.4f} {currency} | **{q['total']:.2f} {currency}** | "
+            f"{q['on_demand_total']:.2f} | {spot_column(q)} | {price_basis(q)} |"
         )
     cheapest = data.get("cheapest")
     lines.append("")
@@ -117,17 +141,25 @@ def quotes_markdown(table: QuoteTable | Mapping[str, Any]) -> str:
         lines.append(
             "No backend can be recommended: none that can train here is available with a current size."
         )
+    if data.get("cheapest_caveat"):
+        lines += ["", f"**Caveat:** {data['cheapest_caveat']}."]
     left_out = data.get("left_out") or {}
     if left_out:
         lines += ["", "## Left out of the cheapest", ""] + [f"- {n}: {r}" for n, r in left_out.items()]
     warnings = data.get("warnings") or []
     if warnings:
         lines += ["", "## Warnings", ""] + [f"- {w}" for w in warnings]
+    notes = [f"{quote_backend(q)}: {n}" for q in data["quotes"] for n in q.get("notes") or []]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
     lines += ["", "## Where the prices come from", ""]
     for q in data["quotes"]:
         for row in q.get("price_rows") or []:
+            when = f"as of {row['as_of']}" if row.get("as_of") else "undated"
+            note = f" ({row['note']})" if row.get("note") else ""
             lines.append(
-                f"- {row['provider']} {row['instance_type']} ({row['region']}): as of {row['as_of']}, {row['source']}"
+                f"- {row['provider']} {row['instance_type']} ({row['region']}): "
+                f"{row.get('provenance') or 'unverified'}, {when}, {row['source']}{note}"
             )
     lines += ["", f"_{LIMITS}_", ""]
     return "\n".join(lines)
@@ -167,7 +199,7 @@ def quotes_chart_png(table: QuoteTable | Mapping[str, Any]) -> bytes:
         axes.set_xticklabels(names)
         axes.set_ylabel(f"job total ({currency})")
         request = data.get("request") or {}
-        what = request.get("accelerator") or request.get("instance_type")
+        what = job_words(request)
         axes.set_title(f"{what} for {request.get('hours', 0):g} h: cost per backend")
         axes.legend()
         figure.tight_layout()

@@ -28,9 +28,17 @@ class CompareTrainingCostsOperator(BaseOperator):
     backends installed here, trainable, and whose capabilities accept the spec (``left_out`` says
     why each other one was not), and the task fails when there is none.
 
-    :param spec: the ``TrainingJobSpec`` (or its dict) to price; accelerator or instance type, instance
-        count and spot are used. (templated)
+    :param spec: the ``TrainingJobSpec`` (or its dict) to price; accelerator or instance type (one,
+        or one per backend), instance count and spot are used. (templated)
     :param hours: expected hours of training; or ``epochs`` and ``seconds_per_epoch``. (templated)
+    :param regions: where to price: a geography (``us``, ``eu``, ``asia``) each backend maps to one
+        of its regions, or backend -> region or geography. (templated)
+    :param region_conn_ids: for backends not in ``regions``: ``True`` (default) reads the region from
+        each backend's own connection (``aws_default``, ``google_cloud_default``), falling back to
+        the backend's default region when it has none; backend -> connection id to read others;
+        ``False`` for the default regions. (templated)
+    :param vcpus: a CPU-only job (no accelerator): the vCPUs it needs. (templated)
+    :param memory_gib: a CPU-only job: the memory it needs, in GiB. (templated)
     :param epochs: expected epochs. (templated)
     :param seconds_per_epoch: seconds one epoch takes. (templated)
     :param backends: backends to quote; default every priced one. (templated)
@@ -50,6 +58,10 @@ class CompareTrainingCostsOperator(BaseOperator):
         "hours",
         "epochs",
         "seconds_per_epoch",
+        "regions",
+        "region_conn_ids",
+        "vcpus",
+        "memory_gib",
         "backends",
         "providers",
         "pick_from",
@@ -76,6 +88,10 @@ class CompareTrainingCostsOperator(BaseOperator):
         max_age_days: int | str | None = None,
         report_uri: str | None = None,
         providers: list[str] | None = None,
+        regions: str | dict[str, str] | None = None,
+        region_conn_ids: bool | dict[str, str] = True,
+        vcpus: float | str | None = None,
+        memory_gib: float | str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -83,6 +99,10 @@ class CompareTrainingCostsOperator(BaseOperator):
             warnings.warn(_RENAMED, DeprecationWarning, stacklevel=2)
         self.spec = spec.to_dict() if hasattr(spec, "to_dict") else spec
         self.hours = hours
+        self.regions = regions
+        self.region_conn_ids = region_conn_ids
+        self.vcpus = vcpus
+        self.memory_gib = memory_gib
         self.epochs = epochs
         self.seconds_per_epoch = seconds_per_epoch
         self.backends = backends
@@ -119,6 +139,10 @@ class CompareTrainingCostsOperator(BaseOperator):
             catalog=catalog,
             max_age=int(self.max_age_days) if self.max_age_days not in (None, "") else None,
             registry=registry,
+            regions=self.regions or None,
+            region_conn_ids=self.region_conn_ids or None,
+            vcpus=self.vcpus,
+            memory_gib=self.memory_gib,
         )
         self.log.info("Quotes from %s:\n%s", catalog.path, format_quote_table(table))
         uri = self.report_uri or default_report_uri(context, "costs")
@@ -127,6 +151,8 @@ class CompareTrainingCostsOperator(BaseOperator):
         self.log.info("Cost report written to %s", result["report_uri"])
         for name, reason in table.left_out.items():
             self.log.info("Left out of the cheapest: %s: %s", name, reason)
+        if table.cheapest_caveat:
+            self.log.warning("Caveat: %s", table.cheapest_caveat)
         if self.pick == "cheapest":
             if table.cheapest is None:
                 raise ValueError(
@@ -135,11 +161,13 @@ class CompareTrainingCostsOperator(BaseOperator):
                 )
             context["ti"].xcom_push(key="backend", value=table.cheapest.backend)
             self.log.info(
-                "Cheapest: %s %s at %.2f %s",
+                "Cheapest: %s %s in %s at %.2f %s (%s figure)",
                 table.cheapest.backend,
                 table.cheapest.instance_type,
+                table.cheapest.region,
                 table.cheapest.total,
                 table.cheapest.currency,
+                table.cheapest.provenance,
             )
         return result
 

@@ -106,6 +106,8 @@ class JobStatus:
         ``BillableTimeInSeconds``; wall time of the running phase elsewhere).
     :param details: backend-specific JSON facts (exit code, training seconds, failure reason, ...).
     :param handle: the backend's own id of the job where it is not the name (see :class:`JobRef`).
+    :param region: the region the job runs in, where the backend has regions (its actual cost is
+        priced there); ``None`` otherwise.
     """
 
     job_id: str
@@ -121,6 +123,7 @@ class JobStatus:
     console_url: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
     handle: str | None = None
+    region: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -129,7 +132,9 @@ class JobStatus:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> JobStatus:
-        values = dict(data)
+        """The status back from its dict; keys another release added are left out."""
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in data.items() if k in known}
         values["phase"] = JobPhase(values["phase"])
         return cls(**values)
 
@@ -258,6 +263,7 @@ class TrainingBackend(ABC):
             "metrics": self.metrics(status),
             "console_url": status.console_url,
             "details": status.details,
+            "region": status.region,
         }
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Mapping
+    from collections.abc import Iterable
 
     from airflow_trainkit.training.backend import TrainingBackend
 
@@ -27,7 +28,10 @@ SPOT_RATES = ("spot", "on_demand")
 ROW_SOURCES = ("catalog", "onprem_settings")
 # The public price APIs ``trainkit costs refresh`` can read (one parser each in costs/refresh.py).
 PRICE_APIS = ("aws_price_list", "azure_retail_prices", "google_cloud_billing")
+# Geographies a quote may name instead of a region; each backend maps them to one of its regions.
+GEOGRAPHIES = ("us", "eu", "asia")
 _KEY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_REGION = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _NOT_IMPORTABLE = "not importable here"
 
 
@@ -54,6 +58,13 @@ class BackendPricing:
         :data:`PRICE_APIS`); ``None``: the rows are kept as written.
     :param trainable: whether a job can run on it here; ``False`` for a price source that is quoted
         but never picked to train on.
+    :param default_region: the region a quote prices when none is asked for and no connection
+        names one; ``None``: the region of the backend's price rows (on-prem has none).
+    :param geographies: geography (``us``, ``eu``, ``asia``) -> the region a quote for that
+        geography prices on this backend.
+    :param region_conn_id: the connection whose extra names the region jobs run in (the backend's
+        default connection); ``None`` when the backend has no such connection.
+    :param region_extra_keys: the keys of that connection's extra that hold the region, first match wins.
     """
 
     catalog_key: str
@@ -64,6 +75,10 @@ class BackendPricing:
     minimum_billed_seconds: float = 0.0
     price_api: str | None = None
     trainable: bool = True
+    default_region: str | None = None
+    geographies: Mapping[str, str] = field(default_factory=dict, hash=False)
+    region_conn_id: str | None = None
+    region_extra_keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         def bad(name: str, expected: str) -> ValueError:
@@ -95,6 +110,29 @@ class BackendPricing:
             raise bad("price_api", f"None or one of {', '.join(PRICE_APIS)}")
         if not isinstance(self.trainable, bool):
             raise bad("trainable", "true or false")
+        if self.default_region is not None and not _is_region(self.default_region):
+            raise bad("default_region", "None or a region name (e.g. 'us-east-1')")
+        if not isinstance(self.geographies, Mapping) or any(
+            geo not in GEOGRAPHIES or not _is_region(region) for geo, region in self.geographies.items()
+        ):
+            raise bad("geographies", f"a mapping of {', '.join(GEOGRAPHIES)} to region names")
+        if self.region_conn_id is not None and (
+            not isinstance(self.region_conn_id, str) or not _KEY.match(self.region_conn_id)
+        ):
+            raise bad("region_conn_id", "None or a connection id")
+        if not isinstance(self.region_extra_keys, tuple) or not all(
+            isinstance(k, str) and k for k in self.region_extra_keys
+        ):
+            raise bad("region_extra_keys", "a tuple of connection extra keys")
+        if bool(self.region_conn_id) != bool(self.region_extra_keys):
+            raise ValueError(
+                "pricing.region_conn_id and pricing.region_extra_keys go together: the connection and "
+                f"the extra keys that hold its region, got {self.region_conn_id!r} and {self.region_extra_keys!r}"
+            )
+
+
+def _is_region(value: object) -> bool:
+    return isinstance(value, str) and bool(_REGION.match(value))
 
 
 # Price sources that no training backend of this package runs on yet: quoted, never picked to
@@ -107,6 +145,8 @@ QUOTE_ONLY: Mapping[str, BackendPricing] = {
         basis="billable (wall) time x instances x hourly price (the compute's VM rate)",
         price_api="azure_retail_prices",
         trainable=False,
+        default_region="eastus",
+        geographies={"us": "eastus", "eu": "westeurope", "asia": "southeastasia"},
     ),
 }
 
@@ -235,6 +275,7 @@ def _checked_entry(entry: PricingEntry) -> PricingEntry:
 
 
 __all__ = [
+    "GEOGRAPHIES",
     "PRICE_APIS",
     "QUOTE_ONLY",
     "BackendPricing",

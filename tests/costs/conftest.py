@@ -1,4 +1,5 @@
-"""A local stand-in for the three price APIs, serving the recorded answers in tests/costs/recorded."""
+"""A local stand-in for the three price APIs, serving the recorded answers in tests/costs/recorded
+(real in shape and numbers; where each figure comes from: tests/costs/recorded/SOURCES.md)."""
 
 from __future__ import annotations
 
@@ -67,11 +68,20 @@ class PriceApiServer:
                 if target != "AWSPriceListService.GetProducts":
                     self.send_error(400)
                     return
-                route = "aws2" if body.get("NextToken") else "aws1"
+                # Like the real API, answer only the region asked for (TERM_MATCH on regionCode).
+                filters = {f.get("Field"): f.get("Value") for f in body.get("Filters") or []}
+                region = filters.get("regionCode", "")
+                number = 2 if body.get("NextToken") else 1
+                route = f"aws{number}"
                 if route in server.overrides:
                     self._send(server.overrides[route], "application/x-amz-json-1.1")
                     return
-                page = (RECORDED / f"aws_pricing_get_products_page{route[-1]}.json").read_bytes()
+                recorded = RECORDED / f"aws_pricing_get_products_{region}_page{number}.json"
+                page = (
+                    recorded.read_bytes()
+                    if recorded.exists()
+                    else b'{"FormatVersion": "aws_v1", "PriceList": []}'
+                )
                 self._send(page, "application/x-amz-json-1.1")
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -83,7 +93,11 @@ class PriceApiServer:
         from airflow_trainkit.costs.refresh import http_get_json
 
         def get(url: str) -> Any:
-            for host in ("https://prices.azure.com", "https://cloudbilling.googleapis.com"):
+            for host in (
+                "https://prices.azure.com:443",  # NextPageLink names the port
+                "https://prices.azure.com",
+                "https://cloudbilling.googleapis.com",
+            ):
                 url = url.replace(host, self.url)
             return http_get_json(url, timeout=10)
 

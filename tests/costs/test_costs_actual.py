@@ -6,7 +6,7 @@ import pytest
 
 from airflow_trainkit.costs import actual_cost
 
-FRESH = date(2025, 6, 15)
+FRESH = date(2026, 10, 1)
 ONPREM = [
     {
         "name": "rack-t4",
@@ -48,6 +48,7 @@ def result(**values):
         "metrics": None,
         "console_url": None,
         "details": {},
+        "region": "us-east-1",
     }
     base.update(values)
     return base
@@ -69,32 +70,42 @@ def test_spot_sagemaker_uses_billable_seconds_at_on_demand_rate(trainkit_home) -
         "service": "sagemaker_training",
         "region": "us-east-1",
         "instance_type": "ml.g4dn.xlarge",
-        "as_of": "2025-06-01",
-        "source": "https://aws.amazon.com/sagemaker/pricing/",
+        "as_of": "2026-09-24",
+        "source": "AWS bulk price file AmazonSageMaker published 2026-09-24T23:59Z, Train column, as parsed "
+        "in public notes (search-index file 71562949756)",
+        "provenance": "observed",
+        "note": "",
     }
+    assert cost["region"] == "us-east-1"
     assert "BillableTimeInSeconds" in cost["basis"]
     assert cost["warnings"] == [] and cost["currency"] == "USD"
 
 
 def test_wall_time_when_no_billable_seconds(trainkit_home) -> None:
     cost = actual_cost(
-        result(backend="azure_ml", instance_type="Standard_NC4as_T4_v3", spot=True), onprem=[], today=FRESH
+        result(backend="azure_ml", instance_type="Standard_NC4as_T4_v3", spot=True, region="eastus"),
+        onprem=[],
+        today=FRESH,
     )
     assert cost is not None
-    assert cost["amount"] == pytest.approx(2 * 0.1578)  # 2 h wall time at the spot price
+    assert cost["amount"] == pytest.approx(2 * 0.062699)  # 2 h wall time at the spot price
     assert cost["pricing"] == "spot"
 
 
 def test_vertex_machine_plus_accelerators(trainkit_home) -> None:
     cost = actual_cost(
         result(
-            backend="vertex_ai", instance_type="a2-highgpu-8g", accelerator="A100:8", billable_seconds=5400
+            backend="vertex_ai",
+            instance_type="a2-highgpu-8g",
+            accelerator="A100:8",
+            billable_seconds=5400,
+            region="us-central1",
         ),
         onprem=[],
         today=FRESH,
     )
     assert cost is not None
-    assert cost["amount"] == pytest.approx(1.5 * (6.9688 + 8 * 3.3741), abs=1e-3)
+    assert cost["amount"] == pytest.approx(1.5 * (6.803193 + 8 * 3.373985), abs=1e-3)
     assert [r["instance_type"] for r in cost["price_rows"]] == ["a2-highgpu-8g", "NVIDIA_TESLA_A100"]
 
 
@@ -124,7 +135,7 @@ def test_no_price_returns_none(trainkit_home) -> None:
 
 
 def test_stale_price_flagged_in_actual_cost(trainkit_home) -> None:
-    cost = actual_cost(result(billable_seconds=60), onprem=[], today=date(2026, 11, 25))
+    cost = actual_cost(result(billable_seconds=60), onprem=[], today=date(2027, 3, 1))
     assert cost is not None and cost["warnings"][0].startswith("stale price: sagemaker ml.g4dn.xlarge")
 
 
@@ -143,3 +154,35 @@ def test_bad_result(trainkit_home, values, message) -> None:
         actual_cost(result(**values), onprem=[])
     with pytest.raises(ValueError, match="result must be a training result dict"):
         actual_cost(["not", "a", "dict"], onprem=[])  # type: ignore[arg-type]
+
+
+def test_the_region_the_job_ran_in_is_priced(trainkit_home) -> None:
+    mumbai = actual_cost(result(region="ap-south-1", billable_seconds=3600), onprem=[], today=FRESH)
+    assert mumbai is not None
+    assert (mumbai["amount"], mumbai["region"]) == (pytest.approx(0.811), "ap-south-1")
+    assert mumbai["price_row"]["region"] == "ap-south-1" and mumbai["warnings"] == []
+
+
+def test_a_region_without_a_price_gives_no_cost_and_says_so(trainkit_home, caplog) -> None:
+    run = result(
+        backend="vertex_ai",
+        instance_type="n1-standard-8",
+        accelerator="T4:1",
+        region="europe-west4",
+        billable_seconds=3600,
+    )
+    assert actual_cost(run, onprem=[], today=FRESH) is None
+    assert "no price for vertex_ai n1-standard-8 in europe-west4" in caplog.text
+
+
+def test_a_result_without_a_region_is_priced_in_the_default_region_with_a_warning(trainkit_home) -> None:
+    old = {
+        k: v for k, v in result(billable_seconds=3600).items() if k != "region"
+    }  # an earlier release's result
+    cost = actual_cost(old, onprem=[], today=FRESH)
+    assert cost is not None and cost["region"] == "us-east-1"
+    assert cost["warnings"] == [
+        "the result names no region: priced in us-east-1, the sagemaker backend's default region"
+    ]
+    with pytest.raises(ValueError, match=r"result\.region must be a region name, got 3"):
+        actual_cost(result(region=3), onprem=[])

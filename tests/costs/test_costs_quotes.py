@@ -15,7 +15,7 @@ from airflow_trainkit.training.instances import instance_table
 if TYPE_CHECKING:
     from pathlib import Path
 
-FRESH = date(2025, 6, 15)  # within 90 days of the shipped snapshot's as_of
+FRESH = date(2026, 10, 1)  # within 90 days of the dated figures of the shipped catalog
 ONPREM = [
     {
         "name": "rack-t4",
@@ -49,23 +49,24 @@ ONPREM = [
         "utilization": 0.6,
     },
 ]
-# (provider, instance type) -> (on-demand, spot) per hour, read by hand from the shipped CSV.
+# (provider, instance type) -> (on-demand, spot) per hour in each backend's default region, read by
+# hand from the shipped CSV (where each comes from: tests/costs/reference/reference_prices.csv).
 SHIPPED = {
     ("sagemaker", "ml.g4dn.xlarge"): (0.736, None),
     ("sagemaker", "ml.g5.xlarge"): (1.408, None),
-    ("sagemaker", "ml.g6.xlarge"): (1.0064, None),
+    ("sagemaker", "ml.g6.xlarge"): (1.127, None),
     ("sagemaker", "ml.p3.2xlarge"): (3.825, None),
-    ("sagemaker", "ml.p4d.24xlarge"): (37.688, None),
-    ("vertex_ai", "n1-standard-8"): (0.437, 0.088),
-    ("vertex_ai", "NVIDIA_TESLA_T4"): (0.4025, 0.138),
-    ("vertex_ai", "NVIDIA_TESLA_V100"): (2.852, 0.989),
-    ("vertex_ai", "g2-standard-8"): (0.3545, 0.1418),
-    ("vertex_ai", "NVIDIA_L4"): (0.644, 0.2576),
-    ("vertex_ai", "a2-highgpu-8g"): (6.9688, 2.7875),
-    ("vertex_ai", "NVIDIA_TESLA_A100"): (3.3741, 1.247),
-    ("azure_ml", "Standard_NC4as_T4_v3"): (0.526, 0.1578),
-    ("azure_ml", "Standard_NC6s_v3"): (3.06, 0.918),
-    ("azure_ml", "Standard_ND96asr_v4"): (27.197, 8.1591),
+    ("sagemaker", "ml.p4d.24xlarge"): (25.251, None),
+    ("vertex_ai", "n1-standard-8"): (0.4369977, None),
+    ("vertex_ai", "NVIDIA_TESLA_T4"): (0.4025, None),
+    ("vertex_ai", "NVIDIA_TESLA_V100"): (2.852, None),
+    ("vertex_ai", "g2-standard-8"): (0.3545, None),
+    ("vertex_ai", "NVIDIA_L4"): (0.644, None),
+    ("vertex_ai", "a2-highgpu-8g"): (6.803193, None),
+    ("vertex_ai", "NVIDIA_TESLA_A100"): (3.373985, None),
+    ("azure_ml", "Standard_NC4as_T4_v3"): (0.526, 0.062699),
+    ("azure_ml", "Standard_NC6s_v3"): (3.06, 0.3978),
+    ("azure_ml", "Standard_ND96asr_v4"): (27.197, 2.99167),
 }
 
 
@@ -144,9 +145,15 @@ def test_quotes_match_catalog_arithmetic(trainkit_home, accelerator, expected, s
         else:
             assert quote.pricing == "on_demand"
             assert quote.total == pytest.approx(od * hours, abs=1e-3)
-            if spot:
+            if spot and provider == "sagemaker":  # managed spot: fewer seconds at the on-demand price
+                assert any("publishes no spot price" in n for n in quote.notes)
+            elif spot:
                 assert any(w.startswith("no spot price") for w in quote.warnings)
         assert [r["instance_type"] for r in quote.price_rows] == list(names)
+        assert (
+            quote.region
+            == {"sagemaker": "us-east-1", "vertex_ai": "us-central1", "azure_ml": "eastus"}[provider]
+        )
         assert not any("stale" in w for w in quote.warnings)
     onprem = quotes["onprem"]
     model = accelerator.split(":")[0]
@@ -184,28 +191,44 @@ def test_onprem_hourly_cost_formula() -> None:
     assert row.source.startswith("onprem settings argument: purchase_price=12000")
 
 
-def test_stale_price_flagged_in_every_quote_that_uses_it(trainkit_home) -> None:
-    table = quote_job(spec("T4:1"), hours=1, onprem=ONPREM, today=date(2025, 12, 1), max_age=90)
-    for provider in ("sagemaker", "azure_ml"):
-        warnings = by_provider(table)[provider].warnings
-        assert any(
-            w.startswith("stale price:") and "2025-06-01 (183 days old, more than 90)" in w for w in warnings
-        )
-    vertex = by_provider(table)["vertex_ai"].warnings
-    assert sum(w.startswith("stale price:") for w in vertex) == 2  # the machine and the GPU row
-    fresh = quote_job(spec("T4:1"), hours=1, onprem=ONPREM, today=date(2025, 12, 1), max_age=365)
+def test_stale_and_undated_prices_flagged_in_every_quote_that_uses_them(trainkit_home) -> None:
+    table = quote_job(spec("T4:1"), hours=1, onprem=ONPREM, today=date(2027, 3, 1), max_age=90)
+    sagemaker = by_provider(table)["sagemaker"]
+    assert any(
+        w.startswith("stale price:") and "2026-09-24 (158 days old, more than 90)" in w
+        for w in sagemaker.warnings
+    )
+    assert (sagemaker.as_of, sagemaker.age_days, sagemaker.provenance) == ("2026-09-24", 158, "observed")
+    azure = by_provider(table)["azure_ml"]  # a snapshot whose date cannot be recovered
+    assert azure.warnings == [
+        "undated price: the observed figure for azure_ml Standard_NC4as_T4_v3 (eastus) has no recoverable "
+        "date; run `trainkit costs refresh` where the price APIs are reachable"
+    ]
+    assert (azure.as_of, azure.age_days) == (None, None)
+    vertex = by_provider(table)["vertex_ai"]  # machine dated 2026-09-06 (derived), GPU undated
+    assert [w.split(":")[0] for w in vertex.warnings] == ["stale price", "undated price"]
+    assert (vertex.provenance, vertex.as_of) == ("derived", None)
+    fresh = quote_job(spec("T4:1"), hours=1, onprem=ONPREM, today=date(2027, 3, 1), max_age=365)
     assert not any("stale" in w for w in fresh.warnings)
+    # Your own cost settings are never flagged for their age.
+    assert (
+        by_provider(table)["onprem"].warnings == [] and by_provider(table)["onprem"].provenance == "settings"
+    )
 
 
 def test_stale_age_from_environment(trainkit_home, monkeypatch) -> None:
     monkeypatch.setenv("TRAINKIT_PRICE_MAX_AGE_DAYS", "10")
-    table = quote_job(spec("T4:1"), hours=1, onprem=[], today=date(2025, 6, 20))
+    table = quote_job(spec("T4:1"), hours=1, onprem=[], today=date(2026, 10, 20))
     assert any("more than 10" in w for w in table.warnings)
 
 
 def test_retired_size_flagged_and_never_cheapest(trainkit_home) -> None:
     table = quote_job(
-        spec("V100:1", spot=True, allow_spot_without_checkpoint=True), hours=2, onprem=[], today=FRESH
+        spec("V100:1", spot=True, allow_spot_without_checkpoint=True),
+        hours=2,
+        onprem=[],
+        today=date(2025, 9, 1),
+        max_age=9999,
     )
     azure = by_provider(table)["azure_ml"]
     assert not azure.retired
@@ -214,7 +237,7 @@ def test_retired_size_flagged_and_never_cheapest(trainkit_home) -> None:
         spec("V100:1", spot=True, allow_spot_without_checkpoint=True),
         hours=2,
         onprem=[],
-        today=date(2025, 10, 1),
+        today=FRESH,
         max_age=9999,
     )
     azure = by_provider(later)["azure_ml"]
@@ -294,7 +317,10 @@ def test_explicit_instance_type(trainkit_home) -> None:
             {"spec": spec("T4:1"), "hours": 1, "backends": ["onprem"], "providers": ["onprem"]},
             r"backends: give backends or the deprecated providers, not both",
         ),
-        ({"spec": {"command": ["x"]}, "hours": 1}, r"spec\.accelerator: a quote needs an accelerator"),
+        ({"spec": {"command": ["x"]}, "hours": 1}, r"vcpus: a CPU-only quote \(no spec\.accelerator\) needs"),
+        ({"spec": {"command": ["x"]}, "hours": 1, "vcpus": 0}, r"vcpus must be a positive number, got 0"),
+        ({"spec": spec("T4:1"), "hours": 1, "regions": "mars"}, r"regions: 'mars' is not a geography"),
+        ({"spec": spec("T4:1"), "hours": 1, "regions": {"aws": "eu"}}, r"regions: unknown backend 'aws'"),
         (
             {"spec": {"command": ["x"], "instance_type": "ml.nope"}, "hours": 1},
             r"spec\.instance_type: no backend has a price for 'ml\.nope'",
@@ -360,6 +386,7 @@ def test_format_quote_table(trainkit_home) -> None:
     lines = text.splitlines()
     assert lines[0].split() == [
         "backend",
+        "region",
         "instance",
         "GPUs",
         "pricing",
@@ -369,18 +396,31 @@ def test_format_quote_table(trainkit_home) -> None:
         "total",
         "spot",
         "saving",
+        "price",
+        "basis",
         "notes",
     ]
-    vertex_line = next(line for line in lines if line.startswith("vertex_ai"))
-    assert "n1-standard-8 + NVIDIA_TESLA_T4" in vertex_line and " spot " in vertex_line
-    assert "0.68 USD" in vertex_line and "1.84 (73%)" in vertex_line  # (0.088 + 0.138) x 3 h, spot
-    assert "CHEAPEST" in vertex_line  # Azure ML (quote only) and on-prem (no spot) are left out
-    azure_line = next(line for line in lines if line.startswith("azure_ml"))
-    assert "CHEAPEST" not in azure_line and "left out" in azure_line and "0.47 USD" in azure_line
-    assert "warnings:" in lines
-    assert "sagemaker: no spot price" in text
-    assert "left out of the cheapest:" in lines
+    sagemaker = next(line for line in lines if line.startswith("sagemaker"))
+    # Managed spot bills fewer seconds at the on-demand price: no spot saving to show, a note instead.
+    assert "us-east-1" in sagemaker and "on_demand" in sagemaker and "2.21 USD" in sagemaker
+    assert "observed, 7 d" in sagemaker and "CHEAPEST, 1 note(s)" in sagemaker
+    azure = next(line for line in lines if line.startswith("azure_ml"))
+    # Spot: 0.062699 x 3 h, saving (0.526 - 0.062699) x 3 h.
+    assert (
+        " spot " in azure and "0.19 USD" in azure and "1.39 (88%)" in azure and "observed, undated" in azure
+    )
+    assert "CHEAPEST" not in azure and "left out" in azure
+    vertex = next(line for line in lines if line.startswith("vertex_ai"))
+    assert "n1-standard-8 + NVIDIA_TESLA_T4" in vertex and "derived, undated" in vertex
+    assert "notes:" in lines and "warnings:" in lines
+    assert "vertex_ai: no spot price" in text
     assert "  - azure_ml: quote only: no azure_ml training backend is installed" in lines
+    # On an on-demand quote the spot column says what spot would save, as "if spot".
+    on_demand = format_quote_table(quote_job(spec("T4:1"), hours=3, onprem=[], today=FRESH)).splitlines()
+    azure = next(line for line in on_demand if line.startswith("azure_ml"))
+    assert " on_demand " in azure and "if spot: 1.39 (88%)" in azure
+    sagemaker = next(line for line in on_demand if line.startswith("sagemaker"))
+    assert sagemaker.split("  ")[0] == "sagemaker" and " -  " in sagemaker  # no spot price: "-"
 
 
 # --- the catalog file ---------------------------------------------------------------------------------
@@ -403,9 +443,12 @@ def test_every_instance_table_row_has_a_catalog_row() -> None:
             assert (row.gpu_model, row.gpu_count) == (choice.gpu_model, choice.gpu_count), choice
 
 
-def test_every_shipped_row_has_provenance() -> None:
-    for row in load_catalog(onprem=[]).rows:
-        assert row.source.startswith("https://") and row.as_of == date(2025, 6, 1) and row.currency == "USD"
+def test_no_shipped_row_is_dated_the_day_the_file_was_written() -> None:
+    # as_of is when a figure was published or observed; the 2025 catalog dated every row 2025-06-01.
+    rows = load_catalog(onprem=[]).rows
+    assert all(row.as_of != date(2025, 6, 1) for row in rows)
+    assert {row.provenance for row in rows} == {"observed", "derived", "unverified"}
+    assert any(row.as_of is None for row in rows) and any(row.as_of is not None for row in rows)
 
 
 @pytest.mark.parametrize(
@@ -420,7 +463,16 @@ def test_every_shipped_row_has_provenance() -> None:
             lambda t: t.replace("ml.g4dn.12xlarge,T4,4", "ml.g4dn.12xlarge,T4,four", 1),
             r"row 3, column gpu_count",
         ),
-        (lambda t: t.replace(",2025-06-01,", ",June,", 1), r"row 2, column as_of: not a date"),
+        (lambda t: t.replace(",2026-09-24,", ",June,", 1), r"row 2, column as_of: not a date"),
+        (
+            lambda t: t.replace(",observed,\n", ",sure,\n", 1),
+            r"row 2, column provenance: unknown provenance 'sure'",
+        ),
+        (
+            lambda t: t.replace(",2026-09-24,", ",,", 1),
+            r"row 2, column as_of: empty; give the day the figure was published or observed, or say in "
+            r"column note which snapshot",
+        ),
         (lambda t: t.replace("sagemaker,", "aws,", 1), r"row 2, column provider: unknown provider 'aws'"),
         (lambda t: t + t.splitlines()[1] + "\n", r"row \d+ repeats row 2"),
     ],

@@ -3,6 +3,7 @@ quoted, which one the cheapest may be, and the deprecated ``provider(s)`` spelli
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date
 from importlib import resources
@@ -36,7 +37,7 @@ T4_HOST = {
 }
 HEADER = (
     "provider,service,region,kind,instance_type,gpu_model,gpu_count,vcpus,memory_gib,"
-    "on_demand_per_hour,spot_per_hour,currency,as_of,source,retired_after\n"
+    "on_demand_per_hour,spot_per_hour,currency,as_of,source,retired_after,provenance,note\n"
 )
 
 
@@ -89,7 +90,9 @@ def test_a_price_row_no_backend_declares_names_file_row_column_and_value(tmp_pat
 def test_a_declared_key_makes_its_rows_welcome(registry_copy, tmp_path: Path) -> None:
     register("acme", BackendPricing(catalog_key="acme_cloud", basis="wall time x price"))
     path = tmp_path / "prices.csv"
-    path.write_text(HEADER + "acme_cloud,acme,eu,instance,acme-t4,T4,1,,,0.35,,USD,2025-06-01,x,\n")
+    path.write_text(
+        HEADER + "acme_cloud,acme,eu,instance,acme-t4,T4,1,,,0.35,,USD,2025-06-01,x,,published,\n"
+    )
     (row,) = load_catalog(path, onprem=[]).rows
     assert (row.provider, row.instance_type, row.on_demand_per_hour) == ("acme_cloud", "acme-t4", 0.35)
 
@@ -105,21 +108,22 @@ def test_rows_made_from_cost_settings_are_never_written(trainkit_home: Path) -> 
 
 
 def test_cheapest_leaves_out_quote_only_and_refusing_backends_and_says_why(trainkit_home: Path) -> None:
-    # Spot T4 for 2 h: a busy on-prem host's GPU share and Azure ML's spot price both beat Vertex
-    # AI's spot price, but the on-prem backend has no spot capacity and nothing trains on Azure ML.
+    # Spot T4 for 2 h: a busy on-prem host's GPU share and Azure ML's spot price both beat SageMaker
+    # (managed spot, quoted at on-demand), but the on-prem backend has no spot capacity and nothing
+    # trains on Azure ML.
     busy_host = {**T4_HOST, "utilization": 0.9}
     table = quote_job(
         spec(spot=True, allow_spot_without_checkpoint=True), hours=2, onprem=[busy_host], today=FRESH
     )
     totals = {q.backend: q.total for q in table.quotes}
-    assert max(totals["onprem"], totals["azure_ml"]) < totals["vertex_ai"] < totals["sagemaker"]
-    assert table.cheapest is not None and table.cheapest.backend == "vertex_ai"
+    assert max(totals["onprem"], totals["azure_ml"]) < totals["sagemaker"] < totals["vertex_ai"]
+    assert table.cheapest is not None and table.cheapest.backend == "sagemaker"
     assert table.left_out == {
         "onprem": "spec.spot: the onprem backend has no spot capacity: its jobs run on hosts you own (got True)",
         "azure_ml": "quote only: no azure_ml training backend is installed",
     }
     data = table.to_dict()
-    assert data["left_out"] == table.left_out and data["cheapest"]["backend"] == "vertex_ai"
+    assert data["left_out"] == table.left_out and data["cheapest"]["backend"] == "sagemaker"
     # Every quote is still there, priced: leaving out is about picking, not about quoting.
     assert all(q.available for q in table.quotes)
 
@@ -133,12 +137,15 @@ def test_instance_count_beyond_a_backends_limit_is_left_out(trainkit_home: Path)
 
 
 def test_a_retired_size_is_never_the_cheapest(trainkit_home: Path, tmp_path: Path) -> None:
-    path = tmp_path / "prices.csv"
-    text = shipped()
-    row = next(line for line in text.splitlines() if ",ml.g4dn.xlarge," in line)
-    path.write_text(text.replace(row, row.replace(",0.736,", ",0.01,").rstrip(",") + ",2025-06-30"))
+    rows = [
+        dataclasses.replace(r, on_demand_per_hour=0.01, retired_after=date(2026, 9, 30))
+        if r.instance_type == "ml.g4dn.xlarge"
+        else r
+        for r in load_catalog(onprem=[]).rows
+    ]
+    path = write_catalog(rows, tmp_path / "prices.csv")
     table = quote_job(
-        spec(), hours=1, onprem=[], today=date(2025, 7, 1), catalog=load_catalog(path, onprem=[])
+        spec(), hours=1, onprem=[], today=date(2026, 10, 1), catalog=load_catalog(path, onprem=[])
     )
     assert table.left_out["sagemaker"] == "retired size: ml.g4dn.xlarge"
     assert table.cheapest is not None and table.cheapest.backend == "vertex_ai"
@@ -188,7 +195,7 @@ def test_minimum_billed_seconds_in_quote_and_actual_cost(registry_copy, tmp_path
         "minute", BackendPricing(catalog_key="minute", basis="per started minute", minimum_billed_seconds=60)
     )
     path = tmp_path / "prices.csv"
-    path.write_text(HEADER + "minute,m,eu,instance,m-t4,T4,1,,,3.6,,USD,2025-06-01,x,\n")
+    path.write_text(HEADER + "minute,m,eu,instance,m-t4,T4,1,,,3.6,,USD,2025-06-01,x,,published,\n")
     catalog = load_catalog(path, onprem=[])
     table = quote_job(spec(), hours=0.005, catalog=catalog, today=FRESH, backends=["minute"])
     (quote,) = table.quotes

@@ -159,8 +159,8 @@ class BrokenBackend(TrainingBackend):
 # Acme's price list, as rows of the price catalog: the T4 instance is cheaper than every cloud on
 # spot except Azure ML, on which nothing trains.
 ACME_ROWS = (
-    "acme,acme_gpu_cloud,eu-west,instance,acme-cpu,,0,4,16,0.12,0.05,USD,{today},https://acme.example/pricing,\n"
-    "acme,acme_gpu_cloud,eu-west,instance,acme-t4,T4,1,8,32,0.35,0.2,USD,{today},https://acme.example/pricing,\n"
+    "acme,acme_gpu_cloud,eu-west,instance,acme-cpu,,0,4,16,0.12,0.05,USD,{today},https://acme.example/pricing,,published,\n"
+    "acme,acme_gpu_cloud,eu-west,instance,acme-t4,T4,1,8,32,0.35,0.2,USD,{today},https://acme.example/pricing,,published,\n"
 )
 METRICS = 'import json, os; json.dump({"auc_roc": 0.91}, open(os.environ["TRAINKIT_OUTPUT_URI"] + "/metrics.json", "w")); print("trained on acme")'
 SPEC = {
@@ -232,7 +232,7 @@ def test_acme_is_quoted_picked_trained_on_and_costed(acme: Path, tmp_path: Path)
     assert quotes["cheapest"]["backend"] == "acme"
     assert quotes["left_out"] == LEFT_OUT
     assert quote_context["ti"].xcoms["backend"] == "acme"
-    assert "| acme | acme-t4 |" in (tmp_path / "report" / "report.md").read_text()
+    assert "| acme | eu-west | acme-t4 |" in (tmp_path / "report" / "report.md").read_text()
 
     train = TrainModelOperator(
         task_id="train",
@@ -273,7 +273,7 @@ def test_trainkit_costs_compare_quotes_and_picks_acme(acme: Path) -> None:
     assert text.returncode == 0, text.stderr
     acme_line = next(line for line in text.stdout.splitlines() if line.startswith("acme "))
     assert "acme-t4" in acme_line and "CHEAPEST" in acme_line and "0.40 USD" in acme_line
-    assert "cheapest: acme acme-t4: 0.40 USD" in text.stdout
+    assert "cheapest: acme acme-t4 in eu-west: 0.40 USD" in text.stdout
     assert "  - vertex_ai: not in pick_from (acme, sagemaker, azure_ml)" in text.stdout
     rows = trainkit("catalog", "--backend", "acme")
     assert rows.returncode == 0 and "acme-cpu" in rows.stdout and "ml.g4dn" not in rows.stdout
@@ -286,7 +286,7 @@ def test_acme_capabilities_leave_it_out_of_the_cheapest(acme: Path) -> None:
     assert table.left_out["acme"] == (
         "spec.instance_count: the acme backend runs at most 1 machine(s) per job (got 2)"
     )
-    assert table.cheapest is not None and table.cheapest.backend == "vertex_ai"
+    assert table.cheapest is not None and table.cheapest.backend == "sagemaker"
     with pytest.raises(ValueError, match=r"pick_from: unknown backend 'acme_ml'.*known: acme, azure_ml"):
         quote_job(SPEC, hours=1, pick_from=["acme_ml"])
 

@@ -82,10 +82,19 @@ def test_compare_operator_picks_cheapest_and_writes_report(home: Path) -> None:
     assert rows["azure_ml"]["left_out"] == "quote only: no azure_ml training backend is installed"
     assert result["left_out"] == {"azure_ml": "quote only: no azure_ml training backend is installed"}
     assert float(rows["sagemaker"]["total"]) == pytest.approx(0.736 * 2)
-    assert rows["sagemaker"]["price_source"] == "https://aws.amazon.com/sagemaker/pricing/"
+    assert rows["sagemaker"]["price_source"].startswith(
+        "AWS bulk price file AmazonSageMaker published 2026-09-24"
+    )
+    assert (rows["sagemaker"]["price_provenance"], rows["sagemaker"]["region"]) == ("observed", "us-east-1")
+    assert (
+        rows["sagemaker"]["region_from"] == "the backend's default region"
+    )  # no aws_default connection here
     markdown = (report / "report.md").read_text()
     assert "Cheapest: **onprem** (workstation-t4)" in markdown
-    assert "stale price" in markdown and "no taxes" in markdown
+    assert "undated price" in markdown and "no taxes" in markdown
+    assert (
+        "- sagemaker ml.g4dn.xlarge (us-east-1): observed, as of 2026-09-24, AWS bulk price file" in markdown
+    )
 
 
 def test_compare_operator_bad_input(home: Path) -> None:
@@ -128,7 +137,7 @@ def test_refresh_operator_writes_catalog(home: Path, monkeypatch: pytest.MonkeyP
         _context("refresh")
     )
     assert summary["path"] == str(home / "costs" / "price_catalog.csv")
-    assert len(summary["backends"][0]["updated"]) == 10
+    assert len(summary["backends"][0]["updated"]) == 11
 
 
 @pytest.mark.integration
@@ -143,3 +152,28 @@ def test_operators_import_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_compare_operator_prices_a_cpu_job_in_the_region_of_the_connection(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_trainkit.operators.costs import CompareTrainingCostsOperator
+
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_AWS_DEFAULT", json.dumps({"conn_type": "aws", "extra": {"region_name": "ap-south-1"}})
+    )
+    result = CompareTrainingCostsOperator(
+        task_id="quote",
+        spec={"command": ["python", "train.py"]},
+        hours=1,
+        vcpus="8",
+        regions={"vertex_ai": "us"},
+    ).execute(_context())
+    by = {q["backend"]: q for q in result["quotes"]}
+    assert (by["sagemaker"]["region"], by["sagemaker"]["region_from"]) == (
+        "ap-south-1",
+        "connection aws_default",
+    )
+    assert by["sagemaker"]["instance_type"] == "ml.r7i.2xlarge" and by["sagemaker"]["total"] == 0.6552
+    assert (by["vertex_ai"]["region"], by["vertex_ai"]["instance_type"]) == ("us-central1", "n1-standard-8")
+    assert result["request"]["vcpus"] == 8

@@ -51,6 +51,26 @@ def test_the_built_in_backends_and_azure_ml_are_declared() -> None:
     assert registry.settings_keys() == {"onprem"}
     assert {e.pricing.price_api for e in registry.entries.values()} == {None, *PRICE_APIS}
     assert registry.unpriced == {}
+    # Where each is priced by default, and which region a geography means on each.
+    assert (
+        sagemaker.pricing.default_region,
+        vertex.pricing.default_region,
+        azure.pricing.default_region,
+    ) == (
+        "us-east-1",
+        "us-central1",
+        "eastus",
+    )
+    assert dict(sagemaker.pricing.geographies) == {"us": "us-east-1", "eu": "eu-west-1", "asia": "ap-south-1"}
+    assert (sagemaker.pricing.region_conn_id, sagemaker.pricing.region_extra_keys) == (
+        "aws_default",
+        ("region_name",),
+    )
+    assert (vertex.pricing.region_conn_id, vertex.pricing.region_extra_keys) == (
+        "google_cloud_default",
+        ("region", "location"),
+    )
+    assert onprem.pricing.default_region is None and not onprem.pricing.geographies
 
 
 @pytest.mark.parametrize(
@@ -71,6 +91,23 @@ def test_the_built_in_backends_and_azure_ml_are_declared() -> None:
         ),
         ({"trainable": "yes"}, r"pricing\.trainable must be true or false, got 'yes'"),
         ({"instance_table": ""}, r"pricing\.instance_table must be None or a provider key .*, got ''"),
+        (
+            {"default_region": "US East"},
+            r"pricing\.default_region must be None or a region name .*, got 'US East'",
+        ),
+        (
+            {"geographies": {"mars": "m-1"}},
+            r"pricing\.geographies must be a mapping of us, eu, asia to region",
+        ),
+        ({"geographies": {"eu": ""}}, r"pricing\.geographies must be a mapping of us, eu, asia to region"),
+        (
+            {"region_conn_id": "aws_default"},
+            r"pricing\.region_conn_id and pricing\.region_extra_keys go together",
+        ),
+        (
+            {"region_extra_keys": ["region"]},
+            r"pricing\.region_extra_keys must be a tuple of connection extra keys",
+        ),
     ],
 )
 def test_a_malformed_declaration_names_the_field_and_value(changes, message) -> None:

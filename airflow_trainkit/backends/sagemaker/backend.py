@@ -61,6 +61,11 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
         spot_rate="on_demand",
         basis="BillableTimeInSeconds x instances x on-demand price (managed spot bills fewer seconds)",
         price_api="aws_price_list",
+        default_region="us-east-1",
+        # asia: the one Asian region with a sourced SageMaker price in the shipped catalog (Mumbai)
+        geographies={"us": "us-east-1", "eu": "eu-west-1", "asia": "ap-south-1"},
+        region_conn_id=DEFAULT_CONN_ID,
+        region_extra_keys=("region_name",),
     )
     poll_interval = 30.0
     shared_per_connection = True

@@ -87,6 +87,7 @@ def status_from_description(desc: Mapping[str, Any], region: str) -> JobStatus:
         output_uri=(desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts") or None,
         console_url=console_url(region, name),
         details={k: v for k, v in details.items() if v is not None},
+        region=region,
     )
 
 

@@ -63,6 +63,10 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
         instance_table="vertex_ai",
         basis="billable (wall) time x instances x hourly price (machine + accelerators)",
         price_api="google_cloud_billing",
+        default_region=DEFAULT_REGION,
+        geographies={"us": DEFAULT_REGION, "eu": "europe-west4", "asia": "asia-southeast1"},
+        region_conn_id=DEFAULT_CONN_ID,
+        region_extra_keys=("region", "location"),
     )
     poll_interval = 30.0
     shared_per_connection = True

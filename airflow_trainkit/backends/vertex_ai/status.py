@@ -107,6 +107,7 @@ def status_from_job(job: Mapping[str, Any], job_id: str, project: str, region: s
         console_url=console_url(project, region, numeric_id) if numeric_id else None,
         details={k: v for k, v in details.items() if v not in (None, "", 0)} | {"spot": details["spot"]},
         handle=name or None,
+        region=region,
     )
 
 

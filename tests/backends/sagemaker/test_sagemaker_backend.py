@@ -193,6 +193,9 @@ def test_completed_spot_job_reports_billable_seconds_and_savings(backend, fake):
     result = backend.result(status, make_spec(), attempt=1)
     assert json.loads(json.dumps(result)) == result
     assert result["billable_seconds"] == 120 and result["spot"] is True
+    assert status.region == result["region"] == "us-east-1"  # its actual cost is priced in this region
+    # A status written by a later release (a key this one does not know) still reads back.
+    assert type(status).from_dict({**status.to_dict(), "added_later": 1}) == status
 
 
 def test_failed_job_carries_failure_reason(backend, fake):

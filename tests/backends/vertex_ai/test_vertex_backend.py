@@ -266,6 +266,7 @@ def test_succeeded_job_reports_times_output_and_console(backend, fake):
     assert (
         result["backend"] == "vertex_ai" and result["spot"] is True and result["billable_seconds"] == 1234.0
     )
+    assert status.region == result["region"] == REGION  # its actual cost is priced in this region
 
 
 def test_failed_while_pending_bills_nothing(backend, fake):
