@@ -102,8 +102,9 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
         """aiobotocore clients open (or opening) now: one per event loop that uses this object."""
         return len(self._aio_clients)
 
-    async def _async_client(self) -> Any:
-        """This event loop's aiobotocore SageMaker client, opened by the first call and shared by all.
+    async def _async_client(self) -> tuple[Any, asyncio.Semaphore]:
+        """This event loop's aiobotocore SageMaker client, opened by the first call and shared by all,
+        and the semaphore that admits as many calls at a time as its pool has connections.
 
         An aiobotocore client (its aiohttp connection pool, TLS context and sockets) belongs to the
         loop it was opened on, so each loop gets its own: in a triggerer that is one client per
@@ -134,7 +135,10 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
             session, kwargs = await asyncio.to_thread(self._async_client_args)
             async with session.create_client("sagemaker", **kwargs) as client:
                 self.async_clients_made += 1
-                ready.set_result(client)
+                # Calls beyond the pool would build and sign their requests (a few ms of the
+                # loop's time each) and then wait for a connection; a thousand triggers polling
+                # at once would hold the loop for seconds. They wait here instead, before that work.
+                ready.set_result((client, asyncio.Semaphore(kwargs["config"].max_pool_connections)))
                 await loop.create_future()  # never set: the loop's shutdown cancels it
         except asyncio.CancelledError:
             if not ready.done():
@@ -234,9 +238,10 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
         from botocore.exceptions import ClientError
 
         job_id = self.ref(job).job_name
-        client = await self._async_client()
+        client, calls = await self._async_client()
         try:
-            response = await client.describe_training_job(TrainingJobName=job_id)
+            async with calls:
+                response = await client.describe_training_job(TrainingJobName=job_id)
         except ClientError as err:
             if _is_not_found(err):
                 from airflow_trainkit.exceptions import TrainingJobNotFound
