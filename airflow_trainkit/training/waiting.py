@@ -189,7 +189,9 @@ class WaitPolicy:
                 return False
             if outcome.failed:
                 error = outcome.exception()
-                if error is None or isinstance(error, WaitInterrupted):
+                # tenacity catches BaseException: a cancelled trigger (CancelledError) or an
+                # interrupted worker is not a failed status call, and ends the wait at once.
+                if not isinstance(error, Exception) or isinstance(error, WaitInterrupted):
                     return False
                 keep = self.keeps_waiting(error)
                 if keep:

@@ -33,6 +33,7 @@ class ScriptedBackend(TrainingBackend):
     script: list = []
     stops: list = []
     calls = 0
+    delay = 0.0  # seconds each status call takes
 
     def submit(self, spec: TrainingJobSpec, job, identity=None) -> JobStatus:
         raise NotImplementedError
@@ -40,6 +41,7 @@ class ScriptedBackend(TrainingBackend):
     def describe(self, job) -> JobStatus:
         job_id = self.ref(job).job_name
         type(self).calls += 1
+        time.sleep(self.delay)
         answer = self.script.pop(0) if len(self.script) > 1 else self.script[0]
         if isinstance(answer, BaseException):
             raise answer
@@ -55,6 +57,7 @@ class ScriptedBackend(TrainingBackend):
 @pytest.fixture
 def scripted():
     ScriptedBackend.script, ScriptedBackend.stops, ScriptedBackend.calls = [], [], 0
+    ScriptedBackend.delay = 0.0
     with isolated_backends():  # registered for this test only
         register_backend("scripted")(ScriptedBackend)
         yield ScriptedBackend
@@ -101,6 +104,23 @@ def test_persistent_errors_end_with_one_error_event(scripted):
     events = asyncio.run(collect(TrainingJobTrigger("scripted", "j", poll_interval=0.0001)))
     assert [e.payload["status"] for e in events] == ["error"]
     assert "AccessDenied" in events[0].payload["message"]
+
+
+def test_a_trigger_cancelled_during_a_status_call_ends(scripted):
+    """The triggerer cancels a trigger's task (reassigned, task cleared, shutdown); the cancel must
+    not count as a failed status call after which polling goes on."""
+    scripted.script, scripted.delay = ["Running", "Done"], 0.2
+
+    async def cancel_mid_call() -> asyncio.Task:
+        task = asyncio.create_task(collect(TrainingJobTrigger("scripted", "j", poll_interval=0.01)))
+        await asyncio.sleep(0.1)  # in the first status call
+        task.cancel()
+        await asyncio.wait({task})
+        return task
+
+    task = asyncio.run(cancel_mid_call())
+    assert task.cancelled()  # not: polled on after the cancel and saw the job end
+    assert scripted.calls == 1
 
 
 def test_a_passed_deadline_stops_the_job(scripted):

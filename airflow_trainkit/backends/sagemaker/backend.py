@@ -6,7 +6,9 @@ boto3 and aiobotocore are imported inside the functions that call AWS, never at 
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_CONN_ID = "aws_default"
+# TCP connections each event loop's client keeps to SageMaker (botocore's own default); calls beyond
+# it wait for a free connection. The connection's ``config_kwargs`` may set ``max_pool_connections``.
+MAX_POOL_CONNECTIONS = 10
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 _NOT_FOUND = ("requested resource not found", "could not find", "does not exist")
 _THROTTLING = {
@@ -72,7 +77,14 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
 
     def __init__(self, conn_id: str | None = None) -> None:
         super().__init__(conn_id)
-        self._aio_session: Any = None
+        # This object's aiobotocore client in each event loop that used it, and the task that holds
+        # it open (the loop itself keeps only weak references to tasks). See _async_client.
+        self._aio_clients: dict[
+            asyncio.AbstractEventLoop, tuple[asyncio.Future[Any], asyncio.Task[None]]
+        ] = {}
+        self._aio_lock = threading.Lock()
+        #: aiobotocore clients this object has opened: one per event loop, however many jobs it watches.
+        self.async_clients_made = 0
 
     @property
     def aws_conn_id(self) -> str:
@@ -98,13 +110,78 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
     def region(self) -> str:
         return str(self.client.meta.region_name)
 
-    async def _async_session(self) -> Any:
-        """One aiobotocore session per backend object (it caches the service model between polls)."""
-        if self._aio_session is None:
-            import asyncio
+    @property
+    def async_clients_open(self) -> int:
+        """aiobotocore clients open (or opening) now: one per event loop that uses this object."""
+        return len(self._aio_clients)
 
-            self._aio_session = await asyncio.to_thread(self._sagemaker_hook.get_session, deferrable=True)
-        return self._aio_session
+    async def _async_client(self) -> tuple[Any, asyncio.Semaphore]:
+        """This event loop's aiobotocore SageMaker client, opened by the first call and shared by all,
+        and the semaphore that admits as many calls at a time as its pool has connections.
+
+        An aiobotocore client (its aiohttp connection pool, TLS context and sockets) belongs to the
+        loop it was opened on, so each loop gets its own: in a triggerer that is one client per
+        connection for every trigger. A keeper task holds it open until the loop shuts down
+        (``asyncio.run`` cancels the task, which closes the client); concurrent first calls wait
+        for the same client instead of opening one each.
+        """
+        loop = asyncio.get_running_loop()
+        with self._aio_lock:  # loops in other threads share the map
+            for closed in [other for other in self._aio_clients if other.is_closed()]:
+                del self._aio_clients[closed]  # shut down without cancelling its keeper
+            if loop in self._aio_clients:
+                ready = self._aio_clients[loop][0]
+            else:
+                ready = loop.create_future()
+                keeper = loop.create_task(
+                    self._keep_async_client(ready), name=f"trainkit-sagemaker-client-{self.aws_conn_id}"
+                )
+                self._aio_clients[loop] = (ready, keeper)
+        # A caller cancelled while it waits must not cancel the client every other caller waits for.
+        return await asyncio.shield(ready)
+
+    async def _keep_async_client(self, ready: asyncio.Future[Any]) -> None:
+        """Open the loop's client, hand it to ``ready``, and hold it open until this task is cancelled."""
+        loop = asyncio.get_running_loop()
+        try:
+            # Reading the connection and loading the service model block: in a thread, not the loop.
+            session, kwargs = await asyncio.to_thread(self._async_client_args)
+            async with session.create_client("sagemaker", **kwargs) as client:
+                self.async_clients_made += 1
+                # Calls beyond the pool would build and sign their requests (a few ms of the
+                # loop's time each) and then wait for a connection; a thousand triggers polling
+                # at once would hold the loop for seconds. They wait here instead, before that work.
+                ready.set_result((client, asyncio.Semaphore(kwargs["config"].max_pool_connections)))
+                await loop.create_future()  # never set: the loop's shutdown cancels it
+        except asyncio.CancelledError:
+            if not ready.done():
+                ready.cancel()
+            raise
+        except Exception as err:  # the callers waiting on `ready` raise it; the next call tries again
+            if not ready.done():
+                ready.set_exception(err)
+        finally:
+            with self._aio_lock:
+                if loop in self._aio_clients and self._aio_clients[loop][0] is ready:
+                    del self._aio_clients[loop]
+
+    def _async_client_args(self) -> tuple[Any, dict[str, Any]]:
+        """An aiobotocore session with the connection's credentials, and its client's arguments."""
+        from botocore.config import Config
+
+        hook = self._sagemaker_hook
+        session = hook.get_session(deferrable=True)
+        warm_up = getattr(session, "warm_up_loader_caches", None)  # not in older aiobotocore releases
+        if warm_up is not None:
+            warm_up("sagemaker")  # create_client then finds the service model loaded, no file I/O
+        kwargs = {
+            "region_name": hook.region_name,
+            "endpoint_url": hook.conn_config.get_service_endpoint_url(service_name="sagemaker"),
+            # Our pool size unless the connection's config_kwargs set its own.
+            "config": Config(max_pool_connections=MAX_POOL_CONNECTIONS).merge(hook.config),
+            "verify": hook.verify,
+        }
+        return session, kwargs
 
     def _connection_extra(self) -> dict[str, Any]:
         return dict(self._sagemaker_hook.conn_config.extra_config or {})
@@ -174,26 +251,17 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
         from botocore.exceptions import ClientError
 
         job_id = self.ref(job).job_name
-        session = await self._async_session()
-        hook = self._sagemaker_hook
-        client_context = session.create_client(
-            "sagemaker",
-            region_name=hook.region_name,
-            endpoint_url=hook.conn_config.get_service_endpoint_url(service_name="sagemaker"),
-            config=hook.config,
-            verify=hook.verify,
-        )
-        async with client_context as client:
-            try:
+        client, calls = await self._async_client()
+        try:
+            async with calls:
                 response = await client.describe_training_job(TrainingJobName=job_id)
-            except ClientError as err:
-                if _is_not_found(err):
-                    from airflow_trainkit.exceptions import TrainingJobNotFound
+        except ClientError as err:
+            if _is_not_found(err):
+                from airflow_trainkit.exceptions import TrainingJobNotFound
 
-                    raise TrainingJobNotFound(self.name, job_id) from None
-                raise
-            region = str(client.meta.region_name)
-        return status_from_description(response, region)
+                raise TrainingJobNotFound(self.name, job_id) from None
+            raise
+        return status_from_description(response, str(client.meta.region_name))
 
     def stop(self, job: JobRef | str, *, reason: str = "stopped by Airflow") -> None:
         """``StopTrainingJob``; a job that is stopping, stopped, finished or unknown is left alone."""

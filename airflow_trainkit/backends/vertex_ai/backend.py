@@ -16,9 +16,13 @@ imported only inside the methods that call Vertex.
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import functools
 import json
 import logging
 import re
+import threading
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +33,8 @@ from airflow_trainkit.training.capabilities import Capabilities
 from airflow_trainkit.training.pricing import BackendPricing
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from airflow_trainkit.training.identity import JobIdentity
     from airflow_trainkit.training.spec import TrainingJobSpec
 
@@ -75,6 +81,8 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
         super().__init__(conn_id)
         # Resource names learnt by this object (from a create or a lookup), by job name.
         self._names: dict[str, str] = {}
+        self._client: Any = None
+        self._client_lock = threading.Lock()
 
     @property
     def gcp_conn_id(self) -> str:
@@ -113,9 +121,20 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
     def parent(self) -> str:
         return f"projects/{self.project}/locations/{self.region}"
 
-    @cached_property
+    @property
     def client(self) -> Any:
-        """A JobServiceClient over REST, with the connection's credentials and endpoint."""
+        """This object's one JobServiceClient over REST, made on first use and shared by every thread.
+
+        Its requests session is thread-safe for concurrent calls and pools its connections (see
+        :meth:`_call_threads`); the trigger shares this object, so a triggerer holds one client per
+        connection.
+        """
+        with self._client_lock:  # the call threads may all ask for it first at once
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client
+
+    def _make_client(self) -> Any:
         # aiplatform_v1 takes seconds to import: only once a Vertex job is handled.
         from google.cloud.aiplatform_v1.services.job_service import JobServiceClient
         from google.cloud.aiplatform_v1.services.job_service.transports.rest import JobServiceRestTransport
@@ -130,6 +149,27 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
             always_use_jwt_access=True,
         )
         return JobServiceClient(transport=transport)
+
+    @cached_property
+    def _call_threads(self) -> ThreadPoolExecutor:
+        """The threads the triggerer's Vertex calls run in: one per connection the client pools.
+
+        The SDK's async REST transport works here, but signs each call in a worker thread anyway and
+        needs an event-loop-bound client per loop (see docs/architecture.md); so calls stay on the one
+        sync client. Threads of their own, as many as requests keeps connections per host: a thousand
+        polls neither open connections the pool then discards nor queue in front of the event
+        loop's default executor, which the rest of the triggerer uses.
+        """
+        from concurrent.futures import ThreadPoolExecutor
+
+        from requests.adapters import DEFAULT_POOLSIZE  # the AuthorizedSession's pool per host
+
+        return ThreadPoolExecutor(max_workers=DEFAULT_POOLSIZE, thread_name_prefix="trainkit-vertex")
+
+    async def _in_call_thread(self, func: Any, /, *args: Any, **kwargs: Any) -> Any:
+        """``asyncio.to_thread`` on :meth:`_call_threads` (the caller's context vars go along, for logs)."""
+        call = functools.partial(contextvars.copy_context().run, func, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(self._call_threads, call)
 
     # -- the backend interface ------------------------------------------------------------------
 
@@ -176,6 +216,14 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
         except NotFound:
             raise TrainingJobNotFound(self.name, job_id) from None
         return self._status(job, job_id)
+
+    async def describe_async(self, job: JobRef | str) -> JobStatus:
+        """``describe`` on the shared client, in one of its call threads."""
+        status: JobStatus = await self._in_call_thread(self.describe, job)
+        return status
+
+    async def stop_async(self, job: JobRef | str, *, reason: str = "stopped by Airflow") -> None:
+        await self._in_call_thread(self.stop, job, reason=reason)
 
     def stop(self, job: JobRef | str, *, reason: str = "stopped by Airflow") -> None:
         """``CancelCustomJob``; a job that is cancelling or has ended is left alone.

@@ -57,6 +57,7 @@ class FakeSageMaker:
         self.plans: deque[Plan] = deque()
         self.throttle_next = 0
         self.fail_5xx_next = 0
+        self.connections = 0  # TCP connections accepted since the last reset (the server keeps them alive)
         self.lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
 
@@ -78,6 +79,7 @@ class FakeSageMaker:
             self.requests.clear()
             self.plans.clear()
             self.throttle_next = self.fail_5xx_next = 0
+            self.connections = 0
 
     # -- the server ------------------------------------------------------------------------------
 
@@ -85,6 +87,17 @@ class FakeSageMaker:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as the services do: a client that reuses its connections is seen to.
+            protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: with Nagle's algorithm on, the body would wait
+            # for the client's delayed ACK of the headers, 40 ms a call on a kept-alive connection.
+            disable_nagle_algorithm = True
+
+            def setup(self) -> None:  # once per accepted connection
+                super().setup()
+                with fake.lock:
+                    fake.connections += 1
+
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length") or 0)
                 body = json.loads(self.rfile.read(length) or b"{}")

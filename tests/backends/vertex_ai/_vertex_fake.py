@@ -80,6 +80,7 @@ class FakeVertex:
         self.logs: dict[
             str, list[str]
         ] = {}  # numeric job id -> its log lines, oldest first  # "gs://bucket/path" -> content, served by the storage API
+        self.connections = 0  # TCP connections accepted since the last reset (the server keeps them alive)
         self.lock = threading.Lock()
         self._numbers = iter(range(7_000_000_000_000_000_000, 8_000_000_000_000_000_000, 7919))
         self._server: ThreadingHTTPServer | None = None
@@ -105,6 +106,7 @@ class FakeVertex:
             self.logs.clear()
             self.auth_headers.clear()
             self.throttle_next = self.fail_5xx_next = 0
+            self.connections = 0
             self.end_before_cancel = False
 
     # -- the server ------------------------------------------------------------------------------
@@ -113,6 +115,17 @@ class FakeVertex:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Keep-alive, as the services do: a client that reuses its connections is seen to.
+            protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: with Nagle's algorithm on, the body would wait
+            # for the client's delayed ACK of the headers, 40 ms a call on a kept-alive connection.
+            disable_nagle_algorithm = True
+
+            def setup(self) -> None:  # once per accepted connection
+                super().setup()
+                with fake.lock:
+                    fake.connections += 1
+
             def _answer(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length).decode() if length else ""
