@@ -3,22 +3,13 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from costs_testing import RACK_T4
 
 from airflow_trainkit.costs import actual_cost
 
 FRESH = date(2026, 10, 1)
 ONPREM = [
-    {
-        "name": "rack-t4",
-        "gpu_model": "T4",
-        "gpu_count": 4,
-        "purchase_price": 12000,
-        "amortization_years": 3,
-        "power_watts": 400,
-        "electricity_per_kwh": 0.2,
-        "utilization": 0.5,
-        "yearly_other_costs": 1000,
-    },
+    {**RACK_T4, "yearly_other_costs": 1000},
     {
         "name": "worker",
         "purchase_price": 3000,

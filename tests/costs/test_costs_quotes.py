@@ -6,6 +6,7 @@ from importlib import resources
 from typing import TYPE_CHECKING
 
 import pytest
+from costs_testing import RACK_T4
 
 from airflow_trainkit.costs.catalog import load_catalog, parse_catalog, write_catalog
 from airflow_trainkit.costs.onprem import load_onprem_rows
@@ -17,17 +18,7 @@ if TYPE_CHECKING:
 
 FRESH = date(2026, 10, 1)  # within 90 days of the dated figures of the shipped catalog
 ONPREM = [
-    {
-        "name": "rack-t4",
-        "gpu_model": "T4",
-        "gpu_count": 4,
-        "purchase_price": 12000,
-        "amortization_years": 3,
-        "power_watts": 400,
-        "electricity_per_kwh": 0.2,
-        "utilization": 0.5,
-        "yearly_other_costs": 1000,
-    },
+    {**RACK_T4, "yearly_other_costs": 1000},
     {
         "name": "dgx-a100",
         "gpu_model": "A100",

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from costs_testing import RACK_T4
 from trainkit_testing import isolated_backends
 
 from airflow_trainkit import cli
@@ -25,16 +26,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
 FRESH = date(2025, 6, 15)
-T4_HOST = {
-    "name": "rack-t4",
-    "gpu_model": "T4",
-    "gpu_count": 4,
-    "purchase_price": 12000,
-    "amortization_years": 3,
-    "power_watts": 400,
-    "electricity_per_kwh": 0.2,
-    "utilization": 0.5,
-}
+T4_HOST = RACK_T4
 HEADER = (
     "provider,service,region,kind,instance_type,gpu_model,gpu_count,vcpus,memory_gib,"
     "on_demand_per_hour,spot_per_hour,currency,as_of,source,retired_after,provenance,note\n"
