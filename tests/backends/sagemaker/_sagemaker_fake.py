@@ -14,11 +14,12 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import botocore.session
 import regex
+from trainkit_testing import ServiceHandler
 
 _MODEL = botocore.session.get_session().get_service_model("sagemaker")
 
@@ -86,17 +87,8 @@ class FakeSageMaker:
     def start(self) -> FakeSageMaker:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            # Keep-alive, as the services do: a client that reuses its connections is seen to.
-            protocol_version = "HTTP/1.1"
-            # Headers and body go out in two writes: with Nagle's algorithm on, the body would wait
-            # for the client's delayed ACK of the headers, 40 ms a call on a kept-alive connection.
-            disable_nagle_algorithm = True
-
-            def setup(self) -> None:  # once per accepted connection
-                super().setup()
-                with fake.lock:
-                    fake.connections += 1
+        class Handler(ServiceHandler):
+            service = fake
 
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 length = int(self.headers.get("Content-Length") or 0)
@@ -110,9 +102,6 @@ class FakeSageMaker:
                 self.send_header("x-amzn-RequestId", "fake-request")
                 self.end_headers()
                 self.wfile.write(data)
-
-            def log_message(self, *args: Any) -> None:
-                pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()

@@ -17,12 +17,13 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
 from google.cloud.aiplatform_v1.types import CustomJob
 from google.protobuf import json_format
+from trainkit_testing import ServiceHandler
 
 _PARENT = r"projects/[^/]+/locations/[^/]+"
 _CREATE_OR_LIST = re.compile(rf"^/v1/({_PARENT})/customJobs$")
@@ -114,17 +115,8 @@ class FakeVertex:
     def start(self) -> FakeVertex:
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            # Keep-alive, as the services do: a client that reuses its connections is seen to.
-            protocol_version = "HTTP/1.1"
-            # Headers and body go out in two writes: with Nagle's algorithm on, the body would wait
-            # for the client's delayed ACK of the headers, 40 ms a call on a kept-alive connection.
-            disable_nagle_algorithm = True
-
-            def setup(self) -> None:  # once per accepted connection
-                super().setup()
-                with fake.lock:
-                    fake.connections += 1
+        class Handler(ServiceHandler):
+            service = fake
 
             def _answer(self, method: str) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
@@ -142,9 +134,6 @@ class FakeVertex:
 
             def do_POST(self) -> None:  # noqa: N802
                 self._answer("POST")
-
-            def log_message(self, *args: Any) -> None:
-                pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
