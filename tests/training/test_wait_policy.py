@@ -227,32 +227,26 @@ def registry_sensor_poke(script: list[str]) -> str:
     return poke_until_done(sensor, (MlflowException,))
 
 
-TRAINING_USERS = {
-    "training trigger": training_trigger,
-    "worker wait": worker_wait,
-    "training sensor poke": training_sensor_poke,
-}
-REGISTRY_USERS = {"registry trigger": registry_trigger, "registry sensor poke": registry_sensor_poke}
+# user -> (how it waits, the fixture holding its fake service); the registry ones start an MLflow client.
+USERS = [
+    pytest.param(training_trigger, "faulty", id="training trigger"),
+    pytest.param(worker_wait, "faulty", id="worker wait"),
+    pytest.param(training_sensor_poke, "faulty", id="training sensor poke"),
+    pytest.param(registry_trigger, "scripted_mlflow", id="registry trigger", marks=pytest.mark.integration),
+    pytest.param(
+        registry_sensor_poke, "scripted_mlflow", id="registry sensor poke", marks=pytest.mark.integration
+    ),
+]
 
 
 @pytest.mark.parametrize("sequence", list(SEQUENCES))
-@pytest.mark.parametrize("user", list(TRAINING_USERS))
-def test_training_waiters_follow_one_policy(faulty, user, sequence):
+@pytest.mark.parametrize(("wait", "service"), USERS)
+def test_every_waiter_follows_one_policy(request, wait, service, sequence):
+    fake = request.getfixturevalue(service)
     script, expected = SEQUENCES[sequence]
-    assert TRAINING_USERS[user](list(script)) == expected
+    assert wait(list(script)) == expected
     # Every answer was asked for exactly once: the waiter stopped where the policy says.
-    consumed = len(script) if expected == "done" else 5
-    assert faulty.calls == consumed
-
-
-@pytest.mark.integration
-@pytest.mark.parametrize("sequence", list(SEQUENCES))
-@pytest.mark.parametrize("user", list(REGISTRY_USERS))
-def test_registry_waiters_follow_one_policy(scripted_mlflow, user, sequence):
-    script, expected = SEQUENCES[sequence]
-    assert REGISTRY_USERS[user](list(script)) == expected
-    consumed = len(script) if expected == "done" else 5
-    assert scripted_mlflow.calls == consumed
+    assert fake.calls == (len(script) if expected == "done" else 5)
 
 
 def test_a_not_found_right_after_submit_is_transient_later_it_ends_the_wait():
