@@ -79,7 +79,8 @@ def trainkit_demo():
         task_id="promote",
         model_name="churn",
         # The guide's log-loss <= 0.25 is for well-separated classes; this demo's noisy label
-        # gives about 0.30 (docs/trainer.md), so the demo sets its own bar. AUC-ROC and F1 keep the guide's.
+        # gives about 0.30 (docs/trainer.md), so the demo sets its own bar. AUC-ROC and F1 keep
+        # the guide's.
         thresholds={"auc_roc": 0.80, "f1_weighted": 0.70, "log_loss": 0.35},
         on_reject="fail",
     )
