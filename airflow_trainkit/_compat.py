@@ -28,11 +28,21 @@ from airflow.sdk.exceptions import (
 from airflow.sdk.log import mask_secret
 
 if TYPE_CHECKING:
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.listeners import hookimpl
+    from airflow.sdk.listener import get_listener_manager
     from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 # Only the triggerer and the operators' deferral paths need these: a DAG file that imports an
-# operator does not pay for airflow.triggers.base (about 20 ms of its parse) until then.
-_LAZY = {"BaseTrigger": "airflow.triggers.base", "TriggerEvent": "airflow.triggers.base"}
+# operator does not pay for airflow.triggers.base (about 20 ms of its parse) until then. The last
+# three are for local runs of a DAG (airflow_trainkit.local), never for a DAG file.
+_LAZY = {
+    "BaseTrigger": "airflow.triggers.base",
+    "TriggerEvent": "airflow.triggers.base",
+    "DagBag": "airflow.dag_processing.dagbag",
+    "hookimpl": "airflow.listeners",
+    "get_listener_manager": "airflow.sdk.listener",
+}
 
 __all__ = [
     "AirflowException",
@@ -47,6 +57,7 @@ __all__ = [
     "BaseSensorOperator",
     "BaseTrigger",
     "Connection",
+    "DagBag",
     "ObjectStoragePath",
     "PokeReturnValue",
     "TaskDeferralError",
@@ -54,6 +65,8 @@ __all__ = [
     "TaskDeferred",
     "TriggerEvent",
     "get_current_context",
+    "get_listener_manager",
+    "hookimpl",
     "mask_secret",
 ]
 

@@ -14,6 +14,7 @@ import sys
 COMMAND_MODULES = [
     "airflow_trainkit.contracts.cli",
     "airflow_trainkit.demo.cli",
+    "airflow_trainkit.local.cli",
     "airflow_trainkit.costs.cli",
     "airflow_trainkit.registry.cli",
 ]

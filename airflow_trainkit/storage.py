@@ -172,6 +172,12 @@ def read_table(uri: str, *, columns: list[str] | None = None) -> pd.DataFrame:
         if kind == "parquet":
             return pd.read_parquet(source, columns=columns)
         return pd.read_csv(source, usecols=columns)
+    except pd.errors.EmptyDataError:
+        # pandas says "No columns to parse from file", which reads like a parsing bug.
+        raise OSError(
+            f"cannot read table {uri!r}: the file is empty (not even a header row); an empty table "
+            "needs its header row"
+        ) from None
     except (OSError, ValueError) as err:
         raise OSError(f"cannot read table {uri!r}: {err}") from err
 

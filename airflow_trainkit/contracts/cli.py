@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    import argparse
+# What `trainkit contract validate` exits with (docs/validation.md has the same table).
+VALIDATE_EXIT_CODES = """exit codes:
+  0  the data keeps the contract (no check of severity error failed)
+  1  the data cannot be read
+  2  a bad argument, or a contract that cannot be found, read or compiled
+  3  the data breaks the contract (a check of severity error failed)"""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,7 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     check.add_argument("contract", help="contract file (YAML/JSON), GX suite or checkpoint JSON")
     check.set_defaults(func=_check)
 
-    run = commands.add_parser("validate", help="validate a dataset against a contract and write the report")
+    run = commands.add_parser(
+        "validate",
+        help="validate a dataset against a contract and write the report",
+        description="Validate a dataset against a contract; print the summary as JSON.",
+        epilog=VALIDATE_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     run.add_argument("data_uri")
     run.add_argument("contract")
     run.add_argument("--report", help="report folder (default: none written)")

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -26,19 +23,6 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
-def demo_environment(home: Path, dags_folder: Path) -> dict[str, str]:
-    """The environment the demo runs in: its own Airflow home, sqlite, no example DAGs."""
-    return {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        "GX_ANALYTICS_ENABLED": "False",
-        "MLFLOW_ENABLE_TELEMETRY": "false",
-    }
-
-
 # What the demo host costs, so training results carry an actual cost (see docs/costs.md);
 # written once, then yours to edit.
 DEMO_ONPREM_COSTS = """name,gpu_model,gpu_count,purchase_price,amortization_years,power_watts,electricity_per_kwh,utilization,yearly_other_costs,currency
@@ -48,31 +32,26 @@ workstation-cpu,,,1500,4,120,0.15,0.4,0,USD
 
 
 def run(args: argparse.Namespace) -> int:
+    from airflow_trainkit.local.runner import run_dag_file
+
     home = Path(args.home).resolve()
     dags_folder = Path(args.dags_folder).resolve()
-    if not (dags_folder / f"{DEMO_DAG_ID}.py").exists():
+    dag_file = dags_folder / f"{DEMO_DAG_ID}.py"
+    if not dag_file.exists():
         raise ValueError(f"--dags-folder {str(dags_folder)!r} has no {DEMO_DAG_ID}.py")
     home.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, **demo_environment(home, dags_folder)}
-    print(f"trainkit demo: AIRFLOW_HOME={home}", flush=True)
+    print("trainkit demo: the whole loop on this machine, a line per task", flush=True)
     summary_path = home / "trainkit" / "demo-summary.json"
     summary_path.unlink(missing_ok=True)
     costs = home / "trainkit" / "costs" / "onprem.csv"
     if not costs.exists():
         costs.parent.mkdir(parents=True, exist_ok=True)
         costs.write_text(DEMO_ONPREM_COSTS)
-    subprocess.run(
-        [sys.executable, "-m", "airflow", "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL
-    )
-    # dag.test() in a fresh interpreter, so Airflow reads the demo's settings from the start.
-    code = subprocess.run(
-        [sys.executable, "-m", "airflow_trainkit.demo.run_dag", DEMO_DAG_ID], env=env
-    ).returncode
-    if code != 0:
-        print(f"trainkit demo: the DAG run failed; task logs are under {home / 'logs'}", file=sys.stderr)
-    elif summary_path.exists():
+    result = run_dag_file(dag_file, home=home, dag_id=DEMO_DAG_ID)
+    if result.code == 0 and summary_path.exists():
         summary = json.loads(summary_path.read_text())
         print("\ntrainkit demo finished:")
         for key, value in summary.items():
             print(f"  {key}: {value}")
-    return code
+        print(f"  full log: {result.log}")
+    return result.code

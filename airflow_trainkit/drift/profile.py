@@ -146,7 +146,10 @@ class Window:
         cached = cache.table_shape() if cache else None
         if cached is not None:
             return cached
-        shape = self.table.rows, self.table.columns
+        try:
+            shape = self.table.rows, self.table.columns
+        except OSError as err:
+            raise OSError(f"the {self.name} window: {err}") from err
         if cache:
             cache.save_table_shape(*shape)
         return shape
@@ -193,7 +196,10 @@ class Window:
             if cached is not None:
                 return cached
         evaluated, shown = self._row_picks
-        series = self.table.column(column)
+        try:
+            series = self.table.column(column)
+        except OSError as err:
+            raise OSError(f"the {self.name} window: {err}") from err
         if evaluated is not None:
             series = series.iloc[evaluated]
         prepared = PreparedColumn(

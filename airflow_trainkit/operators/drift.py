@@ -168,8 +168,8 @@ class DriftCheckOperator(BaseOperator):
             needed = list(dict.fromkeys([*config.columns, *config.aligned_columns]))
         report_uri = self.report_uri or _default_report_uri(context, self.task_id)
         result = run_check(
-            reference=_table(self.reference, self.reference_conn_id, needed),
-            current=_table(self.current, self.current_conn_id, needed),
+            reference=_table(self.reference, self.reference_conn_id, needed, "reference"),
+            current=_table(self.current, self.current_conn_id, needed, "current"),
             config=config,
             reference_uri=None if self.reference_conn_id else self.reference,
             report_uri=report_uri,
@@ -217,12 +217,16 @@ def _default_report_uri(context: Context, task_id: str) -> str:
     return str(reports_dir() / "drift" / dag_id / safe_run / task_id)
 
 
-def _table(source: str, conn_id: str | None, columns: list[str] | None) -> Table:
+def _table(source: str, conn_id: str | None, columns: list[str] | None, window: str) -> Table:
+    """The window's table; read errors found here or later name the window (see ``Window``)."""
     from airflow_trainkit.drift.tables import FrameTable, open_table
 
     if conn_id:
         return FrameTable(read=lambda: read_sql(conn_id, source))
-    return open_table(source, columns=columns)
+    try:
+        return open_table(source, columns=columns)
+    except OSError as err:
+        raise OSError(f"the {window} window: {err}") from err
 
 
 def read_sql(conn_id: str, sql: str) -> pd.DataFrame:

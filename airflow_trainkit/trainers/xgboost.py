@@ -17,11 +17,15 @@ from airflow_trainkit.trainers.xgboost_booster import (
     KEEP_CHECKPOINTS,
     _best_iteration,
     _checkpointer,
+    _class_weight,
     _log_every,
     _meta,
     _metrics,
     _params,
+    _recalibrate,
     _resume,
+    _stopping_metric,
+    _validation_weights,
 )
 from airflow_trainkit.trainers.xgboost_config import (
     MODEL_FORMATS,
@@ -97,7 +101,13 @@ def train(config: XGBoostConfig) -> dict[str, Any]:
 
     params = _params(config, data, y_train)
     dtrain = xgb.DMatrix(x_train, label=y_train, enable_categorical=True, nthread=-1)
-    dvalid = xgb.DMatrix(x_valid, label=y_valid, enable_categorical=True, nthread=-1)
+    dvalid = xgb.DMatrix(
+        x_valid,
+        label=y_valid,
+        weight=_validation_weights(params, y_valid),
+        enable_categorical=True,
+        nthread=-1,
+    )
 
     start_model, start_round = _resume(config, list(x_train.columns))
     remaining = config.num_boost_round - start_round
@@ -106,7 +116,14 @@ def train(config: XGBoostConfig) -> dict[str, Any]:
     if config.checkpoint_uri:
         callbacks.append(_checkpointer(storage.local_path(config.checkpoint_uri), config.checkpoint_interval))
     if config.early_stopping_rounds:
-        callbacks.append(xgb.callback.EarlyStopping(rounds=config.early_stopping_rounds, save_best=True))
+        callbacks.append(
+            xgb.callback.EarlyStopping(
+                rounds=config.early_stopping_rounds,
+                metric_name=_stopping_metric(params),
+                data_name="validation",
+                save_best=True,
+            )
+        )
     if remaining > 0:
         booster = xgb.train(
             params,
@@ -126,6 +143,8 @@ def train(config: XGBoostConfig) -> dict[str, Any]:
         raise RuntimeError(f"nothing to train: num_boost_round={config.num_boost_round}, start={start_round}")
     rounds = booster.num_boosted_rounds()
     best_iteration = _best_iteration(booster)
+    if _class_weight(params) is not None:
+        booster = _recalibrate(booster, dtrain, y_train)
     trained = int(getattr(logger, "trained", 0))
     log.info(
         "trained %d round(s) in this run (rounds %d..%d)%s; the model keeps %d round(s), best iteration %d",

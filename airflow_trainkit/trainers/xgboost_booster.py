@@ -11,6 +11,7 @@ from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from airflow_trainkit.trainers.contract import BadInput, newest_checkpoint, redact_uri
+from airflow_trainkit.trainers.xgboost_config import auto_max_depth
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -28,16 +29,27 @@ KEEP_CHECKPOINTS = 2
 def _params(config: XGBoostConfig, data: _Prepared, y_train: Any) -> dict[str, Any]:
     import numpy as np  # heavy: only when a job trains
 
+    max_depth = config.max_depth
+    if max_depth is None:
+        max_depth = auto_max_depth(len(y_train))
+        log.info("max_depth=auto: %d for %d training rows", max_depth, len(y_train))
     params: dict[str, Any] = {
         "tree_method": "hist",
         "device": config.device,
         "eta": config.learning_rate,
-        "max_depth": config.max_depth,
+        "max_depth": max_depth,
+        # Each tree sees 80 % of the rows and of the columns: on small tables this keeps trees from
+        # all fitting the same noise (on the wine set, half the validation log-loss of no sampling).
+        "subsample": 0.8,
+        "colsample_bytree": 0.8,
         "seed": config.seed,
     }
+    # Early stopping watches the last eval metric: a proper scoring rule of the task. AUC is not
+    # one: it only ranks, stops improving at 1.0 while the probabilities are still timid, and so
+    # stopped near-separable problems after a few trees. With scale_pos_weight the validation
+    # rows carry the same weights as the training rows (see ``_validation_weights``).
     if data.task == "classification" and len(data.classes) == 2:
-        # early stopping watches the last metric: AUC ranks, so it is not fooled by scale_pos_weight
-        params.update(objective="binary:logistic", eval_metric=["logloss", "auc"])
+        params.update(objective="binary:logistic", eval_metric=["auc", "logloss"])
     elif data.task == "classification":
         params.update(objective="multi:softprob", num_class=len(data.classes), eval_metric=["mlogloss"])
     else:
@@ -66,6 +78,79 @@ def _params(config: XGBoostConfig, data: _Prepared, y_train: Any) -> dict[str, A
     params.update(extra)
     log.info("xgboost params: %s", json.dumps(params, sort_keys=True, default=str))
     return params
+
+
+def _stopping_metric(params: dict[str, Any]) -> str:
+    """The metric early stopping watches: the last of ``eval_metric``, as XGBoost's own rule."""
+    metrics = params.get("eval_metric")
+    if isinstance(metrics, (list, tuple)) and metrics:
+        return str(metrics[-1])
+    return str(metrics)
+
+
+def _class_weight(params: dict[str, Any]) -> float | None:
+    """The weight of a positive row in binary classification (``scale_pos_weight``), or ``None``."""
+    weight = params.get("scale_pos_weight")
+    if weight is None or params.get("objective") != "binary:logistic":
+        return None
+    return float(weight)
+
+
+def _validation_weights(params: dict[str, Any], labels: Any) -> Any | None:
+    """The validation rows' weights: those of training under ``scale_pos_weight``, else none.
+
+    Training minimises the log-loss with positives counted ``scale_pos_weight`` times; an
+    unweighted validation log-loss would judge the model on another objective than the one it is
+    trained on, and early stopping would stop where the two disagree, not where the model stops
+    learning. Weighted the same way, the validation log-loss is the same proper scoring rule.
+    """
+    import numpy as np  # heavy: only when a job trains
+
+    weight = _class_weight(params)
+    if weight is None:
+        return None
+    return np.where(np.asarray(labels) == 1, weight, 1.0)
+
+
+def _recalibrate(booster: xgb.Booster, dtrain: xgb.DMatrix, labels: Any) -> xgb.Booster:
+    """The booster with its base score refitted so that, on the (unweighted) training rows, its
+    mean predicted probability is their positive share.
+
+    Counting positives ``scale_pos_weight`` times inflates the odds the model learns: its scores
+    rank as well as ever, but as probabilities they overstate the positive class, and the
+    log-loss the gate judges would say so. Shifting every log-odds by one constant keeps the
+    ranking (and AUC) and fixes calibration in the large. The constant is fitted on the training
+    rows, not the validation rows the metrics are computed on, and not taken as the theoretical
+    ``-log(scale_pos_weight)``: a model stopped early, and fitted closely to its few heavy
+    positives, is not at the reweighted optimum that formula assumes (on a 5 % positive table it
+    halved the mean probability; refitted, the mean is the positive share).
+    """
+    import numpy as np  # heavy: only when a job trains
+    import xgboost as xgb
+
+    margins = booster.predict(dtrain, output_margin=True).astype(np.float64)
+    share = float(np.mean(labels))
+
+    def mean_probability(shift: float) -> float:
+        return float(np.mean(0.5 * (1 + np.tanh((margins + shift) / 2))))
+
+    low, high = -50.0, 50.0  # the mean probability grows with the shift: bisect
+    for _ in range(100):
+        middle = (low + high) / 2
+        low, high = (middle, high) if mean_probability(middle) < share else (low, middle)
+    shift = (low + high) / 2
+    learner = json.loads(booster.save_config())["learner"]["learner_model_param"]
+    base = float(str(learner["base_score"]).strip("[]").split(",")[0])
+    margin = math.log(base / (1 - base)) + shift
+    booster.set_param({"base_score": 1 / (1 + math.exp(-margin))})
+    log.info(
+        "scale_pos_weight: probabilities recalibrated to the real class balance "
+        "(log-odds shifted by %+.4f; mean on the training rows %.4f = their positive share)",
+        shift,
+        share,
+    )
+    # A booster caches its predictions: the saved, corrected model is loaded afresh.
+    return xgb.Booster(model_file=bytearray(booster.save_raw(raw_format="json")))
 
 
 def _resume(config: XGBoostConfig, feature_names: list[str]) -> tuple[xgb.Booster | None, int]:

@@ -26,10 +26,10 @@ class XGBoostConfig:
     target: str
     validation_uri: str | None = None
     task: str = "auto"
-    num_boost_round: int = 300
-    early_stopping_rounds: int = 20
-    learning_rate: float = 0.1
-    max_depth: int = 6
+    num_boost_round: int = 2000
+    early_stopping_rounds: int = 50
+    learning_rate: float = 0.05
+    max_depth: int | None = None  # None: from the training rows, see ``auto_max_depth``
     scale_pos_weight: float | str | None = None
     validation_fraction: float = 0.2
     drop_columns: list[str] = field(default_factory=list)
@@ -42,6 +42,20 @@ class XGBoostConfig:
     params: dict[str, Any] = field(default_factory=dict)
 
 
+# Tree depth by training rows when max_depth is "auto": few rows support few splits per tree, so
+# shallow trees generalise better on small tables; large tables with interactions need deeper ones.
+AUTO_MAX_DEPTH = ((1_000, 3), (10_000, 4))
+AUTO_MAX_DEPTH_ABOVE = 6
+
+
+def auto_max_depth(train_rows: int) -> int:
+    """The tree depth for ``train_rows`` training rows: 3 below 1,000, 4 below 10,000, else 6."""
+    for below, depth in AUTO_MAX_DEPTH:
+        if train_rows < below:
+            return depth
+    return AUTO_MAX_DEPTH_ABOVE
+
+
 # hyperparameter name -> (converter, check, what a good value is)
 _KNOWN: dict[str, tuple[Any, Any, str]] = {
     "target": (str, lambda v: bool(v), "a column name"),
@@ -49,7 +63,7 @@ _KNOWN: dict[str, tuple[Any, Any, str]] = {
     "num_boost_round": (int, lambda v: v >= 1, "an integer >= 1"),
     "early_stopping_rounds": (int, lambda v: v >= 0, "an integer >= 0 (0 turns it off)"),
     "learning_rate": (float, lambda v: v > 0, "a number > 0"),
-    "max_depth": (int, lambda v: v >= 0, "an integer >= 0"),
+    "max_depth": (int, lambda v: v >= 0, "an integer >= 0 or 'auto'"),
     "validation_fraction": (float, lambda v: 0 < v < 1, "a number between 0 and 1"),
     "seed": (int, lambda v: True, "an integer"),
     "checkpoint_interval": (int, lambda v: v >= 1, "an integer >= 1"),
@@ -72,14 +86,17 @@ def build_parser() -> argparse.ArgumentParser:
     add("--task", choices=TASKS, help="classification, regression or auto (default: auto)")
     add("--output", help="output folder URI (env TRAINKIT_OUTPUT_URI)")
     add("--validation-fraction", type=float, help="held-out share of train (default 0.2)")
-    add("--num-boost-round", type=int, help="maximum boosting rounds (default 300)")
+    add("--num-boost-round", type=int, help="maximum boosting rounds (default 2000)")
     add(
         "--early-stopping-rounds",
         type=int,
-        help="stop after N rounds without improvement (default 20, 0=off)",
+        help="stop after N rounds without improvement of the validation log-loss or RMSE (default 50, 0=off)",
     )
-    add("--learning-rate", type=float, help="eta (default 0.1)")
-    add("--max-depth", type=int, help="tree depth (default 6)")
+    add("--learning-rate", type=float, help="eta (default 0.05)")
+    add(
+        "--max-depth",
+        help="tree depth, or 'auto' (default): 3 below 1,000 training rows, 4 below 10,000, else 6",
+    )
     add("--scale-pos-weight", help="'auto' (negatives/positives) or a number; binary classification only")
     add("--seed", type=int, help="random seed for the split and XGBoost (default 42)")
     add("--drop-columns", help="comma-separated columns to leave out, e.g. an id")
@@ -124,6 +141,8 @@ def resolve_config(args: argparse.Namespace, env: TrainerEnv) -> XGBoostConfig:
     hps.update({k: v for k, v in flag_map.items() if v is not None})
 
     values: dict[str, Any] = {}
+    if str(hps.get("max_depth", "")).strip().lower() == "auto":
+        hps.pop("max_depth")
     for name, (convert, check, expected) in _KNOWN.items():
         if name not in hps or hps[name] is None:
             continue

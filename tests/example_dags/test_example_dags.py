@@ -64,6 +64,7 @@ RUN_ELSEWHERE = {
     "example_validate_bad_partition": "tests/contracts/test_validation_example_dags.py",
     "weekly_drift_check": "tests/drift/test_drift_dags.py",
     "example_register_and_promote": "tests/example_dags/test_example_register_and_promote.py",
+    "trainkit_demo": "tests/demo/test_demo_cli.py",
 }
 
 

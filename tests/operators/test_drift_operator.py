@@ -96,3 +96,16 @@ def test_bad_arguments_are_named_in_execute(tables):
         _op(tables, "same", correction="holm").execute(_context())
     with pytest.raises(ValueError, match="current must be a table URI or a SQL query"):
         DriftCheckOperator(task_id="c", reference=tables["reference"], current="  ").execute(_context())
+
+
+def test_an_empty_csv_as_the_current_window_is_named_as_such(tables, tmp_path):
+    empty = tmp_path / "week.csv"
+    empty.write_bytes(b"")  # an export that wrote nothing, not even the header
+    op = _op({**tables, "empty": str(empty)}, "empty", report_uri=str(tmp_path / "report"))
+    with pytest.raises(
+        OSError, match=r"the current window: cannot read table '.*week\.csv': the file is empty"
+    ):
+        op.execute(_context())
+    missing = _op({**tables, "gone": str(tmp_path / "gone.parquet")}, "gone")
+    with pytest.raises(OSError, match=r"^the current window: cannot read table '.*gone\.parquet'"):
+        missing.execute(_context())

@@ -230,6 +230,12 @@ def test_checkpoint_resume_trains_only_the_remaining_rounds(
         "25",
         "--early-stopping-rounds",
         "0",
+        # Row and column sampling draw anew on resume (XGBoost keeps no random state in a model):
+        # without them, a resumed run is the uninterrupted run, which the last assert checks.
+        "--param",
+        "subsample=1",
+        "--param",
+        "colsample_bytree=1",
         "--output",
         str(out),
     ]

@@ -1,0 +1,72 @@
+"""Sphinx configuration of the documentation site. Build it with ``./run docs`` (strict: a warning,
+such as an include whose file or marker is missing, fails the build)."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import re
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+DOCS = Path(__file__).resolve().parent
+REPO = DOCS.parent
+sys.path.insert(0, str(REPO))  # the API reference imports the package from this checkout
+# Importing Airflow writes a default airflow.cfg into its home: a throwaway one, not ~/airflow.
+if "AIRFLOW_HOME" not in os.environ:
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="trainkit-docs-airflow-")
+    atexit.register(shutil.rmtree, os.environ["AIRFLOW_HOME"], ignore_errors=True)
+os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "WARNING")
+
+project = "airflow-trainkit"
+author = "the airflow-trainkit authors"
+copyright = "2026, the airflow-trainkit authors"
+
+extensions = [
+    "myst_parser",  # the pages are Markdown that also reads well on GitHub
+    "sphinx.ext.autodoc",  # the API reference, from the docstrings
+    "sphinx.ext.viewcode",  # a [source] link from each documented object
+]
+source_suffix = {".md": "markdown"}
+root_doc = "index"
+exclude_patterns = ["_build", "**/.ipynb_checkpoints"]
+
+# Headings up to ### get anchors, so links such as trainer.md#imbalanced-classes resolve.
+myst_heading_anchors = 3
+myst_enable_extensions = ["colon_fence"]
+
+# Each object is documented once, in the module that defines it, not again where a package re-exports it.
+autodoc_default_options = {"members": True, "show-inheritance": True, "ignore-module-all": True}
+autodoc_member_order = "bysource"
+autodoc_typehints = "description"  # types live in the annotations; show them with each parameter
+
+html_theme = "furo"  # no fonts, scripts or images fetched from the internet, at build time or when read
+html_title = "airflow-trainkit"
+html_static_path: list[str] = []
+html_show_sourcelink = False
+
+# A page may still include example code with the snippet syntax of pymdownx
+# (--8<-- "example_dags/x.py:name" in a code fence): it is read as the literalinclude of the code
+# between that file's "# [START name]" and "# [END name]" markers, so a missing file or marker fails
+# the build as any broken include does.
+_SNIPPET = re.compile(r'^```(\w*)\n--8<-- "([^":]+):([^"]+)"\n```$', re.M)
+
+
+def _snippets_as_includes(app, docname: str, source: list[str]) -> None:
+    up = "../" * (docname.count("/") + 1)  # from the page's folder back to the repository
+
+    def include(match: re.Match) -> str:
+        language, path, name = match.group(1) or "python", match.group(2), match.group(3)
+        return (
+            f"```{{literalinclude}} {up}{path}\n:language: {language}\n"
+            f':start-after: "[START {name}]"\n:end-before: "[END {name}]"\n:dedent:\n```'
+        )
+
+    source[0] = _SNIPPET.sub(include, source[0])
+
+
+def setup(app):
+    app.connect("source-read", _snippets_as_includes)
+    return {"parallel_read_safe": True}
