@@ -22,7 +22,7 @@ per status call. Each run is a fresh interpreter. ``--pool`` sets the connection
 ``max_pool_connections`` instead of ours.
 
 Run: ``python benchmarks/triggerer_scale.py [--jobs 1000] [--interval 2] [--baseline] [--gc-freeze]``.
-Budget (docs/PRODUCT): 1,000 jobs in at most 300 MiB over idle, at most one status call per job per
+The product's budget: 1,000 jobs in at most 300 MiB over idle, at most one status call per job per
 interval, no stall over 100 ms.
 """
 
