@@ -48,7 +48,7 @@ html_static_path: list[str] = []
 html_show_sourcelink = False
 
 # A page may still include example code with the snippet syntax of pymdownx
-# (--8<-- "example_dags/x.py:name" in a code fence): it is read as the literalinclude of the code
+# (--8<-- "<file>:<name>" in a code fence): it is read as the literalinclude of the code
 # between that file's "# [START name]" and "# [END name]" markers, so a missing file or marker fails
 # the build as any broken include does.
 _SNIPPET = re.compile(r'^```(\w*)\n--8<-- "([^":]+):([^"]+)"\n```$', re.M)
