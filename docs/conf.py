@@ -48,7 +48,7 @@ html_static_path: list[str] = []
 html_show_sourcelink = False
 
 # A page may still include example code with the snippet syntax of pymdownx
-# (--8<-- "example_dags/x.py:name" in a code fence): it is read as the literalinclude of the code
+# (--8<-- "<file>:<name>" in a code fence): it is read as the literalinclude of the code
 # between that file's "# [START name]" and "# [END name]" markers, so a missing file or marker fails
 # the build as any broken include does.
 _SNIPPET = re.compile(r'^```(\w*)\n--8<-- "([^":]+):([^"]+)"\n```$', re.M)
@@ -67,6 +67,46 @@ def _snippets_as_includes(app, docname: str, source: list[str]) -> None:
     source[0] = _SNIPPET.sub(include, source[0])
 
 
+# An API page names what it covers in a comment, "<!-- api-modules: airflow_trainkit.costs.* ... -->"
+# (NAME.* is NAME and every module under it; a plain NAME is that module only). The build lists the
+# public modules it finds there, one automodule each: a new module needs no edit of the page.
+_API_MODULES = re.compile(r"^<!-- api-modules: (.+) -->$", re.M)
+
+
+def public_modules() -> list[str]:
+    """Every module of the package whose dotted name has no part starting with ``_``."""
+    modules = []
+    for path in sorted((REPO / "airflow_trainkit").rglob("*.py")):
+        parts = list(path.relative_to(REPO).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        if not any(part.startswith("_") for part in parts):
+            modules.append(".".join(parts))
+    return sorted(modules)
+
+
+def covered(entries: list[str], module: str) -> bool:
+    """Whether an ``api-modules`` list covers ``module``."""
+    return any(
+        module == entry.removesuffix(".*") or (entry.endswith(".*") and module.startswith(entry[:-1]))
+        for entry in entries
+    )
+
+
+def _api_modules(app, docname: str, source: list[str]) -> None:
+    def listing(match: re.Match) -> str:
+        entries = match.group(1).split()
+        blocks = [
+            f"## `{module}`\n\n```{{eval-rst}}\n.. automodule:: {module}\n```\n"
+            for module in public_modules()
+            if covered(entries, module)
+        ]
+        return "\n".join(blocks)
+
+    source[0] = _API_MODULES.sub(listing, source[0])
+
+
 def setup(app):
     app.connect("source-read", _snippets_as_includes)
+    app.connect("source-read", _api_modules)
     return {"parallel_read_safe": True}
