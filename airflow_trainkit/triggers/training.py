@@ -137,13 +137,17 @@ class TrainingJobTrigger(BaseTrigger):
         base = {"job_id": self.job_id, "ref": ref.to_dict()}
         try:
             status = await policy.apoll(describe, lambda status: status.phase.terminal)
-        except WaitDeadlinePassed:
+        except WaitDeadlinePassed as passed:
             reason = f"{self.deadline_reason} passed"
             message = (
                 f"{self.backend_name} job {self.job_id} passed its deadline"
                 if self.deadline_reason == "deadline"
                 else f"{self.backend_name} job {self.job_id}: the task's {reason}"
             )
+            last = passed.last
+            if last is not None and getattr(last, "state", None):
+                # What the backend last said (a job still PENDING says why), for the task's error.
+                message += f" while {last.state}" + (f" ({last.message})" if last.message else "")
             if self.stop_on_kill:  # a sensor never stops the job it watches
                 message += "; asked it to stop"
                 try:
