@@ -25,7 +25,7 @@ from typing import Any
 CONN_ID = "trainkit_ray_test"
 # Seconds each wait in the fixtures may take before it fails, saying what did not come up.
 CLUSTER_START_LIMIT = 180.0
-CLUSTER_STOP_LIMIT = 60.0
+CLUSTER_STOP_LIMIT = 10.0
 
 
 def free_port() -> int:
@@ -104,7 +104,12 @@ class RayCluster:
             env.pop(key)
         log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            command, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            command,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         log.close()
         end = time.monotonic() + CLUSTER_START_LIMIT
