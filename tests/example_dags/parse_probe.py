@@ -27,6 +27,7 @@ HEAVY = [
     "scipy",
     "pyarrow",
     "matplotlib",
+    "ray",
 ]
 DATA_SUFFIXES = (".csv", ".parquet", ".pq", ".json", ".yaml", ".yml", ".db", ".sqlite")
 events: list[str] = []
