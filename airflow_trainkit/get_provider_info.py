@@ -87,7 +87,7 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {
                 "integration-name": "Trainkit training",
-                "python-modules": ["airflow_trainkit.hooks.onprem"],
+                "python-modules": ["airflow_trainkit.hooks.onprem", "airflow_trainkit.hooks.ray"],
             },
             {
                 "integration-name": "Trainkit model registry",
@@ -98,6 +98,10 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "connection-type": "trainkit_onprem",
                 "hook-class-name": "airflow_trainkit.hooks.onprem.OnPremGpuHook",
+            },
+            {
+                "connection-type": "trainkit_ray",
+                "hook-class-name": "airflow_trainkit.hooks.ray.RayClusterHook",
             },
             {
                 "connection-type": "trainkit_mlflow",
