@@ -237,3 +237,103 @@ def test_the_backend_declares_capabilities_and_on_prem_like_pricing():
     entry = pricing_registry().get("ray")
     assert entry is not None and entry.pricing.rows == "onprem_settings" and entry.trainable
     assert "spot" in RayBackend.capabilities.refused and CONN_ID
+
+
+def test_actual_cost_is_wall_time_x_instances_x_the_node_types_on_prem_cost():
+    from airflow_trainkit.costs import actual_cost
+    from airflow_trainkit.costs.onprem import OnPremHost
+    from airflow_trainkit.training.backend import JobPhase, JobStatus
+
+    node = {
+        "name": "ray-t4-node",
+        "gpu_model": "T4",
+        "gpu_count": 4,
+        "purchase_price": 40000,
+        "amortization_years": 4,
+        "power_watts": 1200,
+        "electricity_per_kwh": 0.2,
+        "utilization": 0.5,
+    }
+    hourly = OnPremHost(**node).hourly_cost
+    info = {
+        "status": "SUCCEEDED",
+        "start_time": 1_796_000_000_000,
+        "end_time": 1_796_001_800_000,  # 30 minutes
+        "metadata": {"trainkit_instance_count": "2", "trainkit_instance_type": "ray-t4-node"},
+    }
+    from airflow_trainkit.backends.ray.status import status_from_job
+
+    status = status_from_job(info, "tk-x-a1", None)
+    assert (
+        status.billable_seconds == 1800.0
+        and status.instance_count == 2
+        and status.phase == JobPhase.SUCCEEDED
+    )
+    result = RayBackend.__new__(RayBackend).result(
+        JobStatus.from_dict(status.to_dict()), TrainingJobSpec.parse({**SPEC, "accelerator": "T4:1"})
+    )
+    cost = actual_cost(result, onprem=[node])
+    # Half an hour, two instances, one of the node's four GPUs each.
+    assert cost is not None and cost["amount"] == pytest.approx(0.5 * 2 * hourly / 4, rel=1e-4)
+
+
+def test_the_worker_and_triggerer_path_imports_no_ray():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, asyncio\n"
+        "from airflow_trainkit.training.backend import get_backend\n"
+        "from airflow_trainkit.triggers.training import TrainingJobTrigger\n"
+        "backend = get_backend('ray')('x')\n"
+        "import airflow_trainkit.backends.ray.client, airflow_trainkit.hooks.ray\n"
+        "print('ray' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_the_shipped_trainer_runs_without_airflow_or_an_installed_trainkit(monkeypatch, tmp_path):
+    """The package the cluster gets, unpacked and run with ``airflow`` made unimportable."""
+    import io
+    import subprocess
+    import sys
+    import zipfile
+
+    from airflow_trainkit.demo.data import write_churn_dataset
+
+    backend = backend_on(monkeypatch, "http://ray-head:8265")
+    spec = TrainingJobSpec.parse({**SPEC, "accelerator": None, "command": SPEC["command"][:3]})
+    name, data = backend._package(spec)
+    assert name.startswith("_ray_pkg_") and name.endswith(".zip")
+    assert backend._package(spec) == (name, data)  # deterministic: an unchanged package is not re-sent
+    workdir = tmp_path / "workdir"
+    zipfile.ZipFile(io.BytesIO(data)).extractall(workdir)
+    table = write_churn_dataset(tmp_path / "churn.parquet", rows=600, seed=3)
+    guard = (
+        "import sys, runpy\n"
+        "class NoAirflow:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'airflow' or name.startswith('airflow.'):\n"
+        "            raise ImportError('no Airflow on the cluster')\n"
+        "sys.meta_path.insert(0, NoAirflow())\n"
+        "sys.argv = ['trainkit_ray_launch.py', '--max-runtime', '300', '--', sys.executable, '-c',\n"
+        "    'import sys; sys.meta_path.insert(0, __import__(\"guard\").NoAirflow()); import runpy, airflow_trainkit;'\n"
+        "    'assert airflow_trainkit.__file__.startswith(sys.argv[1]), airflow_trainkit.__file__;'\n"
+        '    \'sys.argv = sys.argv[1:2]; runpy.run_module("airflow_trainkit.trainers.xgboost", run_name="__main__")\',\n'
+        "    sys.argv[1]]\n"
+        "runpy.run_path('trainkit_ray_launch.py', run_name='__main__')\n"
+    )
+    (workdir / "guard.py").write_text(guard.split("sys.argv = [")[0])
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(workdir),
+        "TRAINKIT_INPUTS": json.dumps({"train": str(table)}),
+        "TRAINKIT_OUTPUT_URI": str(tmp_path / "model"),
+        "TRAINKIT_HYPERPARAMETERS": json.dumps({"target": "churned", "num_boost_round": 20}),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", guard, str(workdir)], cwd=workdir, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert json.loads((tmp_path / "model" / "metrics.json").read_text())["auc_roc"] > 0.5
