@@ -250,6 +250,7 @@ def test_cheapest_and_pick_from(trainkit_home) -> None:
     assert clouds.left_out == {
         "onprem": "not in pick_from (sagemaker, azure_ml)",
         "vertex_ai": "not in pick_from (sagemaker, azure_ml)",
+        "ray": "not in pick_from (sagemaker, azure_ml)",
         "azure_ml": "quote only: no azure_ml training backend is installed",
     }
 

@@ -38,6 +38,7 @@ def test_a_geography_is_priced_in_each_backends_region_or_says_there_is_none(tra
         "onprem": None,
         "sagemaker": "ap-south-1",
         "vertex_ai": "asia-southeast1",
+        "ray": None,
         "azure_ml": "southeastasia",
     }
     assert table.cheapest is not None and table.cheapest.backend == "sagemaker"

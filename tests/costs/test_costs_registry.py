@@ -112,6 +112,7 @@ def test_cheapest_leaves_out_quote_only_and_refusing_backends_and_says_why(train
     assert table.cheapest is not None and table.cheapest.backend == "sagemaker"
     assert table.left_out == {
         "onprem": "spec.spot: the onprem backend has no spot capacity: its jobs run on hosts you own (got True)",
+        "ray": "spec.spot: the ray backend runs on the cluster's own nodes and has no spot capacity to ask for (got True)",
         "azure_ml": "quote only: no azure_ml training backend is installed",
     }
     data = table.to_dict()

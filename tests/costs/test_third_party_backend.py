@@ -172,6 +172,7 @@ SPEC = {
 }
 LEFT_OUT = {
     "onprem": "spec.spot: the onprem backend has no spot capacity: its jobs run on hosts you own (got True)",
+    "ray": "spec.spot: the ray backend runs on the cluster's own nodes and has no spot capacity to ask for (got True)",
     "azure_ml": "quote only: no azure_ml training backend is installed",
 }
 
@@ -225,7 +226,7 @@ def test_acme_is_quoted_picked_trained_on_and_costed(acme: Path, tmp_path: Path)
         task_id="quote", spec=SPEC, hours=1, pick="cheapest", report_uri=str(tmp_path / "report")
     ).execute(quote_context)
     by_backend = {q["backend"]: q for q in quotes["quotes"]}
-    assert set(by_backend) == {"acme", "onprem", "sagemaker", "vertex_ai", "azure_ml"}
+    assert set(by_backend) == {"acme", "onprem", "sagemaker", "vertex_ai", "ray", "azure_ml"}
     assert by_backend["acme"]["instance_type"] == "acme-t4" and by_backend["acme"]["total"] == 0.2
     assert by_backend["acme"]["price_rows"][0]["source"] == "https://acme.example/pricing"
     assert by_backend["azure_ml"]["total"] < by_backend["acme"]["total"]  # cheaper, but quote only

@@ -76,7 +76,7 @@ def test_compare_operator_picks_cheapest_and_writes_report(home: Path) -> None:
     assert (report / "cost_per_provider.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with (report / "quotes.csv").open() as handle:
         rows = {row["provider"]: row for row in csv.DictReader(handle)}
-    assert set(rows) == {"sagemaker", "vertex_ai", "azure_ml", "onprem"}
+    assert set(rows) == {"sagemaker", "vertex_ai", "azure_ml", "onprem", "ray"}
     assert rows["sagemaker"]["backend"] == "sagemaker"
     assert rows["sagemaker"]["instance_type"] == "ml.g4dn.xlarge"
     assert rows["azure_ml"]["left_out"] == "quote only: no azure_ml training backend is installed"

@@ -32,7 +32,7 @@ def _backend(name: str, pricing, capabilities: Capabilities | None = None) -> ty
 
 def test_the_built_in_backends_and_azure_ml_are_declared() -> None:
     registry = pricing_registry()
-    assert set(registry.names()) == {"onprem", "sagemaker", "vertex_ai", "azure_ml"}
+    assert set(registry.names()) == {"onprem", "sagemaker", "vertex_ai", "ray", "azure_ml"}
     assert registry.names()[-1] == "azure_ml"  # quote-only entries come after installed backends
     sagemaker, vertex, onprem, azure = (
         registry.entries[n] for n in ("sagemaker", "vertex_ai", "onprem", "azure_ml")
