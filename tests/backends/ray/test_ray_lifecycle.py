@@ -88,6 +88,11 @@ def test_train_succeeds_with_metrics_and_a_retry_reattaches_with_one_submission(
     assert result["billable_seconds"] > 0 and result["details"]["driver_exit_code"] == 0
     assert ctx["ti"].xcoms["console_url"] == f"{cluster.address}/#/jobs/{job_name(task_id)}"
     json.dumps(result)  # a JSON result, nothing else
+    # A submit under a name the cluster knows (a crash between submit and its record) follows that job.
+    from airflow_trainkit.backends.ray import RayBackend
+
+    again = RayBackend(CONN_ID).submit(TrainingJobSpec.parse(spec), job_name(task_id))
+    assert again.state == "SUCCEEDED" and again.job_id == job_name(task_id)
     # Exactly one job on the cluster carries this task, submitted once.
     (job,) = cluster.jobs_of("airflow_task_id", task_id)
     assert job["submission_id"] == job_name(task_id)
@@ -261,3 +266,27 @@ def test_distributed_training_on_two_workers_matches_the_single_process_model(
     assert abs(m1["auc_roc"] - m2["auc_roc"]) <= 0.01
     assert (tmp_path / "two" / "model.json").is_file() and (tmp_path / "two" / "model_meta.json").is_file()
     assert two.instance_count == 2
+
+
+def test_a_triggerer_restarted_while_the_job_runs_picks_it_up_and_leaves_it_running(
+    cluster, backend, tmp_path
+):
+    spec = TrainingJobSpec.parse(
+        {"command": ["python", "-c", "import time; time.sleep(6)"], "output_uri": str(tmp_path)}
+    )
+    backend.submit(spec, "tk-ray-triggerer-restart-a1")
+    trigger = TrainingJobTrigger("ray", "tk-ray-triggerer-restart-a1", CONN_ID, poll_interval=0.5)
+
+    async def run_until_the_triggerer_stops() -> None:
+        async def first() -> None:
+            async for _ in trigger.run():
+                raise AssertionError("the job ended before the triggerer stopped")
+
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(first(), timeout=2)  # the triggerer goes away: run() is cancelled
+
+    asyncio.run(run_until_the_triggerer_stops())
+    assert backend.describe("tk-ray-triggerer-restart-a1").phase.active  # a cancelled trigger stops nothing
+    _, kwargs = trigger.serialize()
+    event = first_trigger_event(TrainingJobTrigger(**kwargs))  # the new triggerer runs it from the start
+    assert event["status"] == "done" and event["job"]["state"] == "SUCCEEDED"
