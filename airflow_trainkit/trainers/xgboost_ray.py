@@ -134,7 +134,7 @@ def train(
         n_validation=len(x_valid),
         best_iteration=best_iteration,
         num_boosted_rounds=rounds,
-        rounds_trained=rounds,
+        rounds_trained=next(a["rounds_trained"] for a in answers if a["rank"] == 0),
         resumed_from_round=0,
         world_size=workers,
         worker_rows=[a["rows"] for a in sorted(answers, key=lambda a: a["rank"])],
@@ -184,7 +184,8 @@ class _Worker:
             # Every worker evaluates the whole validation set: the summed metric is the same on all
             # of them, so early stopping ends every worker at the same round.
             dvalid = xgb.DMatrix(x_valid, label=y_valid, weight=weights, enable_categorical=True, nthread=-1)
-            callbacks = []
+            counter = _RoundCounter.make()
+            callbacks = [counter]
             if early_stopping_rounds:
                 callbacks.append(
                     xgb.callback.EarlyStopping(
@@ -208,8 +209,26 @@ class _Worker:
             "rank": rank,
             "world_size": world_size,
             "rows": end - start,
+            "rounds_trained": int(counter.trained),
             "model": bytes(booster.save_raw(raw_format="ubj")) if rank == 0 else b"",
         }
+
+
+class _RoundCounter:
+    """An XGBoost callback that counts the rounds trained (early stopping may keep fewer)."""
+
+    @staticmethod
+    def make() -> Any:
+        import xgboost as xgb
+
+        class Counter(xgb.callback.TrainingCallback):
+            trained = 0
+
+            def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+                self.trained = epoch + 1
+                return False
+
+        return Counter()
 
 
 def _int_var(name: str, default: int, *, low: int) -> int:

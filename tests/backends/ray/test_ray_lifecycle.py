@@ -263,6 +263,7 @@ def test_distributed_training_on_two_workers_matches_the_single_process_model(
     m1, m2 = backend.metrics(one), backend.metrics(two)
     print(f"AUC single {m1['auc_roc']:.4f}, two workers {m2['auc_roc']:.4f}")
     assert m2["world_size"] == 2 and m2["worker_rows"] == [1200, 1200] and "world_size" not in m1
+    assert m2["rounds_trained"] >= m2["num_boosted_rounds"]
     assert abs(m1["auc_roc"] - m2["auc_roc"]) <= 0.01
     assert (tmp_path / "two" / "model.json").is_file() and (tmp_path / "two" / "model_meta.json").is_file()
     assert two.instance_count == 2
