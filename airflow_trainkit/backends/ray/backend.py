@@ -137,7 +137,7 @@ class RayBackend(TrainingBackend):
         job_id = self.ref(job).job_name
         package, data = self._package(spec)
         self._upload(package, data)
-        body = self.request_body(spec, job_id, package, identity)
+        body = self.request_body(spec, job_id, package, identity, start_by=self.ref(job).deadline)
         log.info(
             "Submitting Ray job %s to %s: %s (%s)",
             job_id,
@@ -237,9 +237,18 @@ class RayBackend(TrainingBackend):
     # -- the request ------------------------------------------------------------------------------
 
     def request_body(
-        self, spec: TrainingJobSpec, job_id: str, package: str, identity: JobIdentity | None = None
+        self,
+        spec: TrainingJobSpec,
+        job_id: str,
+        package: str,
+        identity: JobIdentity | None = None,
+        *,
+        start_by: float | None = None,
     ) -> dict[str, Any]:
-        """The ``POST /api/jobs/`` body: entrypoint, runtime_env, metadata and entrypoint resources."""
+        """The ``POST /api/jobs/`` body: entrypoint, runtime_env, metadata and entrypoint resources.
+
+        :param start_by: the task's deadline (epoch seconds): a job placed later does not run.
+        """
         workers = self._workers(spec)
         command = list(spec.command)
         builtin = self._builtin(spec)
@@ -250,7 +259,10 @@ class RayBackend(TrainingBackend):
         from airflow_trainkit.backends.ray.package import LAUNCHER_NAME
 
         grace = int(spec.options.get("stop_grace_seconds") or DEFAULT_STOP_GRACE)
-        entrypoint = f"python {LAUNCHER_NAME} --max-runtime {spec.max_runtime} --grace {grace} -- {shlex.join(command)}"
+        limits = f"--max-runtime {spec.max_runtime} --grace {grace}"
+        if start_by:
+            limits += f" --start-by {int(start_by)}"
+        entrypoint = f"python {LAUNCHER_NAME} {limits} -- {shlex.join(command)}"
         accelerator = spec.parsed_accelerator
         cpus = float(spec.options.get("num_cpus") or 1)
         env = dict(spec.env)

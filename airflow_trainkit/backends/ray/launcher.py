@@ -3,9 +3,11 @@
 Shipped to the cluster in the job's working directory as ``trainkit_ray_launch.py`` (stdlib only:
 the cluster has neither Airflow nor trainkit). The limit is enforced here, on the cluster, as well as
 by the task's deadline, so a job outlives neither a dead triggerer nor a hard-killed task by more
-than its limit. The command stays in this process group: Ray's own stop signals both.
+than its limit. The command stays in this process group: Ray's own stop signals both. With
+``--start-by EPOCH`` (the task's deadline), a job the cluster places only after that time (it was
+PENDING for lack of resources, and the task has given up on it) exits without running the command.
 
-Usage: ``python trainkit_ray_launch.py --max-runtime SECONDS [--grace SECONDS] -- COMMAND...``
+Usage: ``python trainkit_ray_launch.py --max-runtime SECONDS [--grace SECONDS] [--start-by EPOCH] -- COMMAND...``
 """
 
 from __future__ import annotations
@@ -32,6 +34,14 @@ def main(argv: list[str]) -> int:
     if not command or max_runtime <= 0:
         print("trainkit launcher: a command and a positive --max-runtime are required", flush=True)
         return 2
+    start_by = float(values.get("--start-by", "0"))
+    if start_by and time.time() > start_by:
+        print(
+            f"trainkit launcher: started {time.time() - start_by:.0f} s after the task's deadline; "
+            "not running the command",
+            flush=True,
+        )
+        return TIMED_OUT
     child = subprocess.Popen(command)
 
     def forward(signum: int, _frame: object) -> None:

@@ -291,3 +291,21 @@ def test_a_triggerer_restarted_while_the_job_runs_picks_it_up_and_leaves_it_runn
     _, kwargs = trigger.serialize()
     event = first_trigger_event(TrainingJobTrigger(**kwargs))  # the new triggerer runs it from the start
     assert event["status"] == "done" and event["job"]["state"] == "SUCCEEDED"
+
+
+def test_a_job_placed_after_the_tasks_deadline_does_not_run_its_command(cluster, backend, tmp_path):
+    from airflow_trainkit.training.backend import JobRef
+
+    marker = tmp_path / "ran"
+    spec = TrainingJobSpec.parse(
+        {"command": ["python", "-c", f"open({str(marker)!r}, 'w').write('x')"], "output_uri": str(tmp_path)}
+    )
+    # As a job that waited PENDING past its deadline and was placed only then.
+    late = JobRef(backend="ray", job_name="tk-ray-late-a1", deadline=time.time() - 5)
+    backend.submit(spec, late)
+    status = wait_for_state(backend, "tk-ray-late-a1", {"FAILED", "SUCCEEDED", "STOPPED"})
+    assert status.state == "FAILED" and status.details["driver_exit_code"] == 124
+    assert "after the task's deadline; not running the command" in "\n".join(
+        backend.log_tail("tk-ray-late-a1")
+    )
+    assert not marker.exists()
