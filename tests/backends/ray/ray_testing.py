@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -120,6 +121,9 @@ class RayCluster:
                 with urllib.request.urlopen(f"{self.address}/api/version", timeout=2) as answer:
                     if json.load(answer).get("ray_version"):
                         return self
+            except urllib.error.HTTPError as err:
+                if err.code in (401, 403):  # a cluster with token authentication: it answers
+                    return self
             except OSError:
                 pass
             if time.monotonic() > end:
