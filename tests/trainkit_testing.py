@@ -8,7 +8,6 @@ import subprocess
 import sys
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -132,23 +131,3 @@ def isolated_backends() -> Iterator[dict[str, Any]]:
         yield backend_module._REGISTRY
     finally:
         backend_module._REGISTRY = saved
-
-
-class ServiceHandler(BaseHTTPRequestHandler):
-    """Base of the wire fakes' request handlers: keep-alive as the real services, connections
-    counted. A subclass sets ``service``: the fake, with a ``lock`` and a ``connections`` count."""
-
-    service: Any
-    # Keep-alive, as the services do: a client that reuses its connections is seen to.
-    protocol_version = "HTTP/1.1"
-    # Headers and body go out in two writes: with Nagle's algorithm on, the body would wait for the
-    # client's delayed ACK of the headers, 40 ms a call on a kept-alive connection.
-    disable_nagle_algorithm = True
-
-    def setup(self) -> None:  # once per accepted connection
-        super().setup()
-        with self.service.lock:
-            self.service.connections += 1
-
-    def log_message(self, *args: Any) -> None:
-        pass

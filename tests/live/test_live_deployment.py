@@ -221,7 +221,7 @@ def test_execution_timeout_while_deferred_cancels_the_vertex_job(deployment, ver
     seen = deployment.wait_task(dag_id, run_id, "train", FINISHED, timeout=300)
     assert "deferred" in seen and seen[-1] == "failed", seen
     name, jobs = vertex_job(vertex, dag_id, run_id)
-    assert len(jobs) == 1 and jobs[0].cancel_requested, name
+    assert len(jobs) == 1 and jobs[0].stop_requested, name
     assert len(cancels_of(vertex, name)) >= 1
 
 
