@@ -107,3 +107,138 @@ def test_unknown_job_is_not_found(fake, backend):
     with pytest.raises(TrainingJobNotFound):
         backend.describe("tk-nobody-a1")
     assert backend.find("tk-nobody-a1") is None
+
+
+def test_named_cluster_from_spec_options_runs_there_with_its_vm_size_in_the_tags(fake, backend):
+    fake.add_cluster("gpu-lowpri", "Standard_NC6s_v3", low_priority=True, max_nodes=4)
+    backend.submit(
+        spec(spot=True, checkpoint_uri=store_uri("ckpt"), instance_count=4, options={"compute": "gpu-lowpri"}),
+        "tk-cluster-a1",
+    )
+    assert fake.calls("GetCompute") == [{"name": "gpu-lowpri"}]
+    props = created(fake, "tk-cluster-a1")
+    assert props["computeId"].endswith("/computes/gpu-lowpri")
+    # Low priority is the cluster's own tier: the job carries no queue settings, and no VM size.
+    assert "queueSettings" not in props
+    assert props["resources"] == {"instanceCount": 4, "properties": {}}
+    assert props["tags"]["trainkit-instance-type"] == "Standard_NC6s_v3"
+    status = backend.describe("tk-cluster-a1")
+    assert status.instance_type == "Standard_NC6s_v3" and status.instance_count == 4
+    assert status.details["compute"].endswith("gpu-lowpri")
+
+
+def test_cluster_from_the_connection_and_serverless_override(fake, azure_server, monkeypatch):
+    from azure_testing import CONN_ID, connection_json
+
+    from airflow_trainkit.backends.azure_ml import AzureMLBackend
+
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{CONN_ID.upper()}", connection_json(azure_server.endpoint_url, compute="cpu-cluster")
+    )
+    fake.add_cluster("cpu-cluster", "Standard_D4s_v3", low_priority=False)
+    backend = AzureMLBackend(CONN_ID)
+    backend.submit(spec(), "tk-conn-cluster-a1")
+    assert created(fake, "tk-conn-cluster-a1")["computeId"].endswith("/computes/cpu-cluster")
+    backend.submit(spec(options={"compute": "serverless"}), "tk-serverless-a1")
+    props = created(fake, "tk-serverless-a1")
+    assert "computeId" not in props and props["resources"]["instanceType"] == "Standard_D4s_v3"
+
+
+@pytest.mark.parametrize(
+    ("changes", "cluster", "match"),
+    [
+        ({"options": {"compute": "bad name!"}}, None, r"spec\.options\['compute'\]: 'bad name!'"),
+        ({"options": {"compute": "gpu", "instance_count": 2}}, None, r"spec\.options: unknown Azure ML option\(s\) 'instance_count'"),
+        ({"inputs": {"train": "s3://bucket/train/"}}, None, r"spec\.inputs\['train'\]: Azure ML cannot mount 's3://bucket/train/'"),
+        ({"inputs": {"train": "/mnt/local/train"}}, None, r"spec\.inputs\['train'\]: Azure ML cannot mount '/mnt/local/train'"),
+        ({"output_uri": "abfss://c@acct.dfs.core.windows.net/m"}, None, r"spec\.output_uri must be an Azure ML datastore URI"),
+        ({"image": None}, None, r"spec\.image is required"),
+        ({"image": "azureml:only-a-name"}, None, r"spec\.image: 'azureml:only-a-name'"),
+        ({"instance_type": "n1-standard-4"}, None, r"spec\.instance_type: 'n1-standard-4'"),
+        ({"accelerator": "L4:1"}, None, r"spec\.accelerator"),
+        ({"env": {"BAD-NAME": "x"}}, None, r"spec\.env: .*'BAD-NAME'"),
+        ({"instance_count": 5, "options": {"compute": "small"}}, ("small", False, 4), r"spec\.instance_count: cluster 'small' runs at most 4 node\(s\), got 5"),
+        (
+            {"spot": True, "checkpoint_uri": store_uri("c"), "options": {"compute": "dedicated"}},
+            ("dedicated", False, 4),
+            r"spec\.spot: cluster 'dedicated' is 'dedicated', not low priority",
+        ),
+        ({"options": {"compute": "missing"}}, None, r"compute: no Azure ML compute named 'missing'"),
+    ],
+)
+def test_bad_input_is_refused_naming_field_and_value_before_any_job_is_created(fake, backend, changes, cluster, match):
+    if cluster:
+        fake.add_cluster(cluster[0], "Standard_D4s_v3", low_priority=cluster[1], max_nodes=cluster[2])
+    with pytest.raises(ValueError, match=match):
+        raw = {**BASE, **changes}
+        backend.check(TrainingJobSpec.parse(raw))
+        backend.submit(TrainingJobSpec.parse(raw), "tk-bad-a1")
+    assert fake.calls("CreateJob") == [] and fake.calls("CreateEnvironment") == []
+
+
+def test_spot_without_checkpoint_is_refused_unless_opted_out(fake, backend):
+    with pytest.raises(ValueError, match=r"spec\.checkpoint_uri is required when spec\.spot is true"):
+        backend.check(TrainingJobSpec(**{**spec().to_dict(), "spot": True}))
+    backend.submit(spec(spot=True, allow_spot_without_checkpoint=True), "tk-spot-nockpt-a1")
+    props = created(fake, "tk-spot-nockpt-a1")
+    assert props["queueSettings"] == {"jobTier": "Spot"} and "checkpoints" not in props["outputs"]
+
+
+def test_missing_workspace_in_the_connection_is_refused_before_any_call(fake, azure_server, monkeypatch):
+    from azure_testing import CONN_ID, connection_json
+
+    from airflow_trainkit.backends.azure_ml import AzureMLBackend
+
+    raw = json.loads(connection_json(azure_server.endpoint_url))
+    del raw["extra"]["workspace_name"]
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(raw))
+    with pytest.raises(ValueError, match=r"connection 'azure_trainkit_test' extra 'workspace_name': missing"):
+        AzureMLBackend(CONN_ID).submit(spec(), "tk-no-ws-a1")
+    assert fake.requests == []
+
+
+def test_registered_environment_is_referenced_without_an_environment_call(fake, backend):
+    backend.submit(spec(image="azureml:churn-xgboost:3"), "tk-env-ref-a1")
+    assert fake.calls("CreateEnvironment") == []
+    assert created(fake, "tk-env-ref-a1")["environmentId"].endswith("/environments/churn-xgboost/versions/3")
+
+
+def test_the_fake_refuses_a_body_the_rest_model_does_not_allow(fake):
+    from _azure_ml_fake import model_problems
+
+    good = {"properties": {"jobType": "Command", "command": "python", "environmentId": "x", "limits": {"jobLimitsType": "Command", "timeout": "PT1H"}}}
+    assert model_problems("JobBase", good) == []
+    bad = {"properties": {**good["properties"], "resources": {"instanceCount": "2"}, "spotPolicy": "yes"}}
+    assert model_problems("JobBase", bad) == [
+        "body.properties.resources.instanceCount: expected an integer, got '2'",
+        "body.properties.spotPolicy: not a field of CommandJob",
+    ]
+
+
+def test_log_tail_metrics_and_a_readable_output_uri(fake, backend):
+    fake.plan_next(Plan(states=["Completed"], run_seconds=90))
+    backend.submit(spec(), "tk-files-a1")
+    fake.put_blob(ARTIFACT_ACCOUNT, ARTIFACT_CONTAINER, "ExperimentRun/dcid.tk-files-a1/user_logs/std_log.txt",
+                  "\n".join(f"line {i}" for i in range(100)).encode())
+    fake.put_blob(ACCOUNT, CONTAINER, "models/churn/tk-files-a1/model/metrics.json", b'{"rmse": 1.5}')
+    assert backend.log_tail("tk-files-a1", 3) == ["line 97", "line 98", "line 99"]
+    status = backend.describe("tk-files-a1")
+    result = backend.result(status, spec())
+    assert result["metrics"] == {"rmse": 1.5}
+    assert result["output_uri"] == f"abfss://{CONTAINER}@{ACCOUNT}.dfs.core.windows.net/models/churn/tk-files-a1/model"
+    # One GET per datastore, then cached; the blobs were read with a bearer token from the credential.
+    assert len(fake.calls("GetDatastore")) == 2
+    assert backend.log_tail("tk-nolog-a1") == []
+
+
+def test_the_client_secret_never_reaches_logs_requests_or_errors(fake, backend, caplog):
+    import logging
+
+    with caplog.at_level(logging.DEBUG):
+        backend.submit(spec(), "tk-secret-a1")
+        backend.describe("tk-secret-a1")
+        with pytest.raises(TrainingJobNotFound) as missing:
+            backend.describe("tk-secret-missing-a1")
+    assert fake.secrets_seen and set(fake.secrets_seen) == {CLIENT_SECRET}  # it was used, for the token only
+    assert CLIENT_SECRET not in caplog.text + str(missing.value) + json.dumps(fake.requests)
+    assert all(req["client_id"] for req in fake.token_requests)
