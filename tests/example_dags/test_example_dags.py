@@ -59,6 +59,7 @@ def _dag_ids() -> list[str]:
 RUN_ELSEWHERE = {
     "example_sagemaker_spot_training": "tests/backends/sagemaker/test_sagemaker_example_dag.py",
     "example_vertex_ai_spot_training": "tests/backends/vertex_ai/test_vertex_example_dag.py",
+    "example_azure_ml_spot_training": "tests/backends/azure_ml/test_azure_ml_example_dag.py",
     "compare_cloud_costs": "tests/costs/test_costs_example_dag.py",
     "example_validate_data": "tests/contracts/test_validation_example_dags.py",
     "example_validate_bad_partition": "tests/contracts/test_validation_example_dags.py",
