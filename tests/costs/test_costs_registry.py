@@ -52,6 +52,21 @@ def context() -> dict[str, Any]:
 
 
 @pytest.fixture
+def quote_only_azure(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A quote-only price source (Azure ML's rows, with no backend): quoted, never picked."""
+    from airflow_trainkit.training import pricing
+
+    name = "azure_ml_quote"
+    monkeypatch.setitem(
+        pricing.QUOTE_ONLY,  # type: ignore[arg-type]
+        name,
+        dataclasses.replace(pricing.pricing_registry().get("azure_ml").pricing, trainable=False,
+                            region_conn_id=None, region_extra_keys=()),
+    )
+    return name
+
+
+@pytest.fixture
 def registry_copy():
     """Backends registered by a test stay in this test."""
     with isolated_backends() as registry:
@@ -73,8 +88,8 @@ def test_a_price_row_no_backend_declares_names_file_row_column_and_value(tmp_pat
     with pytest.raises(
         ValueError,
         match=rf"price catalog {path}: row {line}, column provider: unknown provider 'acme': no installed "
-        r"backend or quote-only price source declares it \(BackendPricing\.catalog_key\); known: onprem, "
-        r"sagemaker, vertex_ai, azure_ml",
+        r"backend or quote-only price source declares it \(BackendPricing\.catalog_key\); known: azure_ml, "
+        r"onprem, sagemaker, vertex_ai",
     ):
         load_catalog(path, onprem=[])
 
@@ -99,23 +114,26 @@ def test_rows_made_from_cost_settings_are_never_written(trainkit_home: Path) -> 
 # --- who may be the cheapest ---------------------------------------------------------------------
 
 
-def test_cheapest_leaves_out_quote_only_and_refusing_backends_and_says_why(trainkit_home: Path) -> None:
+def test_cheapest_leaves_out_quote_only_and_refusing_backends_and_says_why(
+    trainkit_home: Path, quote_only_azure: str
+) -> None:
     # Spot T4 for 2 h: a busy on-prem host's GPU share and Azure ML's spot price both beat SageMaker
     # (managed spot, quoted at on-demand), but the on-prem backend has no spot capacity and nothing
-    # trains on Azure ML.
+    # trains on the quote-only copy of Azure ML's prices; the Azure ML backend itself is the pick.
     busy_host = {**T4_HOST, "utilization": 0.9}
     table = quote_job(
         spec(spot=True, allow_spot_without_checkpoint=True), hours=2, onprem=[busy_host], today=FRESH
     )
     totals = {q.backend: q.total for q in table.quotes}
+    assert totals[quote_only_azure] == totals["azure_ml"]
     assert max(totals["onprem"], totals["azure_ml"]) < totals["sagemaker"] < totals["vertex_ai"]
-    assert table.cheapest is not None and table.cheapest.backend == "sagemaker"
+    assert table.cheapest is not None and table.cheapest.backend == "azure_ml"
     assert table.left_out == {
         "onprem": "spec.spot: the onprem backend has no spot capacity: its jobs run on hosts you own (got True)",
-        "azure_ml": "quote only: no azure_ml training backend is installed",
+        quote_only_azure: f"quote only: no {quote_only_azure} training backend is installed",
     }
     data = table.to_dict()
-    assert data["left_out"] == table.left_out and data["cheapest"]["backend"] == "sagemaker"
+    assert data["left_out"] == table.left_out and data["cheapest"]["backend"] == "azure_ml"
     # Every quote is still there, priced: leaving out is about picking, not about quoting.
     assert all(q.available for q in table.quotes)
 
@@ -125,7 +143,7 @@ def test_instance_count_beyond_a_backends_limit_is_left_out(trainkit_home: Path)
     assert table.left_out["onprem"] == (
         "spec.instance_count: the onprem backend runs at most 1 machine(s) per job (got 2)"
     )
-    assert table.cheapest is not None and table.cheapest.backend not in ("onprem", "azure_ml")
+    assert table.cheapest is not None and table.cheapest.backend != "onprem"
 
 
 def test_a_retired_size_is_never_the_cheapest(trainkit_home: Path, tmp_path: Path) -> None:
@@ -140,13 +158,13 @@ def test_a_retired_size_is_never_the_cheapest(trainkit_home: Path, tmp_path: Pat
         spec(), hours=1, onprem=[], today=date(2026, 10, 1), catalog=load_catalog(path, onprem=[])
     )
     assert table.left_out["sagemaker"] == "retired size: ml.g4dn.xlarge"
-    assert table.cheapest is not None and table.cheapest.backend == "vertex_ai"
+    assert table.cheapest is not None and table.cheapest.backend == "azure_ml"
 
 
-def test_nothing_trainable_means_no_cheapest(trainkit_home: Path) -> None:
-    table = quote_job(spec(), hours=1, onprem=[], today=FRESH, backends=["azure_ml", "onprem"])
+def test_nothing_trainable_means_no_cheapest(trainkit_home: Path, quote_only_azure: str) -> None:
+    table = quote_job(spec(), hours=1, onprem=[], today=FRESH, backends=[quote_only_azure, "onprem"])
     assert table.cheapest is None
-    assert table.left_out["azure_ml"].startswith("quote only")
+    assert table.left_out[quote_only_azure].startswith("quote only")
     assert table.left_out["onprem"].startswith("not available: no onprem cost settings")
 
 

@@ -250,3 +250,34 @@ def test_bad_spec_is_refused_through_the_operator_before_any_call(fake):
     with pytest.raises(ValueError, match=r"spec\.output_uri"):
         operator("train_s3", spec={**SPEC, "output_uri": "s3://b/m"}).execute(context("train_s3"))
     assert fake.requests == []
+
+
+def test_quote_then_train_picks_azure_ml_when_it_is_cheapest_and_records_its_cost(fake, tmp_path):
+    from airflow_trainkit.operators.costs import CompareTrainingCostsOperator
+
+    task_id = "train_after_quote"
+    quote_context = context("quote")
+    quotes = CompareTrainingCostsOperator(
+        task_id="quote",
+        spec=SPEC,
+        hours=2,
+        pick="cheapest",
+        pick_from=["sagemaker", "vertex_ai", "azure_ml"],
+        report_uri=str(tmp_path / "report"),
+    ).execute(quote_context)
+    assert quotes["cheapest"]["backend"] == "azure_ml" and "azure_ml" not in quotes["left_out"]
+    assert quote_context["ti"].xcoms["backend"] == "azure_ml"
+    fake.plan_next(Plan(states=["Completed"], run_seconds=7200))
+    op = TrainModelOperator(
+        task_id=task_id,
+        backend=quote_context["ti"].xcoms["backend"],
+        spec=SPEC,
+        conn_id=CONN_ID,
+        deferrable=False,
+        poll_interval=0.001,
+    )
+    result = op.execute(context(task_id))
+    assert result["backend"] == "azure_ml" and result["state"] == "Completed"
+    # Quoted and billed on the same row: 2 h of a spot Standard_NC4as_T4_v3 in eastus.
+    assert result["cost"]["amount"] == pytest.approx(quotes["cheapest"]["total"], abs=1e-4)  # quotes round to 4 places
+    assert result["cost"]["price_row"]["instance_type"] == quotes["cheapest"]["instance_type"]
