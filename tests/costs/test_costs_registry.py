@@ -60,8 +60,12 @@ def quote_only_azure(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setitem(
         pricing.QUOTE_ONLY,  # type: ignore[arg-type]
         name,
-        dataclasses.replace(pricing.pricing_registry().get("azure_ml").pricing, trainable=False,
-                            region_conn_id=None, region_extra_keys=()),
+        dataclasses.replace(
+            pricing.pricing_registry().get("azure_ml").pricing,
+            trainable=False,
+            region_conn_id=None,
+            region_extra_keys=(),
+        ),
     )
     return name
 

@@ -227,7 +227,9 @@ def test_acme_is_quoted_picked_trained_on_and_costed(acme: Path, tmp_path: Path)
     assert set(by_backend) == {"acme", "onprem", "sagemaker", "vertex_ai", "azure_ml"}
     assert by_backend["acme"]["instance_type"] == "acme-t4" and by_backend["acme"]["total"] == 0.05
     assert by_backend["acme"]["price_rows"][0]["source"] == "https://acme.example/pricing"
-    assert by_backend["acme"]["total"] < by_backend["azure_ml"]["total"]  # Acme's spot T4 undercuts Azure ML's
+    assert (
+        by_backend["acme"]["total"] < by_backend["azure_ml"]["total"]
+    )  # Acme's spot T4 undercuts Azure ML's
     assert quotes["cheapest"]["backend"] == "acme"
     assert quotes["left_out"] == LEFT_OUT
     assert quote_context["ti"].xcoms["backend"] == "acme"

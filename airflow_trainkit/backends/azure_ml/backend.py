@@ -134,7 +134,9 @@ class AzureMLBackend(TrainingBackend):
             kwargs["transport"] = transport
         for key in ("retry_total", "retry_backoff_factor"):
             if self._extra(key) is not None:
-                kwargs[key] = float(self._extra(key)) if key == "retry_backoff_factor" else int(self._extra(key))
+                kwargs[key] = (
+                    float(self._extra(key)) if key == "retry_backoff_factor" else int(self._extra(key))
+                )
         return kwargs
 
     @cached_property
@@ -155,7 +157,9 @@ class AzureMLBackend(TrainingBackend):
             )
         from airflow.providers.microsoft.azure.utils import get_sync_default_azure_credential
 
-        log.info("Azure ML connection %s: default credential chain (managed/workload identity)", self.azure_conn_id)
+        log.info(
+            "Azure ML connection %s: default credential chain (managed/workload identity)", self.azure_conn_id
+        )
         return get_sync_default_azure_credential(
             managed_identity_client_id=self._extra("managed_identity_client_id"),
             workload_identity_tenant_id=self._extra("workload_identity_tenant_id"),
@@ -170,7 +174,9 @@ class AzureMLBackend(TrainingBackend):
                 from azure.ai.ml import MLClient
 
                 subscription, group, workspace = self.workspace
-                self._client = MLClient(self.credential, subscription, group, workspace, **self._client_kwargs())
+                self._client = MLClient(
+                    self.credential, subscription, group, workspace, **self._client_kwargs()
+                )
             return self._client
 
     # -- the backend interface ------------------------------------------------------------------
@@ -187,7 +193,9 @@ class AzureMLBackend(TrainingBackend):
         azure_request.validate(spec)
         compute = azure_request.compute_name(spec, self._extra("compute"))
         vm_size = self._check_cluster(spec, compute) if compute else None
-        plan = azure_request.job_plan(spec, job_id, compute=compute, identity=identity, cluster_vm_size=vm_size)
+        plan = azure_request.job_plan(
+            spec, job_id, compute=compute, identity=identity, cluster_vm_size=vm_size
+        )
         command_job = self._command_job(plan)
         log.info(
             "Creating Azure ML job %s in workspace %s on %s: %d x %s%s",
@@ -349,12 +357,16 @@ class AzureMLBackend(TrainingBackend):
         from azure.ai.ml import Input, Output, PyTorchDistribution, command
         from azure.ai.ml.entities import Environment, JobResourceConfiguration
 
-        environment: Any = Environment(image=plan.environment) if plan.environment_is_image else plan.environment
+        environment: Any = (
+            Environment(image=plan.environment) if plan.environment_is_image else plan.environment
+        )
         kwargs: dict[str, Any] = {}
         if plan.compute:
             kwargs["compute"] = plan.compute
         if plan.instance_count > 1:
-            kwargs["distribution"] = PyTorchDistribution(process_count_per_instance=plan.process_count_per_instance)
+            kwargs["distribution"] = PyTorchDistribution(
+                process_count_per_instance=plan.process_count_per_instance
+            )
         if plan.spot and not plan.compute:
             kwargs["queue_settings"] = {"job_tier": "Spot"}
         job = command(
@@ -363,8 +375,13 @@ class AzureMLBackend(TrainingBackend):
             experiment_name=plan.experiment_name,
             command=plan.command,
             environment=environment,
-            inputs={name: Input(type=kind, path=uri, mode="ro_mount") for name, (kind, uri) in plan.inputs.items()},
-            outputs={name: Output(type="uri_folder", path=uri, mode="rw_mount") for name, uri in plan.outputs.items()},
+            inputs={
+                name: Input(type=kind, path=uri, mode="ro_mount") for name, (kind, uri) in plan.inputs.items()
+            },
+            outputs={
+                name: Output(type="uri_folder", path=uri, mode="rw_mount")
+                for name, uri in plan.outputs.items()
+            },
             environment_variables=plan.environment_variables,
             tags=plan.tags,
             timeout=plan.timeout,

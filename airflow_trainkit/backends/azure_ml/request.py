@@ -10,7 +10,7 @@ import json
 import re
 import shlex
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from airflow_trainkit.training.identity import JobIdentity
@@ -96,8 +96,12 @@ def validate(spec: TrainingJobSpec) -> None:
         )
     compute_name(spec, None)
     experiment = spec.options.get("experiment_name")
-    if experiment is not None and (not isinstance(experiment, str) or not re.match(r"^[\w.-]{1,255}$", experiment)):
-        raise ValueError(f"spec.options['experiment_name'] must be letters, digits, '_', '.', '-', got {experiment!r}")
+    if experiment is not None and (
+        not isinstance(experiment, str) or not re.match(r"^[\w.-]{1,255}$", experiment)
+    ):
+        raise ValueError(
+            f"spec.options['experiment_name'] must be letters, digits, '_', '.', '-', got {experiment!r}"
+        )
     if not spec.image:
         raise ValueError(
             "spec.image is required for Azure ML (got None): a container image, or a registered "
@@ -132,7 +136,9 @@ def validate(spec: TrainingJobSpec) -> None:
         input_type(channel, uri)
     for key in spec.env:
         if not _NAME.match(key):
-            raise ValueError(f"spec.env: Azure ML environment names must match [a-zA-Z_][a-zA-Z0-9_]*, got {key!r}")
+            raise ValueError(
+                f"spec.env: Azure ML environment names must match [a-zA-Z_][a-zA-Z0-9_]*, got {key!r}"
+            )
     instance_type(spec)
 
 
@@ -168,7 +174,9 @@ def instance_type(spec: TrainingJobSpec) -> str:
             raise ValueError(f"spec.accelerator {spec.accelerator!r}: {err}") from None
     chosen = chosen or DEFAULT_INSTANCE_TYPE
     if not _VM_SIZE.match(chosen):
-        raise ValueError(f"spec.instance_type: {chosen!r} is not an Azure VM size such as 'Standard_NC4as_T4_v3'")
+        raise ValueError(
+            f"spec.instance_type: {chosen!r} is not an Azure VM size such as 'Standard_NC4as_T4_v3'"
+        )
     return chosen
 
 
@@ -229,7 +237,9 @@ def job_plan(
     )
 
 
-def tags(spec: TrainingJobSpec, job_id: str, identity: JobIdentity | None, vm_size: str | None) -> dict[str, str]:
+def tags(
+    spec: TrainingJobSpec, job_id: str, identity: JobIdentity | None, vm_size: str | None
+) -> dict[str, str]:
     """The spec's tags, then the Airflow identity, our name, and the VM size and tier the cost needs."""
     out = dict(spec.tags)
     if identity is not None:

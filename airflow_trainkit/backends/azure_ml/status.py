@@ -87,7 +87,10 @@ def status_from_facts(facts: Mapping[str, Any], job_id: str, region: str | None)
         billable = 0.0
     timeout = facts.get("timeout")
     timed_out = bool(
-        state == AzureMLState.CANCELED.value and billable is not None and timeout and billable >= float(timeout)
+        state == AzureMLState.CANCELED.value
+        and billable is not None
+        and timeout
+        and billable >= float(timeout)
     )
     message: str | None = None
     if not known:

@@ -36,7 +36,9 @@ _CANCEL = re.compile(rf"^{_WS}/jobs/([^/]+)/cancel$")
 _ENV = re.compile(rf"^{_WS}/environments/([^/]+)/versions/([^/]+)$")
 _COMPUTE = re.compile(rf"^{_WS}/computes/([^/]+)$")
 _DATASTORE = re.compile(rf"^{_WS}/datastores/([^/]+)$")
-_OPERATION = re.compile(r"^/subscriptions/[^/]+/providers/Microsoft\.MachineLearningServices/locations/[^/]+/mfeOperationResults/(.+)$")
+_OPERATION = re.compile(
+    r"^/subscriptions/[^/]+/providers/Microsoft\.MachineLearningServices/locations/[^/]+/mfeOperationResults/(.+)$"
+)
 _BLOB_HOST = re.compile(r"^([a-z0-9]+)\.blob\.core\.windows\.net$")
 _TERMINAL = {"Completed", "Failed", "Canceled", "NotResponding", "Paused"}
 _LIVE = {"NotStarted", "Queued", "Preparing", "Provisioning", "Starting", "Running", "Finalizing"}
@@ -186,7 +188,10 @@ class FakeAzureML(WireFake[Plan]):
                 return Answer(400, {"error": "invalid_request", "error_description": "client_id and scope"})
             token = f"fake-token-{uuid.uuid4().hex}"
             self.tokens.add(token)
-            return Answer(200, {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})
+            return Answer(
+                200,
+                {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token},
+            )
         return Answer(404, {"error": "not_found", "error_description": route})
 
     def _create(self, ids: tuple[str, ...], raw: bytes) -> Answer:
@@ -203,7 +208,10 @@ class FakeAzureML(WireFake[Plan]):
         props["status"] = "NotStarted"
         wsid = f"/subscriptions/{sub}/resourcegroups/{group}/workspaces/{ws}"
         props["services"] = {
-            "Studio": {"jobServiceType": "Studio", "endpoint": f"https://ml.azure.com/runs/{name}?wsid={wsid}"}
+            "Studio": {
+                "jobServiceType": "Studio",
+                "endpoint": f"https://ml.azure.com/runs/{name}?wsid={wsid}",
+            }
         }
         props.setdefault("properties", {})
         stored = {
@@ -262,7 +270,9 @@ class FakeAzureML(WireFake[Plan]):
         self.requests.append(("GetCompute", {"name": name}))
         if name not in self.computes:
             return _error(404, "ResourceNotFound", f"Compute {name} not found")
-        return Answer(200, {"id": route, "name": name, "location": "eastus", "properties": self.computes[name]})
+        return Answer(
+            200, {"id": route, "name": name, "location": "eastus", "properties": self.computes[name]}
+        )
 
     def _datastore(self, route: str, name: str) -> Answer:
         self.requests.append(("GetDatastore", {"name": name}))
@@ -296,7 +306,9 @@ def _advance(job: Job, state: str) -> None:
     props["status"] = state
     started = job.created + timedelta(seconds=job.plan.queued_seconds)
     extra = props.setdefault("properties", {})
-    ran = state in ("Running", "Finalizing", "Completed") or (state not in _LIVE - {"Running"} and "Running" in job.plan.states)
+    ran = state in ("Running", "Finalizing", "Completed") or (
+        state not in _LIVE - {"Running"} and "Running" in job.plan.states
+    )
     if ran and "StartTimeUtc" not in extra:
         extra["StartTimeUtc"] = _stamp(started)
     if state in _TERMINAL and "EndTimeUtc" not in extra:
@@ -337,9 +349,13 @@ def _job_rules(name: str, body: dict[str, Any]) -> list[str]:
                 out.append(f"{kind}: bad name {key!r}")
     for placeholder in re.findall(r"\$\{\{(inputs|outputs)\.([^}]+)\}\}", str(props.get("command"))):
         if placeholder[1] not in (props.get(placeholder[0]) or {}):
-            out.append(f"command uses ${{{{{placeholder[0]}.{placeholder[1]}}}}} that the job does not define")
+            out.append(
+                f"command uses ${{{{{placeholder[0]}.{placeholder[1]}}}}} that the job does not define"
+            )
     timeout = (props.get("limits") or {}).get("timeout")
-    if timeout is not None and not re.match(r"^P(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+(?:\.\d+)?S)?)?$", timeout):
+    if timeout is not None and not re.match(
+        r"^P(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+(?:\.\d+)?S)?)?$", timeout
+    ):
         out.append(f"limits.timeout {timeout!r} is not an ISO 8601 duration")
     return out
 
@@ -392,12 +408,20 @@ def _value_problems(kind: Any, value: Any, path: str) -> list[str]:
         results = [_value_problems(a, value, path) for a in typing.get_args(kind) if a is not type(None)]
         return [] if any(not r for r in results) else results[0]
     if origin is typing.Literal:
-        return [] if value in typing.get_args(kind) else [f"{path}: {value!r} is not one of {typing.get_args(kind)}"]
+        return (
+            []
+            if value in typing.get_args(kind)
+            else [f"{path}: {value!r} is not one of {typing.get_args(kind)}"]
+        )
     if origin is dict or kind is dict:
         if not isinstance(value, dict):
             return [f"{path}: expected an object, got {value!r}"]
         args = typing.get_args(kind)
-        return [p for k, v in value.items() for p in (_value_problems(args[1], v, f"{path}[{k!r}]") if args else [])]
+        return [
+            p
+            for k, v in value.items()
+            for p in (_value_problems(args[1], v, f"{path}[{k!r}]") if args else [])
+        ]
     if origin is list:
         if not isinstance(value, list):
             return [f"{path}: expected a list, got {value!r}"]

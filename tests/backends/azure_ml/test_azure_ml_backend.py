@@ -6,7 +6,15 @@ import json
 
 import pytest
 from _azure_ml_fake import Plan
-from azure_testing import ACCOUNT, ARTIFACT_ACCOUNT, ARTIFACT_CONTAINER, CLIENT_SECRET, CONTAINER, IMAGE, store_uri
+from azure_testing import (
+    ACCOUNT,
+    ARTIFACT_ACCOUNT,
+    ARTIFACT_CONTAINER,
+    CLIENT_SECRET,
+    CONTAINER,
+    IMAGE,
+    store_uri,
+)
 
 from airflow_trainkit.exceptions import TrainingJobNotFound
 from airflow_trainkit.training.backend import JobPhase
@@ -48,12 +56,20 @@ def test_serverless_spot_job_maps_every_spec_field(fake, backend):
     assert status.state == "NotStarted" and status.phase == JobPhase.PENDING
     props = created(fake, "tk-map-a1")
     assert props["jobType"] == "Command" and props["displayName"] == "tk-map-a1"
-    assert props["resources"] == {"instanceCount": 2, "instanceType": "Standard_NC4as_T4_v3", "properties": {}}
+    assert props["resources"] == {
+        "instanceCount": 2,
+        "instanceType": "Standard_NC4as_T4_v3",
+        "properties": {},
+    }
     assert props["queueSettings"] == {"jobTier": "Spot"}
     assert "computeId" not in props
     assert props["distribution"] == {"distributionType": "PyTorch", "processCountPerInstance": 1}
     assert props["limits"] == {"jobLimitsType": "Command", "timeout": "PT2H"}
-    assert props["inputs"]["train"] == {"jobInputType": "uri_folder", "mode": "ReadOnlyMount", "uri": store_uri("data/train/")}
+    assert props["inputs"]["train"] == {
+        "jobInputType": "uri_folder",
+        "mode": "ReadOnlyMount",
+        "uri": store_uri("data/train/"),
+    }
     assert props["inputs"]["validation"]["jobInputType"] == "uri_file"
     assert props["inputs"]["extra"]["uri"].startswith("abfss://")
     assert props["outputs"]["model"] == {
@@ -85,7 +101,9 @@ def test_serverless_spot_job_maps_every_spec_field(fake, backend):
     }
     (environment,) = fake.calls("CreateEnvironment")
     assert environment["properties"]["image"] == IMAGE
-    assert props["environmentId"].endswith(f"/environments/CliV2AnonymousEnvironment/versions/{environment['version']}")
+    assert props["environmentId"].endswith(
+        f"/environments/CliV2AnonymousEnvironment/versions/{environment['version']}"
+    )
     assert CLIENT_SECRET not in json.dumps(fake.requests)
 
 
@@ -112,7 +130,9 @@ def test_unknown_job_is_not_found(fake, backend):
 def test_named_cluster_from_spec_options_runs_there_with_its_vm_size_in_the_tags(fake, backend):
     fake.add_cluster("gpu-lowpri", "Standard_NC6s_v3", low_priority=True, max_nodes=4)
     backend.submit(
-        spec(spot=True, checkpoint_uri=store_uri("ckpt"), instance_count=4, options={"compute": "gpu-lowpri"}),
+        spec(
+            spot=True, checkpoint_uri=store_uri("ckpt"), instance_count=4, options={"compute": "gpu-lowpri"}
+        ),
         "tk-cluster-a1",
     )
     assert fake.calls("GetCompute") == [{"name": "gpu-lowpri"}]
@@ -148,16 +168,36 @@ def test_cluster_from_the_connection_and_serverless_override(fake, azure_server,
     ("changes", "cluster", "match"),
     [
         ({"options": {"compute": "bad name!"}}, None, r"spec\.options\['compute'\]: 'bad name!'"),
-        ({"options": {"compute": "gpu", "instance_count": 2}}, None, r"spec\.options: unknown Azure ML option\(s\) 'instance_count'"),
-        ({"inputs": {"train": "s3://bucket/train/"}}, None, r"spec\.inputs\['train'\]: Azure ML cannot mount 's3://bucket/train/'"),
-        ({"inputs": {"train": "/mnt/local/train"}}, None, r"spec\.inputs\['train'\]: Azure ML cannot mount '/mnt/local/train'"),
-        ({"output_uri": "abfss://c@acct.dfs.core.windows.net/m"}, None, r"spec\.output_uri must be an Azure ML datastore URI"),
+        (
+            {"options": {"compute": "gpu", "instance_count": 2}},
+            None,
+            r"spec\.options: unknown Azure ML option\(s\) 'instance_count'",
+        ),
+        (
+            {"inputs": {"train": "s3://bucket/train/"}},
+            None,
+            r"spec\.inputs\['train'\]: Azure ML cannot mount 's3://bucket/train/'",
+        ),
+        (
+            {"inputs": {"train": "/mnt/local/train"}},
+            None,
+            r"spec\.inputs\['train'\]: Azure ML cannot mount '/mnt/local/train'",
+        ),
+        (
+            {"output_uri": "abfss://c@acct.dfs.core.windows.net/m"},
+            None,
+            r"spec\.output_uri must be an Azure ML datastore URI",
+        ),
         ({"image": None}, None, r"spec\.image is required"),
         ({"image": "azureml:only-a-name"}, None, r"spec\.image: 'azureml:only-a-name'"),
         ({"instance_type": "n1-standard-4"}, None, r"spec\.instance_type: 'n1-standard-4'"),
         ({"accelerator": "L4:1"}, None, r"spec\.accelerator"),
         ({"env": {"BAD-NAME": "x"}}, None, r"spec\.env: .*'BAD-NAME'"),
-        ({"instance_count": 5, "options": {"compute": "small"}}, ("small", False, 4), r"spec\.instance_count: cluster 'small' runs at most 4 node\(s\), got 5"),
+        (
+            {"instance_count": 5, "options": {"compute": "small"}},
+            ("small", False, 4),
+            r"spec\.instance_count: cluster 'small' runs at most 4 node\(s\), got 5",
+        ),
         (
             {"spot": True, "checkpoint_uri": store_uri("c"), "options": {"compute": "dedicated"}},
             ("dedicated", False, 4),
@@ -166,7 +206,9 @@ def test_cluster_from_the_connection_and_serverless_override(fake, azure_server,
         ({"options": {"compute": "missing"}}, None, r"compute: no Azure ML compute named 'missing'"),
     ],
 )
-def test_bad_input_is_refused_naming_field_and_value_before_any_job_is_created(fake, backend, changes, cluster, match):
+def test_bad_input_is_refused_naming_field_and_value_before_any_job_is_created(
+    fake, backend, changes, cluster, match
+):
     if cluster:
         fake.add_cluster(cluster[0], "Standard_D4s_v3", low_priority=cluster[1], max_nodes=cluster[2])
     with pytest.raises(ValueError, match=match):
@@ -206,7 +248,14 @@ def test_registered_environment_is_referenced_without_an_environment_call(fake, 
 def test_the_fake_refuses_a_body_the_rest_model_does_not_allow(fake):
     from _azure_ml_fake import model_problems
 
-    good = {"properties": {"jobType": "Command", "command": "python", "environmentId": "x", "limits": {"jobLimitsType": "Command", "timeout": "PT1H"}}}
+    good = {
+        "properties": {
+            "jobType": "Command",
+            "command": "python",
+            "environmentId": "x",
+            "limits": {"jobLimitsType": "Command", "timeout": "PT1H"},
+        }
+    }
     assert model_problems("JobBase", good) == []
     bad = {"properties": {**good["properties"], "resources": {"instanceCount": "2"}, "spotPolicy": "yes"}}
     assert model_problems("JobBase", bad) == [
@@ -218,14 +267,21 @@ def test_the_fake_refuses_a_body_the_rest_model_does_not_allow(fake):
 def test_log_tail_metrics_and_a_readable_output_uri(fake, backend):
     fake.plan_next(Plan(states=["Completed"], run_seconds=90))
     backend.submit(spec(), "tk-files-a1")
-    fake.put_blob(ARTIFACT_ACCOUNT, ARTIFACT_CONTAINER, "ExperimentRun/dcid.tk-files-a1/user_logs/std_log.txt",
-                  "\n".join(f"line {i}" for i in range(100)).encode())
+    fake.put_blob(
+        ARTIFACT_ACCOUNT,
+        ARTIFACT_CONTAINER,
+        "ExperimentRun/dcid.tk-files-a1/user_logs/std_log.txt",
+        "\n".join(f"line {i}" for i in range(100)).encode(),
+    )
     fake.put_blob(ACCOUNT, CONTAINER, "models/churn/tk-files-a1/model/metrics.json", b'{"rmse": 1.5}')
     assert backend.log_tail("tk-files-a1", 3) == ["line 97", "line 98", "line 99"]
     status = backend.describe("tk-files-a1")
     result = backend.result(status, spec())
     assert result["metrics"] == {"rmse": 1.5}
-    assert result["output_uri"] == f"abfss://{CONTAINER}@{ACCOUNT}.dfs.core.windows.net/models/churn/tk-files-a1/model"
+    assert (
+        result["output_uri"]
+        == f"abfss://{CONTAINER}@{ACCOUNT}.dfs.core.windows.net/models/churn/tk-files-a1/model"
+    )
     # One GET per datastore, then cached; the blobs were read with a bearer token from the credential.
     assert len(fake.calls("GetDatastore")) == 2
     assert backend.log_tail("tk-nolog-a1") == []

@@ -9,7 +9,16 @@ import time
 
 import pytest
 from _azure_ml_fake import Plan
-from azure_testing import ACCOUNT, ARTIFACT_ACCOUNT, ARTIFACT_CONTAINER, CLIENT_SECRET, CONN_ID, CONTAINER, IMAGE, store_uri
+from azure_testing import (
+    ACCOUNT,
+    ARTIFACT_ACCOUNT,
+    ARTIFACT_CONTAINER,
+    CLIENT_SECRET,
+    CONN_ID,
+    CONTAINER,
+    IMAGE,
+    store_uri,
+)
 from trainkit_testing import TaskStateStore, first_trigger_event, make_context
 
 from airflow_trainkit._compat import TaskDeferred
@@ -35,7 +44,12 @@ SPEC = {
 
 def context(task_id: str, try_number: int = 1, store: TaskStateStore | None = None) -> dict:
     return make_context(
-        dag_id=DAG_ID, run_id=RUN_ID, task_id=task_id, try_number=try_number, store=store, with_store=store is not None
+        dag_id=DAG_ID,
+        run_id=RUN_ID,
+        task_id=task_id,
+        try_number=try_number,
+        store=store,
+        with_store=store is not None,
     )
 
 
@@ -51,7 +65,10 @@ def job_name(task_id: str, attempt: int = 1) -> str:
 
 def log_blob(fake, job: str, lines: list[str]) -> None:
     fake.put_blob(
-        ARTIFACT_ACCOUNT, ARTIFACT_CONTAINER, f"ExperimentRun/dcid.{job}/user_logs/std_log.txt", "\n".join(lines).encode()
+        ARTIFACT_ACCOUNT,
+        ARTIFACT_CONTAINER,
+        f"ExperimentRun/dcid.{job}/user_logs/std_log.txt",
+        "\n".join(lines).encode(),
     )
 
 
@@ -122,7 +139,9 @@ def test_a_job_canceled_by_its_own_timeout_is_reported_as_timed_out(fake):
         operator(task_id, poll_interval=0.001).execute(context(task_id))
     event = first_trigger_event(deferred.value.trigger)
     assert event["job"]["phase"] == "failed" and event["job"]["details"]["timed_out"] is True
-    with pytest.raises(TrainingJobFailed, match="timed out: Azure ML canceled the job at its limits.timeout of 10800 s"):
+    with pytest.raises(
+        TrainingJobFailed, match="timed out: Azure ML canceled the job at its limits.timeout of 10800 s"
+    ):
         operator(task_id).execute_complete(context(task_id), event, **deferred.value.kwargs)
 
 
@@ -139,7 +158,9 @@ def test_an_unknown_status_string_is_a_failure_naming_it(fake):
 def test_a_preempted_low_priority_job_goes_back_to_the_queue_and_the_task_keeps_waiting(fake, backend):
     fake.plan_next(Plan(states=["Queued", "Running", "Queued", "Preparing", "Running", "Completed"]))
     backend.submit(TrainingJobSpec.parse(SPEC), "tk-preempted-a1")
-    event = first_trigger_event(TrainingJobTrigger("azure_ml", "tk-preempted-a1", CONN_ID, poll_interval=0.0005))
+    event = first_trigger_event(
+        TrainingJobTrigger("azure_ml", "tk-preempted-a1", CONN_ID, poll_interval=0.0005)
+    )
     assert event["status"] == "done" and event["job"]["state"] == "Completed"
     assert len(fake.calls("GetJob", name="tk-preempted-a1")) == 6
 
@@ -161,7 +182,9 @@ def test_deferral_timeout_cancels_the_job(fake):
     with pytest.raises(TaskDeferred):
         operator(task_id).execute(context(task_id, 1, store))
     with pytest.raises(Exception):  # noqa: B017 - TaskDeferralTimeout from the base class
-        operator(task_id).resume_execution("__fail__", {"error": "Trigger timeout"}, context(task_id, 1, store))
+        operator(task_id).resume_execution(
+            "__fail__", {"error": "Trigger timeout"}, context(task_id, 1, store)
+        )
     assert fake.calls("CancelJob") == [{"name": job_name(task_id)}]
 
 
@@ -202,7 +225,9 @@ def test_trigger_on_kill_cancels_the_job(fake, backend):
 def test_trigger_deadline_cancels_and_times_out(fake, backend):
     fake.plan_next(Plan(states=["Running"]))
     backend.submit(TrainingJobSpec.parse(SPEC), "tk-deadline-a1")
-    event = first_trigger_event(TrainingJobTrigger("azure_ml", "tk-deadline-a1", CONN_ID, deadline=time.time() - 1))
+    event = first_trigger_event(
+        TrainingJobTrigger("azure_ml", "tk-deadline-a1", CONN_ID, deadline=time.time() - 1)
+    )
     assert event["status"] == "timeout"
     assert fake.calls("CancelJob") == [{"name": "tk-deadline-a1"}]
 
@@ -229,12 +254,16 @@ def test_throttling_with_and_without_retry_after_and_5xx_do_not_fail(fake, backe
     fake.plan_next(Plan(states=["Running"] * 3 + ["Completed"]))
     backend.submit(TrainingJobSpec.parse(SPEC), "tk-throttled-a1")
     fake.throttle_next = 7
-    event = first_trigger_event(TrainingJobTrigger("azure_ml", "tk-throttled-a1", CONN_ID, poll_interval=0.0005))
+    event = first_trigger_event(
+        TrainingJobTrigger("azure_ml", "tk-throttled-a1", CONN_ID, poll_interval=0.0005)
+    )
     assert event["status"] == "done" and event["job"]["state"] == "Completed"
     fake.plan_next(Plan(states=["Running", "Completed"]))
     backend.submit(TrainingJobSpec.parse(SPEC), "tk-retry-after-a1")
     fake.retry_after, fake.throttle_next = "0", 7
-    event = first_trigger_event(TrainingJobTrigger("azure_ml", "tk-retry-after-a1", CONN_ID, poll_interval=0.0005))
+    event = first_trigger_event(
+        TrainingJobTrigger("azure_ml", "tk-retry-after-a1", CONN_ID, poll_interval=0.0005)
+    )
     assert event["status"] == "done" and event["job"]["state"] == "Completed"
     fake.plan_next(Plan(states=["Running", "Completed"]))
     backend.submit(TrainingJobSpec.parse(SPEC), "tk-5xx-a1")
@@ -279,5 +308,7 @@ def test_quote_then_train_picks_azure_ml_when_it_is_cheapest_and_records_its_cos
     result = op.execute(context(task_id))
     assert result["backend"] == "azure_ml" and result["state"] == "Completed"
     # Quoted and billed on the same row: 2 h of a spot Standard_NC4as_T4_v3 in eastus.
-    assert result["cost"]["amount"] == pytest.approx(quotes["cheapest"]["total"], abs=1e-4)  # quotes round to 4 places
+    assert result["cost"]["amount"] == pytest.approx(
+        quotes["cheapest"]["total"], abs=1e-4
+    )  # quotes round to 4 places
     assert result["cost"]["price_row"]["instance_type"] == quotes["cheapest"]["instance_type"]
