@@ -85,19 +85,20 @@ def status_from_facts(facts: Mapping[str, Any], job_id: str, region: str | None)
         billable = max(0.0, (ended - started).total_seconds())
     elif phase.terminal and started is None:
         billable = 0.0
-    timeout = facts.get("timeout")
-    timed_out = bool(
+    raw_timeout = facts.get("timeout")
+    timeout = float(raw_timeout) if isinstance(raw_timeout, (int, float)) and raw_timeout > 0 else None
+    timed_out = (
         state == AzureMLState.CANCELED.value
         and billable is not None
-        and timeout
-        and billable >= float(timeout)
+        and timeout is not None
+        and billable >= timeout
     )
     message: str | None = None
     if not known:
         message = f"Azure ML reports a status this backend does not know: {state!r}"
-    elif timed_out:
+    elif timed_out and timeout is not None:
         phase = JobPhase.FAILED
-        message = f"timed out: Azure ML canceled the job at its limits.timeout of {int(float(timeout))} s"
+        message = f"timed out: Azure ML canceled the job at its limits.timeout of {int(timeout)} s"
     elif not message and phase.terminal and phase != JobPhase.SUCCEEDED:
         message = f"Azure ML reports {state}"
     tags = facts.get("tags") or {}
@@ -107,7 +108,7 @@ def status_from_facts(facts: Mapping[str, Any], job_id: str, region: str | None)
         "job_tier": facts.get("job_tier"),
         "experiment_name": facts.get("experiment_name"),
         "timed_out": timed_out,
-        "timeout_seconds": timeout,
+        "timeout_seconds": int(timeout) if timeout is not None else None,
     }
     output = facts.get("outputs", {}).get(MODEL_OUTPUT)
     return JobStatus(
