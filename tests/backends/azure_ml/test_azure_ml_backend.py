@@ -298,3 +298,81 @@ def test_the_client_secret_never_reaches_logs_requests_or_errors(fake, backend, 
     assert fake.secrets_seen and set(fake.secrets_seen) == {CLIENT_SECRET}  # it was used, for the token only
     assert CLIENT_SECRET not in caplog.text + str(missing.value) + json.dumps(fake.requests)
     assert all(req["client_id"] for req in fake.token_requests)
+
+
+@pytest.mark.integration
+def test_the_command_azure_ml_runs_gives_the_built_in_trainer_its_mounted_paths(fake, backend, tmp_path):
+    """The job's command, with each placeholder replaced by a folder as Azure ML's mounts do, run by a
+    shell with the job's environment variables: the built-in trainer reads its inputs and writes its
+    model, metrics and checkpoints there."""
+    import os
+    import subprocess
+    import sys
+
+    from airflow_trainkit.demo.data import write_churn_dataset
+
+    backend.submit(
+        spec(
+            command=[sys.executable, "-m", "airflow_trainkit.trainers.xgboost"],
+            inputs={"train": store_uri("data/train/")},
+            hyperparameters={"target": "churned", "drop_columns": "customer_id", "num_boost_round": 5},
+            checkpoint_uri=store_uri("ckpt"),
+            env={},
+        ),
+        "tk-trainer-a1",
+    )
+    props = created(fake, "tk-trainer-a1")
+    mounts = {
+        "inputs.train": tmp_path / "train",
+        "outputs.model": tmp_path / "model",
+        "outputs.checkpoints": tmp_path / "ckpt",
+    }
+    for folder in mounts.values():
+        folder.mkdir()
+    write_churn_dataset(mounts["inputs.train"] / "part-0.parquet", rows=400, seed=3)
+    command = props["command"]
+    for placeholder, folder in mounts.items():
+        command = command.replace("${{" + placeholder + "}}", str(folder))
+    assert "${{" not in command
+    env = {**os.environ, **props["environmentVariables"], "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert json.loads((mounts["outputs.model"] / "metrics.json").read_text())
+    assert any(mounts["outputs.model"].iterdir())
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        ({"managed_identity_client_id": "11111111-2222-3333-4444-555555555555"}, "ManagedIdentityCredential"),
+        (
+            {"workload_identity_tenant_id": "66666666-7777-8888-9999-000000000000"},
+            "WorkloadIdentityCredential",
+        ),
+    ],
+)
+def test_without_a_client_secret_the_provider_default_chain_is_used(
+    azure_server, monkeypatch, extra, expected
+):
+    """No secret in the connection: the azure provider's default credential chain, with its identity
+    settings (built without a network call; no token is asked for here)."""
+    from azure_testing import CONN_ID, connection_json
+
+    from airflow_trainkit.backends.azure_ml import AzureMLBackend
+
+    raw = json.loads(connection_json(azure_server.endpoint_url, **extra))
+    raw.pop("login"), raw.pop("password")
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(raw))
+    if "workload_identity_tenant_id" in extra:
+        # What the AKS workload identity webhook puts in the pod (azure-identity 1.27 reads the
+        # tenant from AZURE_TENANT_ID here; the extra alone leaves the credential unavailable).
+        for name, value in {
+            "AZURE_FEDERATED_TOKEN_FILE": "/var/run/secrets/azure/tokens/azure-identity-token",
+            "AZURE_CLIENT_ID": "77777777-8888-9999-0000-111111111111",
+            "AZURE_TENANT_ID": extra["workload_identity_tenant_id"],
+        }.items():
+            monkeypatch.setenv(name, value)
+    credential = AzureMLBackend(CONN_ID).credential
+    assert type(credential).__name__ == "DefaultAzureCredential"
+    kinds = [type(c).__name__ for c in credential.credentials]
+    assert expected in kinds
