@@ -31,6 +31,10 @@ if TYPE_CHECKING:
     from airflow_trainkit.training.spec import TrainingJobSpec
 
 log = logging.getLogger(__name__)
+# azure-core logs every request and response (headers included) at INFO: one poll of a thousand jobs
+# would flood the triggerer's log. Its HTTP log goes to this logger, quiet unless set to INFO.
+http_log = logging.getLogger(f"{__name__}.http")
+http_log.setLevel(logging.WARNING)
 
 DEFAULT_CONN_ID = "azure_default"
 DEFAULT_REGION = "eastus"
@@ -128,7 +132,10 @@ class AzureMLBackend(TrainingBackend):
         return redirecting_transport(str(endpoint))
 
     def _client_kwargs(self) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {}
+        # azure-mgmt-core ships with azure-ai-ml; its ARM policy redacts what ARM calls need redacted.
+        from azure.mgmt.core.policies import ARMHttpLoggingPolicy
+
+        kwargs: dict[str, Any] = {"http_logging_policy": ARMHttpLoggingPolicy(logger=http_log)}
         transport = self._transport()
         if transport is not None:
             kwargs["transport"] = transport
@@ -148,10 +155,11 @@ class AzureMLBackend(TrainingBackend):
             from azure.identity import ClientSecretCredential
 
             log.info("Azure ML connection %s: client secret credential", self.azure_conn_id)
-            kwargs: dict[str, Any] = {}
+            # azure-identity builds its HttpLoggingPolicy from these kwargs: its token requests log there too.
+            kwargs: dict[str, Any] = {"logger": http_log}
             transport = self._transport()
             if transport is not None:  # a local stand-in answers the token requests too
-                kwargs = {"transport": transport, "disable_instance_discovery": True}
+                kwargs.update(transport=transport, disable_instance_discovery=True)
             return ClientSecretCredential(
                 tenant_id=str(tenant), client_id=str(conn.login), client_secret=str(conn.password), **kwargs
             )
@@ -417,7 +425,8 @@ class AzureMLBackend(TrainingBackend):
 
         try:
             account, container, suffix = self._datastore(datastore)
-            kwargs: dict[str, Any] = {}
+            # azure-identity builds its HttpLoggingPolicy from these kwargs: its token requests log there too.
+            kwargs: dict[str, Any] = {"logger": http_log}
             transport = self._transport()
             if transport is not None:
                 kwargs["transport"] = transport

@@ -376,3 +376,38 @@ def test_without_a_client_secret_the_provider_default_chain_is_used(
     assert type(credential).__name__ == "DefaultAzureCredential"
     kinds = [type(c).__name__ for c in credential.credentials]
     assert expected in kinds
+
+
+def test_http_traffic_is_logged_to_our_quiet_logger_not_azure_cores(fake, backend):
+    """azure-core's request/response log goes to ``...azure_ml.backend.http`` (WARNING by default)."""
+    import logging
+
+    from airflow_trainkit.backends.azure_ml.backend import http_log
+
+    class Keep(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__(logging.DEBUG)
+            self.records: list[logging.LogRecord] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.records.append(record)
+
+    ours, azure_core = Keep(), Keep()
+    core_log = logging.getLogger("azure.core.pipeline.policies.http_logging_policy")
+    saved = (http_log.level, http_log.disabled, core_log.level, core_log.disabled)
+    http_log.addHandler(ours)
+    core_log.addHandler(azure_core)
+    assert http_log.level == logging.WARNING  # quiet unless a deployment asks for it
+    http_log.setLevel(logging.INFO)
+    core_log.setLevel(logging.INFO)
+    http_log.disabled = core_log.disabled = False
+    try:
+        backend.submit(spec(), "tk-quiet-a1")
+        backend.describe("tk-quiet-a1")
+    finally:
+        http_log.removeHandler(ours)
+        core_log.removeHandler(azure_core)
+        http_log.level, http_log.disabled, core_log.level, core_log.disabled = saved
+    assert any("Request URL" in r.getMessage() for r in ours.records)
+    assert azure_core.records == []
+    assert CLIENT_SECRET not in "".join(r.getMessage() for r in ours.records)
