@@ -290,13 +290,34 @@ def test_log_tail_metrics_and_a_readable_output_uri(fake, backend):
 def test_the_client_secret_never_reaches_logs_requests_or_errors(fake, backend, caplog):
     import logging
 
-    with caplog.at_level(logging.DEBUG):
-        backend.submit(spec(), "tk-secret-a1")
-        backend.describe("tk-secret-a1")
-        with pytest.raises(TrainingJobNotFound) as missing:
-            backend.describe("tk-secret-missing-a1")
+    # Reading the connection sets up Airflow's logging (which replaces the root handlers) first; then
+    # every logger of ours and of the Azure SDKs, at DEBUG and enabled (that set-up disables loggers
+    # made before it ran), the HTTP log included.
+    assert backend.workspace[2] == "trainkit-ws"
+    names = [
+        n for n in logging.root.manager.loggerDict if n.startswith(("azure", "airflow_trainkit", "msal"))
+    ]
+    loggers = [logging.getLogger(n) for n in names]
+    saved = [(lg.level, lg.disabled) for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.DEBUG)
+        lg.disabled = False
+    logging.getLogger().addHandler(caplog.handler)  # the set-up removed it from the root logger
+    try:
+        with caplog.at_level(logging.DEBUG):
+            backend.submit(spec(), "tk-secret-a1")
+            backend.describe("tk-secret-a1")
+            with pytest.raises(TrainingJobNotFound) as missing:
+                backend.describe("tk-secret-missing-a1")
+    finally:
+        logging.getLogger().removeHandler(caplog.handler)
+        for lg, (level, disabled) in zip(loggers, saved, strict=True):
+            lg.setLevel(level)
+            lg.disabled = disabled
+    logged = caplog.text
+    assert "Request URL" in logged and "client secret credential" in logged  # the log was really read
     assert fake.secrets_seen and set(fake.secrets_seen) == {CLIENT_SECRET}  # it was used, for the token only
-    assert CLIENT_SECRET not in caplog.text + str(missing.value) + json.dumps(fake.requests)
+    assert CLIENT_SECRET not in logged + str(missing.value) + json.dumps(fake.requests)
     assert all(req["client_id"] for req in fake.token_requests)
 
 
