@@ -54,6 +54,8 @@ def test_serverless_spot_job_maps_every_spec_field(fake, backend):
         IDENTITY,
     )
     assert status.state == "NotStarted" and status.phase == JobPhase.PENDING
+    # Submit is two calls: the anonymous environment of the image, then the job (no lookup, no list).
+    assert [op for op, _ in fake.requests] == ["CreateEnvironment", "CreateJob"]
     props = created(fake, "tk-map-a1")
     assert props["jobType"] == "Command" and props["displayName"] == "tk-map-a1"
     assert props["resources"] == {
