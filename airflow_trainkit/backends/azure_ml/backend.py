@@ -135,7 +135,12 @@ class AzureMLBackend(TrainingBackend):
         # azure-mgmt-core ships with azure-ai-ml; its ARM policy redacts what ARM calls need redacted.
         from azure.mgmt.core.policies import ARMHttpLoggingPolicy
 
-        kwargs: dict[str, Any] = {"http_logging_policy": ARMHttpLoggingPolicy(logger=http_log)}
+        kwargs: dict[str, Any] = {
+            "http_logging_policy": ARMHttpLoggingPolicy(logger=http_log),
+            # A worker or triggerer is no notebook: no progress bars, no usage telemetry.
+            "show_progress": False,
+            "enable_telemetry": False,
+        }
         transport = self._transport()
         if transport is not None:
             kwargs["transport"] = transport
