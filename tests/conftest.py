@@ -65,10 +65,11 @@ def onprem_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pat
 
     from airflow_trainkit.backends.onprem import OnPremBackend
 
+    monkeypatch.setenv("TRAINKIT_ONPREM_ROOT", str(root))  # the test may have pointed it elsewhere
     backend = OnPremBackend()
-    for job_dir in sorted(root.iterdir()) if root.is_dir() else []:
-        name = job_dir.name
-        if job_dir.is_dir() and backend.describe(name).phase.active:
+    for job_file in sorted(root.glob("*/job.json")):
+        name = job_file.parent.name
+        if backend.describe(name).phase.active:
             backend.stop(name, reason="the test that started it ended")
             settled(backend, name, timeout=30)
 
@@ -214,14 +215,19 @@ def pytest_runtest_call(item: pytest.Item) -> Any:
 
 
 @pytest.fixture(autouse=True)
-def _restore_environment_and_registries() -> Iterator[None]:
-    """Environment variables and the backend registries are as they were after every test."""
+def _restore_process_state() -> Iterator[None]:
+    """Environment variables, the backend registries and the root logger's handlers and level are
+    as they were after every test (a trainer run in-process adds a stdout handler, for one)."""
+    import logging
+
     import airflow_trainkit.training.backend as backends
 
     for name in backends.available_backends():  # a backend module registers once, when imported:
         backends.get_backend(name)  # registered before the snapshot, so a restore cannot drop it
     environ = dict(os.environ)
     registry, shared = dict(backends._REGISTRY), dict(backends._SHARED)
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
     yield
     for key in set(os.environ) - set(environ):
         del os.environ[key]
@@ -231,3 +237,12 @@ def _restore_environment_and_registries() -> Iterator[None]:
     with backends._SHARED_LOCK:
         backends._SHARED.clear()
         backends._SHARED.update(shared)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The random order's seed, also under -q (pytest-randomly prints it only in the header)."""
+    seed = getattr(config.option, "randomly_seed", None)
+    if seed is not None and config.pluginmanager.hasplugin("randomly"):
+        terminalreporter.write_line(f"random order: --randomly-seed={seed} repeats it")
