@@ -1,0 +1,60 @@
+"""Which GPU host a new on-prem job goes to.
+
+The rule: among the hosts that have enough GPUs of the asked model at all (in the order the
+connection lists them), the one with the most of them free now, as their lock files tell; the
+first listed wins a tie. When none has enough free, the job still goes to that host and its runner
+waits there for the GPUs (the job is PENDING, "waiting for N free GPU(s)"), at most ``max_wait``.
+A job that needs no GPU goes to the first listed host. A host that cannot be reached now is passed
+over (logged); one that refuses our key or shows an unknown host key is an error.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_trainkit.backends.onprem.transport import Transport
+
+log = logging.getLogger(__name__)
+
+Candidate = tuple["Transport", int, list[dict[str, str]]]
+
+
+def choose(eligible: list[Candidate], root_on: Callable[[Any], str]) -> Candidate:
+    """The host for a job, by the rule above.
+
+    :param eligible: ``(transport, GPUs needed, the host's GPUs of the asked model)`` per host that
+        could ever run the job, in the configured order.
+    :param root_on: the job root on a transport's host.
+    :raises TrainingJobUnreachable: no eligible host can be reached.
+    """
+    from airflow_trainkit.exceptions import TrainingJobUnreachable
+
+    if len(eligible) == 1 or eligible[0][1] == 0:
+        return eligible[0]
+    best: Candidate | None = None
+    best_free = -1
+    unreachable = []
+    for candidate in eligible:
+        transport, _, gpus = candidate
+        try:
+            busy = set(
+                transport.call("busy_gpus", root=root_on(transport), indexes=[g["index"] for g in gpus])
+            )
+        except TrainingJobUnreachable as err:
+            if not err.transient:
+                raise
+            log.warning("on-prem placement passes over host %s: %s", transport.host, err)
+            unreachable.append(str(err))
+            continue
+        free = sum(1 for g in gpus if g["index"] not in busy)
+        log.info("on-prem host %s: %s of %s suitable GPU(s) free", transport.host, free, len(gpus))
+        if free > best_free:
+            best, best_free = candidate, free
+    if best is None:
+        raise TrainingJobUnreachable(
+            "no on-prem host that could run the job can be reached: " + "; ".join(unreachable), transient=True
+        )
+    return best
