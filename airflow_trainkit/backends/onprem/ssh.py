@@ -189,6 +189,9 @@ POOL = _Pool()
 async def _connect(target: SshTarget) -> Any:
     import asyncssh  # the [ssh] extra
 
+    asyncssh_log = logging.getLogger("asyncssh")
+    if asyncssh_log.level == logging.NOTSET:  # it logs every channel at INFO: one line per poll
+        asyncssh_log.setLevel(logging.WARNING)
     try:
         return await asyncssh.connect(**target.connect_options())
     except asyncssh.HostKeyNotVerifiable as err:
