@@ -15,6 +15,7 @@ import logging
 import os
 import shlex
 import threading
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -154,32 +155,42 @@ def runner_source() -> str:
 
 
 class _Pool:
-    """One connection per (event loop, host) in this process, made on first use, remade once dropped."""
+    """One connection per (event loop, host) in this process, made on first use, remade once dropped.
+
+    Keyed by the loop object itself (weakly), so a loop that ends takes its connections with it and
+    a new loop never inherits one bound to an old loop.
+    """
 
     def __init__(self) -> None:
-        self.connections: dict[tuple[int, str], Any] = {}
-        self.locks: dict[tuple[int, str], asyncio.Lock] = {}
+        self.by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Lock]] = (
+            weakref.WeakKeyDictionary()
+        )
         self.opened = 0  # connections made: the tests hold the sharing to it
 
-    def key(self, target: SshTarget) -> tuple[int, str]:
-        return (id(asyncio.get_running_loop()), f"{target.conn_id}@{target.host}:{target.port}")
+    @staticmethod
+    def key(target: SshTarget) -> str:
+        return f"{target.conn_id}@{target.host}:{target.port}"
 
     async def get(self, target: SshTarget) -> Any:
-        key = self.key(target)
-        lock = self.locks.setdefault(key, asyncio.Lock())
+        loop = asyncio.get_running_loop()
+        connections = self.by_loop.setdefault(loop, {})
+        lock = self.locks.setdefault(loop, {}).setdefault(self.key(target), asyncio.Lock())
         async with lock:
-            conn = self.connections.get(key)
+            conn = connections.get(self.key(target))
             if conn is not None and not conn.is_closed():
                 return conn
             conn = await _connect(target)
             self.opened += 1
-            self.connections[key] = conn
+            connections[self.key(target)] = conn
             return conn
 
     def drop(self, target: SshTarget, conn: Any) -> None:
-        key = self.key(target)
-        if self.connections.get(key) is conn:
-            del self.connections[key]
+        connections = self.by_loop.get(asyncio.get_running_loop(), {})
+        if connections.get(self.key(target)) is conn:
+            del connections[self.key(target)]
         conn.close()
 
 

@@ -99,7 +99,9 @@ def test_the_environment_travels_on_the_channel_and_never_lands_on_the_host_disk
 
 def test_python_commands_run_the_hosts_python_and_the_runner_ships_with_the_job(onprem_ssh, gpu_hosts):
     backend = onprem_ssh()
-    job = {"command": ["python", "-c", "import sys; print(sys.executable, flush=True); import airflow_trainkit"]}
+    job = {
+        "command": ["python", "-c", "import sys; print(sys.executable, flush=True); import airflow_trainkit"]
+    }
     from airflow_trainkit.training.spec import TrainingJobSpec
 
     backend.submit(TrainingJobSpec.parse(job), "ssh-py")
