@@ -67,7 +67,7 @@ def test_the_job_outlives_the_connection_and_the_trigger_reconnects(onprem_ssh, 
 
 
 def test_one_remote_command_per_describe_and_one_connection_per_host(onprem_ssh, gpu_hosts, monkeypatch):
-    backend = onprem_ssh([host_entry(gpu_hosts["a"])])
+    onprem_ssh([host_entry(gpu_hosts["a"])])
     interval = 0.5
     triggers = [deferred_trigger("sleep 3", poll_interval=interval, run_id=f"run-{i}") for i in range(4)]
     calls: list[str] = []
@@ -171,9 +171,9 @@ def test_bad_host_settings_are_refused_naming_the_field(onprem_ssh, gpu_hosts, m
     ]
     for bad, message in cases:
         with pytest.raises(ValueError, match=message):
-            onprem_ssh([bad]).settings
+            _ = onprem_ssh([bad]).settings
     with pytest.raises(ValueError, match=r"ssh_conn_id 'gpu_a' is listed twice"):
-        onprem_ssh([entry, entry]).settings
+        _ = onprem_ssh([entry, entry]).settings
     monkeypatch.setenv("AIRFLOW_CONN_NOT_SSH", json.dumps({"conn_type": "http", "host": "x"}))
     with pytest.raises(
         ValueError, match=r"hosts\[\].ssh_conn_id 'not_ssh': connection type 'http' is not 'ssh'"
