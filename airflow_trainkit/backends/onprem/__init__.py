@@ -238,6 +238,9 @@ class OnPremBackend(TrainingBackend):
         )
         if spec.checkpoint_uri:
             env["TRAINKIT_CHECKPOINT_URI"] = spec.checkpoint_uri
+        files: dict[str, str] | None = None
+        if remote:
+            files = self._check_shipping(spec, transport, job_dir, env)
         command = list(spec.command)
         if command[0] in ("python", "python3"):
             command[0] = transport.python()
@@ -262,7 +265,7 @@ class OnPremBackend(TrainingBackend):
             job_json=json.dumps(record, indent=1),
             state_json=json.dumps(state),
             output_dir=str(storage.local_path(output_uri)) if storage.is_local(output_uri) else None,
-            files=self._shipped_files() if remote else None,
+            files=files,
         )
         if prepared["exists"]:
             raise FileExistsError(
@@ -272,7 +275,6 @@ class OnPremBackend(TrainingBackend):
         # host); the runner hands it to the command.
         if remote:
             argv = [transport.python(), f"{job_dir}/runner.py", job_dir]
-            env[JOB_PYTHONPATH_VAR] = spec.env.get("PYTHONPATH", "")
         else:
             argv = [sys.executable, "-m", "airflow_trainkit.backends.onprem.runner", job_dir]
             env[JOB_PYTHONPATH_VAR] = env.get("PYTHONPATH", "")
@@ -280,10 +282,29 @@ class OnPremBackend(TrainingBackend):
         transport.call("spawn", job_dir=job_dir, argv=argv, env=env, inherit=remote)
         return self.describe(self._ref(job_id, transport))
 
-    def _shipped_files(self) -> dict[str, str]:
-        from airflow_trainkit.backends.onprem.ssh import runner_source
+    def _check_shipping(
+        self, spec: TrainingJobSpec, transport: Transport, job_dir: str, env: dict[str, str]
+    ) -> dict[str, str]:
+        """The files a remote job is shipped with; its ``PYTHONPATH`` set in ``env``.
 
-        return {"runner.py": runner_source()}
+        :raises ValueError: the host's Python lacks a library the built-in trainer needs.
+        """
+        from airflow_trainkit.backends.onprem.runner import JOB_PYTHONPATH_VAR
+        from airflow_trainkit.backends.onprem.shipping import SOURCE_FOLDER, job_files
+
+        files, libraries = job_files(list(spec.command))
+        if libraries:
+            missing = transport.call("missing_modules", names=list(libraries))
+            if missing:
+                raise ValueError(
+                    f"spec.command {' '.join(spec.command[:3])!r}: the Python {transport.python()!r} of host "
+                    f"{transport.host!r} lacks {', '.join(missing)}, which the built-in trainer needs; "
+                    "install them there or set the host's 'python' to one that has them"
+                )
+        paths = [f"{job_dir}/{SOURCE_FOLDER}"] if libraries else []
+        paths += [spec.env["PYTHONPATH"]] if spec.env.get("PYTHONPATH") else []
+        env[JOB_PYTHONPATH_VAR] = ":".join(paths)
+        return files
 
     def _ref(self, job_id: str, transport: Transport) -> JobRef:
         handle = f"{transport.host}/{job_id}" if transport.ships_runner else None

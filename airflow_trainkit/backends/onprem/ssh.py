@@ -148,12 +148,6 @@ def agent_source() -> str:
     return Path(agent.__file__).read_text()
 
 
-def runner_source() -> str:
-    from airflow_trainkit.backends.onprem import runner
-
-    return Path(runner.__file__).read_text()
-
-
 class _Pool:
     """One connection per (event loop, host) in this process, made on first use, remade once dropped.
 
