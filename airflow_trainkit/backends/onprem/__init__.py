@@ -140,9 +140,25 @@ class OnPremBackend(TrainingBackend):
                 if storage.is_local(uri) and not storage.local_path(uri).exists():
                     raise ValueError(f"spec.inputs[{channel!r}]: no such file or folder {uri!r}")
         else:
-            for transport in self.transports.values():
-                transport.check_python()  # type: ignore[attr-defined]
+            self._check_hosts()
         self._eligible(spec)
+
+    def _check_hosts(self) -> None:
+        """Each SSH host answers with a Python the runner can use. A host that cannot be reached now
+        is left to placement (which passes over it) unless none can; a refused key, an untrusted
+        host key or an old Python is an error at once."""
+        from airflow_trainkit.exceptions import TrainingJobUnreachable
+
+        unreachable = []
+        for transport in self.transports.values():
+            try:
+                transport.check_python()  # type: ignore[attr-defined]
+            except TrainingJobUnreachable as err:
+                if not err.transient:
+                    raise
+                unreachable.append(err)
+        if len(unreachable) == len(self.transports):
+            raise unreachable[0]
 
     def _gpu_plan(self, spec: TrainingJobSpec, transport: Transport | None = None) -> int:
         """How many GPUs the job takes on one host; refuses what that host cannot give."""
