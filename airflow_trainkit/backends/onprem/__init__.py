@@ -152,7 +152,7 @@ class OnPremBackend(TrainingBackend):
         unreachable = []
         for transport in self.transports.values():
             try:
-                transport.check_python()  # type: ignore[attr-defined]
+                transport.check_python()
             except TrainingJobUnreachable as err:
                 if not err.transient:
                     raise

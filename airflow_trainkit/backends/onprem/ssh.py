@@ -10,6 +10,7 @@ the next call. Host keys are verified unless the connection opts out explicitly.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
@@ -119,6 +120,11 @@ def read_target(conn_id: str) -> SshTarget:
     if not conn.host:
         raise ValueError(f"hosts[].ssh_conn_id {conn_id!r}: the connection names no host")
     extra = conn.extra_dejson
+    from airflow_trainkit._compat import mask_secret
+
+    for secret in (extra.get("private_key"), extra.get("private_key_passphrase"), conn.password):
+        if secret:
+            mask_secret(secret)
     timeout = extra.get("conn_timeout", CONNECT_TIMEOUT)
     try:
         timeout = float(timeout)
@@ -142,10 +148,12 @@ def read_target(conn_id: str) -> SshTarget:
     )
 
 
-def agent_source() -> str:
+@functools.cache
+def agent_prefix() -> str:
+    """The first line of every request's stdin: the agent's source as a JSON string (read once)."""
     from airflow_trainkit.backends.onprem import agent
 
-    return Path(agent.__file__).read_text()
+    return json.dumps(Path(agent.__file__).read_text()) + "\n"
 
 
 class _Pool:
@@ -282,7 +290,7 @@ class SshTransport:
         import asyncssh  # the [ssh] extra
 
         command = f"{shlex.quote(self.python_path)} -c {shlex.quote(agent_bootstrap())}"
-        stdin = json.dumps(agent_source()) + "\n" + json.dumps({"op": op, "args": args})
+        stdin = agent_prefix() + json.dumps({"op": op, "args": args})
         for attempt in (1, 2):
             conn = await POOL.get(target)
             try:

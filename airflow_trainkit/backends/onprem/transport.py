@@ -41,6 +41,10 @@ class Transport(Protocol):
         """The host's GPUs: the configured inventory, else what ``nvidia-smi`` lists there."""
         ...
 
+    def check_python(self) -> dict[str, Any]:
+        """The host answers, with a Python the runner can use (its version, host name)."""
+        ...
+
 
 class LocalTransport:
     """Jobs run on this host, as their own session, outliving the task process that started them.
@@ -68,6 +72,9 @@ class LocalTransport:
 
     def python(self) -> str:
         return sys.executable  # the worker's own interpreter, with trainkit installed
+
+    def check_python(self) -> dict[str, Any]:
+        return dict(self.call("hello"))  # this interpreter runs trainkit: it is recent enough
 
     def gpus(self) -> list[dict[str, str]]:
         configured = self.configured_gpus

@@ -121,3 +121,29 @@ def test_unknown_job_and_a_second_submit_of_one_name(onprem_ssh):
         backend.describe("ssh-none")
     with pytest.raises(TrainingJobNotFound):
         backend.describe(JobRef(backend="onprem", job_name="ssh-none", handle="gpu_a/ssh-none"))
+
+
+def test_no_key_or_secret_in_logs_results_or_the_hosts_files(onprem_ssh, gpu_hosts, monkeypatch, caplog):
+    host = gpu_hosts["a"]
+    key_text = host.keys.user_key.read_text()
+    key_line = key_text.splitlines()[1]  # a line of the private key's body
+    conn = json.loads(host.connection())
+    del conn["extra"]["key_file"]
+    conn["extra"]["private_key"] = key_text  # the key inline, as a secrets backend would hold it
+    monkeypatch.setenv("AIRFLOW_CONN_GPU_A_INLINE", json.dumps(conn))
+    entry = host_entry(host, ssh_conn_id="gpu_a_inline")
+    backend = onprem_ssh([entry])
+    caplog.set_level("DEBUG")
+    job = spec("echo ran; sleep 1", env={"DB_PASSWORD": "pw-hunter77"})
+    backend.check(job)
+    status = backend.submit(job, "ssh-secrets")
+    done = wait_for(
+        backend,
+        JobRef(backend="onprem", job_name="ssh-secrets", handle=status.handle),
+        lambda s: s.phase.terminal,
+    )
+    result = json.dumps(backend.result(done))
+    assert done.state == "SUCCEEDED" and backend.log_tail("ssh-secrets") == ["ran"]
+    for secret in (key_line, "pw-hunter77"):
+        assert secret not in caplog.text and secret not in result
+        assert host.run(f"grep -rl -- '{secret}' {entry['root']} || true").split() == []
