@@ -445,6 +445,10 @@ class OnPremBackend(TrainingBackend):
             if done["found"]:
                 return
 
+    def connection_ids(self) -> list[str]:
+        """The on-prem connection and, with the SSH transport, each host's ``ssh`` connection."""
+        return super().connection_ids() + [h.ssh_conn_id for h in self.settings.hosts]
+
     def is_transient(self, error: BaseException) -> bool:
         from airflow_trainkit.exceptions import TrainingJobUnreachable
 
