@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
+    from airflow_trainkit.backends.onprem.placement import Candidate
     from airflow_trainkit.backends.onprem.transport import Transport
     from airflow_trainkit.hooks.onprem import OnPremSettings
     from airflow_trainkit.training.identity import JobIdentity
@@ -162,53 +163,16 @@ class OnPremBackend(TrainingBackend):
 
     def _gpu_plan(self, spec: TrainingJobSpec, transport: Transport | None = None) -> int:
         """How many GPUs the job takes on one host; refuses what that host cannot give."""
-        return self._host_plan(spec, transport or self.transport)[0]
+        from airflow_trainkit.backends.onprem.placement import host_plan
 
-    def _host_plan(self, spec: TrainingJobSpec, transport: Transport) -> tuple[int, list[dict[str, str]]]:
-        """How many GPUs the job takes on the host of ``transport``, and which of its GPUs may serve."""
-        accelerator = spec.parsed_accelerator
-        if accelerator is None:
-            return 0, []
-        gpus = transport.gpus()
-        host = transport.host
-        if not gpus:
-            if spec.allow_cpu:
-                return 0, []
-            raise ValueError(
-                f"spec.accelerator {spec.accelerator!r} asks for {accelerator.count} GPU(s) but host "
-                f"{host!r} has none; set allow_cpu=true to run on CPU instead"
-            )
-        names = {g["name"] for g in gpus if g["name"]}
-        if accelerator.model and names:
-            gpus = [g for g in gpus if accelerator.model.upper() in g["name"].upper()]
-            if not gpus:
-                raise ValueError(
-                    f"spec.accelerator {spec.accelerator!r}: host {host!r} has {', '.join(sorted(names))}"
-                )
-        if len(gpus) < accelerator.count:
-            raise ValueError(
-                f"spec.accelerator {spec.accelerator!r} asks for {accelerator.count} GPU(s) but host "
-                f"{host!r} has {len(gpus)}"
-            )
-        return accelerator.count, gpus
+        return host_plan(spec, transport or self.transport)[0]
 
-    def _eligible(self, spec: TrainingJobSpec) -> list[tuple[Transport, int, list[dict[str, str]]]]:
-        """The hosts that could ever run ``spec``, in the configured order; a ValueError if none."""
-        eligible, refusals = [], []
-        for transport in self.transports.values():
-            try:
-                count, gpus = self._host_plan(spec, transport)
-            except ValueError as err:
-                refusals.append(str(err))
-                continue
-            eligible.append((transport, count, gpus))
-        if not eligible:
-            raise ValueError(
-                refusals[0] if len(refusals) == 1 else "no host can run it: " + "; ".join(refusals)
-            )
-        return eligible
+    def _eligible(self, spec: TrainingJobSpec) -> list[Candidate]:
+        from airflow_trainkit.backends.onprem.placement import eligible
 
-    def place(self, spec: TrainingJobSpec) -> tuple[Transport, int, list[dict[str, str]]]:
+        return eligible(spec, list(self.transports.values()))
+
+    def place(self, spec: TrainingJobSpec) -> Candidate:
         """The host a new job goes to, by :func:`~airflow_trainkit.backends.onprem.placement.choose`."""
         from airflow_trainkit.backends.onprem.placement import choose
 
@@ -256,7 +220,9 @@ class OnPremBackend(TrainingBackend):
             env["TRAINKIT_CHECKPOINT_URI"] = spec.checkpoint_uri
         files: dict[str, str] | None = None
         if remote:
-            files = self._check_shipping(spec, transport, job_dir, env)
+            from airflow_trainkit.backends.onprem.shipping import ship
+
+            files = ship(spec, transport, job_dir, env)
         command = list(spec.command)
         if command[0] in ("python", "python3"):
             command[0] = transport.python()
@@ -297,30 +263,6 @@ class OnPremBackend(TrainingBackend):
             env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
         transport.call("spawn", job_dir=job_dir, argv=argv, env=env, inherit=remote)
         return self.describe(self._ref(job_id, transport))
-
-    def _check_shipping(
-        self, spec: TrainingJobSpec, transport: Transport, job_dir: str, env: dict[str, str]
-    ) -> dict[str, str]:
-        """The files a remote job is shipped with; its ``PYTHONPATH`` set in ``env``.
-
-        :raises ValueError: the host's Python lacks a library the built-in trainer needs.
-        """
-        from airflow_trainkit.backends.onprem.runner import JOB_PYTHONPATH_VAR
-        from airflow_trainkit.backends.onprem.shipping import SOURCE_FOLDER, job_files
-
-        files, libraries = job_files(list(spec.command))
-        if libraries:
-            missing = transport.call("missing_modules", names=list(libraries))
-            if missing:
-                raise ValueError(
-                    f"spec.command {' '.join(spec.command[:3])!r}: the Python {transport.python()!r} of host "
-                    f"{transport.host!r} lacks {', '.join(missing)}, which the built-in trainer needs; "
-                    "install them there or set the host's 'python' to one that has them"
-                )
-        paths = [f"{job_dir}/{SOURCE_FOLDER}"] if libraries else []
-        paths += [spec.env["PYTHONPATH"]] if spec.env.get("PYTHONPATH") else []
-        env[JOB_PYTHONPATH_VAR] = ":".join(paths)
-        return files
 
     def _ref(self, job_id: str, transport: Transport) -> JobRef:
         handle = f"{transport.host}/{job_id}" if transport.ships_runner else None

@@ -16,10 +16,61 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from airflow_trainkit.backends.onprem.transport import Transport
+    from airflow_trainkit.training.spec import TrainingJobSpec
 
 log = logging.getLogger(__name__)
 
 Candidate = tuple["Transport", int, list[dict[str, str]]]
+
+
+def host_plan(spec: TrainingJobSpec, transport: Transport) -> tuple[int, list[dict[str, str]]]:
+    """How many GPUs the job takes on the host of ``transport``, and which of its GPUs may serve.
+
+    :raises ValueError: the host cannot give them (no GPU, too few, not of the asked model).
+    """
+    accelerator = spec.parsed_accelerator
+    if accelerator is None:
+        return 0, []
+    gpus = transport.gpus()
+    host = transport.host
+    if not gpus:
+        if spec.allow_cpu:
+            return 0, []
+        raise ValueError(
+            f"spec.accelerator {spec.accelerator!r} asks for {accelerator.count} GPU(s) but host "
+            f"{host!r} has none; set allow_cpu=true to run on CPU instead"
+        )
+    names = {g["name"] for g in gpus if g["name"]}
+    if accelerator.model and names:
+        gpus = [g for g in gpus if accelerator.model.upper() in g["name"].upper()]
+        if not gpus:
+            raise ValueError(
+                f"spec.accelerator {spec.accelerator!r}: host {host!r} has {', '.join(sorted(names))}"
+            )
+    if len(gpus) < accelerator.count:
+        raise ValueError(
+            f"spec.accelerator {spec.accelerator!r} asks for {accelerator.count} GPU(s) but host "
+            f"{host!r} has {len(gpus)}"
+        )
+    return accelerator.count, gpus
+
+
+def eligible(spec: TrainingJobSpec, transports: list[Transport]) -> list[Candidate]:
+    """The hosts that could ever run ``spec``, in the configured order.
+
+    :raises ValueError: none can; with several hosts, naming each one's reason.
+    """
+    found, refusals = [], []
+    for transport in transports:
+        try:
+            count, gpus = host_plan(spec, transport)
+        except ValueError as err:
+            refusals.append(str(err))
+            continue
+        found.append((transport, count, gpus))
+    if not found:
+        raise ValueError(refusals[0] if len(refusals) == 1 else "no host can run it: " + "; ".join(refusals))
+    return found
 
 
 def choose(eligible: list[Candidate], root_on: Callable[[Any], str]) -> Candidate:
