@@ -83,7 +83,6 @@ class OnPremBackend(TrainingBackend):
         not_applicable={
             "image": "the command runs on the host itself, not in a container",
             "tags": "jobs are folders on the host and carry no labels",
-            "max_wait": "there is no spot capacity to wait for",
             "allow_spot_without_checkpoint": "there is no spot capacity",
         },
         max_instance_count=1,
@@ -235,7 +234,8 @@ class OnPremBackend(TrainingBackend):
             "gpu_count": gpu_count,
             "host_gpus": gpus if gpu_count else [],
             "max_runtime": spec.max_runtime,
-            "max_wait": spec.max_wait or spec.max_runtime,
+            # How long the runner may wait for free GPUs: the spec's max_wait is the wait plus the run.
+            "max_wait": (spec.max_wait - spec.max_runtime) if spec.max_wait else spec.max_runtime,
             "grace_seconds": self.settings.grace_seconds,
             "output_uri": output_uri,
         }
