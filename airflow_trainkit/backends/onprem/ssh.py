@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import importlib
 import json
 import logging
 import os
 import shlex
+import sys
 import threading
 import weakref
 from dataclasses import dataclass, field
@@ -283,6 +285,8 @@ class SshTransport:
         return BRIDGE.run(self._call(target, op, args))
 
     async def call_async(self, op: str, **args: Any) -> Any:
+        if "asyncssh" not in sys.modules:  # its first import takes longer than a loop may block
+            await asyncio.to_thread(importlib.import_module, "asyncssh")
         target = self._target if self._target is not None else await asyncio.to_thread(self.target)
         return await self._call(target, op, args)
 
