@@ -52,13 +52,18 @@ def joined(thread: threading.Thread, out: dict) -> dict:
 @pytest.mark.parametrize("fault", ["drop_connections", "restart_sshd"])
 def test_the_job_outlives_the_connection_and_the_trigger_reconnects(onprem_ssh, gpu_hosts, fault):
     host = gpu_hosts["a"]
-    backend = onprem_ssh([host_entry(host)])
-    trigger = deferred_trigger("sleep 5; echo survived")
+    entry = host_entry(host)
+    backend = onprem_ssh([entry])
+    # The job runs until the test releases it, after the fault: the trigger must see it end.
+    trigger = deferred_trigger(
+        'while [ ! -e "$TRAINKIT_JOB_DIR/../release" ]; do sleep 0.1; done; echo survived'
+    )
     wait_for(backend, trigger.ref, lambda s: s.state == "RUNNING")
     thread, out = trigger_in_thread(trigger)
     time.sleep(1)  # the trigger is polling on its own connection
     opened = ssh.POOL.opened
     getattr(host, fault)()  # every SSH session of the host dies (and, restarting, sshd itself)
+    host.run(f"touch {entry['root']}/release")
     event = joined(thread, out)
     assert event["status"] == "done", event
     assert (event["job"]["state"], event["job"]["details"]["host"]) == ("SUCCEEDED", "gpu_a")

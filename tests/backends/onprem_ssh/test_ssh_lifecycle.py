@@ -66,15 +66,17 @@ def test_defers_then_returns_the_result_with_its_host(host_a):
 def test_a_retry_reattaches_to_the_running_job_on_its_host(host_a):
     backend, entry, host = host_a
     store = TaskStateStore()
+    held = 'while [ ! -e "$TRAINKIT_JOB_DIR/../release" ]; do sleep 0.1; done; echo done'
     with pytest.raises(TaskDeferred) as first:
-        operator("sleep 2; echo done").execute(make_context(store=store, try_number=1))
+        operator(held).execute(make_context(store=store, try_number=1))
     retry_context = make_context(store=store, try_number=2)
-    retry = operator("sleep 2; echo done")
+    retry = operator(held)
     with pytest.raises(TaskDeferred) as second:
         retry.execute(retry_context)
     assert second.value.trigger.job_id == first.value.trigger.job_id
     listed = host.run(f"ls {entry['root']}").split()
     assert [name for name in listed if name not in ("outputs", "gpu-locks")] == [first.value.trigger.job_id]
+    host.run(f"touch {entry['root']}/release")
     assert resume(retry, retry_context, second.value)["state"] == "SUCCEEDED"
 
 
