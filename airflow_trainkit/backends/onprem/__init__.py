@@ -93,7 +93,7 @@ class OnPremBackend(TrainingBackend):
         spot_rate="on_demand",
         basis="wall time x your hourly cost of the host x the share of its GPUs used (whole host for CPU runs)",
     )
-    poll_interval = 2.0  # reading a local file is cheap
+    poll_interval = 2.0  # one local file read, or one short command on an SSH host
 
     @cached_property
     def settings(self) -> OnPremSettings:
