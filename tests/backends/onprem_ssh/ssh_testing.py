@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from typing import Any
 
-from airflow_trainkit.backends.onprem import OnPremBackend
-from airflow_trainkit.training.backend import JobStatus
 from airflow_trainkit.training.spec import TrainingJobSpec
 
 PYTHON = "/usr/bin/python3"  # the host's own Python: stdlib only, no trainkit
@@ -36,15 +33,3 @@ def host_entry(host: Any, gpus: str = "none", **extra: Any) -> dict[str, Any]:
 
 def spec(script: str, **extra: Any) -> TrainingJobSpec:
     return TrainingJobSpec.parse({"command": ["sh", "-c", script], **extra})
-
-
-def wait_for(backend: OnPremBackend, job: Any, predicate: Any, timeout: float = 30.0) -> JobStatus:
-    """Describe until ``predicate(status)`` holds; fail naming the last status if it never does."""
-    end = time.monotonic() + timeout
-    status = None
-    while time.monotonic() < end:
-        status = backend.describe(job)
-        if predicate(status):
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"{job} never reached the expected state; last: {status}")

@@ -14,30 +14,14 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from trainkit_testing import free_port, wait_until
 
 SSHD = "/usr/sbin/sshd"
 INIT = Path(__file__).with_name("_ns_init.py")
 START_SECONDS = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_until(predicate, what: str, seconds: float = START_SECONDS, log: Path | None = None) -> None:
-    """Poll ``predicate`` until it holds; fail naming ``what`` did not happen (and the log's tail)."""
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
-        if predicate():
-            return
-        time.sleep(0.05)
-    tail = log.read_text()[-2000:] if log and log.exists() else ""
-    raise AssertionError(f"{what} within {seconds:.0f} s; {tail}")
 
 
 def keygen(path: Path, comment: str) -> str:
@@ -131,7 +115,9 @@ class FakeGpuHost:
         log = self.control / "sshd.log"
         wait_until(
             lambda: (self.control / "ready").exists(),
-            f"host {self.name}'s namespace did not come up",
+            f"host {self.name}'s namespace to come up",
+            timeout=START_SECONDS,
+            every=0.05,
             log=self.control / "init.log",
         )
         self.wait_listening(log)
@@ -145,7 +131,13 @@ class FakeGpuHost:
             except OSError:
                 return False
 
-        wait_until(accepts, f"sshd of host {self.name} did not answer on 127.0.0.1:{self.port}", log=log)
+        wait_until(
+            accepts,
+            f"sshd of host {self.name} to answer on 127.0.0.1:{self.port}",
+            timeout=START_SECONDS,
+            every=0.05,
+            log=log,
+        )
 
     @property
     def init_pid(self) -> int:
@@ -160,7 +152,9 @@ class FakeGpuHost:
         os.kill(self.init_pid, sig)
         wait_until(
             lambda: acks_file.exists() and int(acks_file.read_text()) > before,
-            f"host {self.name} did not {what}",
+            f"host {self.name} to {what}",
+            timeout=START_SECONDS,
+            every=0.05,
         )
 
     def drop_connections(self) -> None:

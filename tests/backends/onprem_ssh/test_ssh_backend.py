@@ -6,7 +6,8 @@ import json
 import os
 
 import pytest
-from ssh_testing import host_entry, spec, wait_for
+from ssh_testing import host_entry, spec
+from trainkit_testing import job_reaches
 
 from airflow_trainkit.exceptions import TrainingJobNotFound
 from airflow_trainkit.training.backend import JobPhase, JobRef
@@ -24,7 +25,7 @@ def test_a_job_runs_on_the_host_and_records_success_with_metrics(onprem_ssh, gpu
     status = backend.submit(spec(script), "ssh-ok")
     assert status.phase in (JobPhase.PENDING, JobPhase.RUNNING)
     assert status.handle == "gpu_a/ssh-ok" and status.details["host"] == "gpu_a"
-    done = wait_for(
+    done = job_reaches(
         backend, JobRef(backend="onprem", job_name="ssh-ok", handle=status.handle), lambda s: s.phase.terminal
     )
     assert (done.state, done.details["exit_code"]) == ("SUCCEEDED", 0)
@@ -42,7 +43,7 @@ def test_a_job_runs_on_the_host_and_records_success_with_metrics(onprem_ssh, gpu
 def test_a_failing_command_reports_its_exit_code_and_log(onprem_ssh):
     backend = onprem_ssh()
     backend.submit(spec("echo boom >&2; exit 3"), "ssh-bad")
-    done = wait_for(backend, "ssh-bad", lambda s: s.phase.terminal)
+    done = job_reaches(backend, "ssh-bad", lambda s: s.phase.terminal)
     assert (done.state, done.message, done.details["exit_code"]) == ("FAILED", "exit code 3", 3)
     assert backend.log_tail("ssh-bad") == ["boom"]
 
@@ -53,9 +54,9 @@ def test_stop_signals_the_group_on_the_host_then_kills_it_after_the_grace(onprem
     backend.submit(
         spec("trap '' TERM; sh -c \"trap '' TERM; sleep 60\" & echo started; wait"), "ssh-stubborn"
     )
-    wait_for(backend, "ssh-stubborn", lambda s: s.state == "RUNNING" and backend.log_tail("ssh-stubborn"))
+    job_reaches(backend, "ssh-stubborn", lambda s: s.state == "RUNNING" and backend.log_tail("ssh-stubborn"))
     backend.stop("ssh-stubborn", reason="test says stop")
-    done = wait_for(backend, "ssh-stubborn", lambda s: s.phase.terminal, timeout=20)
+    done = job_reaches(backend, "ssh-stubborn", lambda s: s.phase.terminal, timeout=20)
     assert (done.state, done.message) == ("STOPPED", "test says stop")
     log = "\n".join(backend.log_tail("ssh-stubborn"))
     assert "sending SIGTERM" in log and "sending SIGKILL" in log
@@ -75,7 +76,7 @@ def test_the_environment_travels_on_the_channel_and_never_lands_on_the_host_disk
     monkeypatch.setenv("WORKER_ONLY_SETTING", "worker-value-31")
     job = spec("env | sort; ls -la $TRAINKIT_JOB_DIR", env={"MY_TOKEN": "spec-secret-hunter42"})
     backend.submit(job, "ssh-env")
-    wait_for(backend, "ssh-env", lambda s: s.phase.terminal)
+    job_reaches(backend, "ssh-env", lambda s: s.phase.terminal)
     env = "\n".join(backend.log_tail("ssh-env", 500))
     assert "MY_TOKEN=spec-secret-hunter42" in env and "TRAINKIT_JOB_ID=ssh-env" in env
     # The host's own login environment, not the worker's.
@@ -105,7 +106,7 @@ def test_python_commands_run_the_hosts_python_and_the_runner_ships_with_the_job(
     from airflow_trainkit.training.spec import TrainingJobSpec
 
     backend.submit(TrainingJobSpec.parse(job), "ssh-py")
-    done = wait_for(backend, "ssh-py", lambda s: s.phase.terminal)
+    done = job_reaches(backend, "ssh-py", lambda s: s.phase.terminal)
     tail = backend.log_tail("ssh-py", 20)
     # The host's Python has no trainkit: the runner needed none, the job's import fails.
     assert tail[0] == "/usr/bin/python3" and "No module named 'airflow_trainkit'" in tail[-1]
@@ -137,7 +138,7 @@ def test_no_key_or_secret_in_logs_results_or_the_hosts_files(onprem_ssh, gpu_hos
     job = spec("echo ran; sleep 1", env={"DB_PASSWORD": "pw-hunter77"})
     backend.check(job)
     status = backend.submit(job, "ssh-secrets")
-    done = wait_for(
+    done = job_reaches(
         backend,
         JobRef(backend="onprem", job_name="ssh-secrets", handle=status.handle),
         lambda s: s.phase.terminal,

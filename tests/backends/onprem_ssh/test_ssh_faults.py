@@ -9,9 +9,9 @@ import threading
 import time
 
 import pytest
-from ssh_testing import host_entry, spec, wait_for
+from ssh_testing import host_entry, spec
 from sshd_hosts import free_port, keygen
-from trainkit_testing import first_trigger_event, make_context
+from trainkit_testing import first_trigger_event, job_reaches, make_context
 
 from airflow_trainkit._compat import TaskDeferred
 from airflow_trainkit.backends.onprem import ssh
@@ -58,7 +58,7 @@ def test_the_job_outlives_the_connection_and_the_trigger_reconnects(onprem_ssh, 
     trigger = deferred_trigger(
         'while [ ! -e "$TRAINKIT_JOB_DIR/../release" ]; do sleep 0.1; done; echo survived'
     )
-    wait_for(backend, trigger.ref, lambda s: s.state == "RUNNING")
+    job_reaches(backend, trigger.ref, lambda s: s.state == "RUNNING")
     thread, out = trigger_in_thread(trigger)
     time.sleep(1)  # the trigger is polling on its own connection
     opened = ssh.POOL.opened

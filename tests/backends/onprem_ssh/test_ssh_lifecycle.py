@@ -8,7 +8,7 @@ import time
 
 import pytest
 from ssh_testing import host_entry
-from trainkit_testing import TaskStateStore, first_trigger_event, make_context
+from trainkit_testing import TaskStateStore, make_context, resume, settled
 
 from airflow_trainkit._compat import AirflowException, TaskDeferralTimeout, TaskDeferred
 from airflow_trainkit.exceptions import TrainingJobFailed
@@ -27,18 +27,6 @@ def operator(script: str, **spec_extra) -> TrainModelOperator:
         spec={"command": ["sh", "-c", script], **spec_extra},
         poll_interval=0.1,
     )
-
-
-def resume(op: TrainModelOperator, context: dict, deferred: TaskDeferred):
-    return op.execute_complete(context, event=first_trigger_event(deferred.trigger), **deferred.kwargs)
-
-
-def wait_stopped(backend, job: JobRef | str) -> None:
-    end = time.monotonic() + 20
-    while backend.describe(job).phase.active:
-        assert time.monotonic() < end, f"{job} was never stopped: {backend.describe(job)}"
-        time.sleep(0.2)
-    assert backend.describe(job).state == "STOPPED"
 
 
 @pytest.fixture
@@ -104,7 +92,7 @@ def test_trigger_on_kill_stops_the_job_over_the_triggerers_connection(host_a):
         await trigger.decision
 
     asyncio.run(run_then_kill())
-    wait_stopped(backend, trigger.ref)
+    assert settled(backend, trigger.ref, timeout=20).state == "STOPPED"
 
 
 def test_deferral_timeout_and_the_deadline_stop_the_job(host_a):
@@ -116,7 +104,7 @@ def test_deferral_timeout_and_the_deadline_stop_the_job(host_a):
         operator("sleep 30").resume_execution(
             "__fail__", {"error": "Trigger timeout"}, make_context(store=store, try_number=1)
         )
-    wait_stopped(backend, deferred.value.trigger.ref)
+    assert settled(backend, deferred.value.trigger.ref, timeout=20).state == "STOPPED"
 
     op = operator("sleep 30")
     context = make_context(run_id="run-deadline")
@@ -126,7 +114,7 @@ def test_deferral_timeout_and_the_deadline_stop_the_job(host_a):
     trigger.deadline = time.time()  # as if max_runtime plus slack had passed
     with pytest.raises(TrainingJobFailed, match="passed its deadline"):
         resume(op, context, deferred.value)
-    wait_stopped(backend, trigger.ref)
+    assert settled(backend, trigger.ref, timeout=20).state == "STOPPED"
 
 
 def test_not_deferrable_a_kill_stops_the_job(host_a):
@@ -143,4 +131,7 @@ def test_not_deferrable_a_kill_stops_the_job(host_a):
     context = make_context()
     with pytest.raises(AirflowException, match="killed"):
         op.execute(context)
-    wait_stopped(backend, JobRef.from_dict(context["task_state_store"].get(STATE_KEY)))
+    assert (
+        settled(backend, JobRef.from_dict(context["task_state_store"].get(STATE_KEY)), timeout=20).state
+        == "STOPPED"
+    )

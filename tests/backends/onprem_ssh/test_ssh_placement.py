@@ -4,7 +4,8 @@ free GPUs of the asked model, queueing on a host bounded by max_wait, the host f
 from __future__ import annotations
 
 import pytest
-from ssh_testing import host_entry, spec, wait_for
+from ssh_testing import host_entry, spec
+from trainkit_testing import job_reaches
 
 from airflow_trainkit.training.backend import JobRef
 
@@ -19,7 +20,7 @@ def test_a_job_goes_to_the_host_that_has_the_model_and_is_pinned_there(onprem_ss
         spec("hostname; echo gpus=$CUDA_VISIBLE_DEVICES", accelerator="A100:2"), "place-a100"
     )
     assert status.details["host"] == "gpu_b" and status.handle == "gpu_b/place-a100"
-    done = wait_for(backend, "place-a100", lambda s: s.phase.terminal)  # found by name alone
+    done = job_reaches(backend, "place-a100", lambda s: s.phase.terminal)  # found by name alone
     assert (done.state, done.details["host"], sorted(done.details["gpus"])) == (
         "SUCCEEDED",
         "gpu_b",
@@ -49,13 +50,13 @@ def test_busy_hosts_spread_then_queue_until_a_gpu_frees(onprem_ssh, gpu_hosts):
     backend = onprem_ssh(entries)
     job = spec(HOLD, accelerator="T4:1")
     first = backend.submit(job, "place-1")
-    wait_for(
+    job_reaches(
         backend,
         JobRef(backend="onprem", job_name="place-1", handle=first.handle),
         lambda s: s.state == "RUNNING",
     )
     second = backend.submit(job, "place-2")  # host a's only GPU is taken: host b
-    wait_for(
+    job_reaches(
         backend,
         JobRef(backend="onprem", job_name="place-2", handle=second.handle),
         lambda s: s.state == "RUNNING",
@@ -66,22 +67,22 @@ def test_busy_hosts_spread_then_queue_until_a_gpu_frees(onprem_ssh, gpu_hosts):
         "gpu_b",
         "gpu_a",
     )
-    waiting = wait_for(backend, "place-3", lambda s: "waiting" in (s.message or ""))
+    waiting = job_reaches(backend, "place-3", lambda s: "waiting" in (s.message or ""))
     assert waiting.state == "PENDING" and waiting.message == "waiting for 1 free GPU(s)"
     for host, entry in zip((gpu_hosts["a"], gpu_hosts["b"]), entries, strict=True):
         host.run(f"touch {entry['root']}/release")
     for name in ("place-1", "place-2", "place-3"):
-        assert wait_for(backend, name, lambda s: s.phase.terminal, timeout=40).state == "SUCCEEDED"
+        assert job_reaches(backend, name, lambda s: s.phase.terminal, timeout=40).state == "SUCCEEDED"
     assert backend.log_tail("place-3") == ["on gpu-a gpu=0"]
 
 
 def test_queueing_is_bounded_by_max_wait(onprem_ssh, gpu_hosts):
     backend = onprem_ssh([host_entry(gpu_hosts["a"], gpus="0:T4")])
     backend.submit(spec(HOLD, accelerator="T4:1"), "hold-gpu")
-    wait_for(backend, "hold-gpu", lambda s: s.state == "RUNNING")
+    job_reaches(backend, "hold-gpu", lambda s: s.state == "RUNNING")
     backend.submit(spec("echo never", accelerator="T4:1", max_runtime=1, max_wait=2), "wait-too-long")
-    done = wait_for(backend, "wait-too-long", lambda s: s.phase.terminal)
+    done = job_reaches(backend, "wait-too-long", lambda s: s.phase.terminal)
     assert (done.state, done.message) == ("FAILED", "no 1 free GPU(s) within max_wait")
     assert backend.log_tail("wait-too-long") == []
     backend.stop("hold-gpu")
-    assert wait_for(backend, "hold-gpu", lambda s: s.phase.terminal).state == "STOPPED"
+    assert job_reaches(backend, "hold-gpu", lambda s: s.phase.terminal).state == "STOPPED"
