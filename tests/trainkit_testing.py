@@ -86,9 +86,23 @@ def first_trigger_event(trigger: Any) -> dict[str, Any]:
     return asyncio.run(trigger_event(trigger))
 
 
-def wait_until(predicate: Callable[[], Any], what: str, *, timeout: float = 60, every: float = 0.1) -> Any:
+def resume(operator: Any, context: dict[str, Any], deferred: Any) -> Any:
+    """What the task does after its deferral (``deferred``: the ``TaskDeferred``): run the trigger to
+    its event, then hand the event to the method the operator named."""
+    method = getattr(operator, deferred.method_name)
+    return method(context, event=first_trigger_event(deferred.trigger), **(deferred.kwargs or {}))
+
+
+def wait_until(
+    predicate: Callable[[], Any],
+    what: str,
+    *,
+    timeout: float = 60,
+    every: float = 0.1,
+    log: Path | None = None,
+) -> Any:
     """Poll ``predicate`` until it returns something true and return that; after ``timeout`` seconds,
-    fail saying ``what`` did not happen (and the predicate's last answer)."""
+    fail saying ``what`` did not happen (with the predicate's last answer and the end of ``log``)."""
     end = time.monotonic() + timeout
     while True:
         value = predicate()
@@ -96,7 +110,8 @@ def wait_until(predicate: Callable[[], Any], what: str, *, timeout: float = 60, 
             break
         time.sleep(every)
     if not value:
-        raise AssertionError(f"{what}: not within {timeout:g} s (last: {value!r})")
+        tail = f"; {log.name}: {_tail(log)}" if log is not None else ""
+        raise AssertionError(f"{what}: not within {timeout:g} s (last: {value!r}){tail}")
     return value
 
 

@@ -67,6 +67,7 @@ RUN_ELSEWHERE = {
     "weekly_drift_check": "tests/drift/test_drift_dags.py",
     "example_register_and_promote": "tests/example_dags/test_example_register_and_promote.py",
     "trainkit_demo": "tests/demo/test_demo_cli.py",
+    "example_onprem_ssh_training": "tests/backends/onprem_ssh/test_ssh_example_dag.py",
 }
 
 

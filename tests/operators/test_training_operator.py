@@ -6,7 +6,7 @@ import json
 import time
 
 import pytest
-from trainkit_testing import TaskStateStore, first_trigger_event, make_context, settled
+from trainkit_testing import TaskStateStore, first_trigger_event, make_context, resume, settled
 
 from airflow_trainkit._compat import AirflowException, TaskDeferralTimeout, TaskDeferred
 from airflow_trainkit.backends.onprem import OnPremBackend
@@ -21,10 +21,6 @@ def operator(script: str, **spec_extra) -> TrainModelOperator:
         spec={"command": ["sh", "-c", script], **spec_extra},
         poll_interval=0.05,
     )
-
-
-def resume(op: TrainModelOperator, context: dict, deferred: TaskDeferred):
-    return op.execute_complete(context, event=first_trigger_event(deferred.trigger), **deferred.kwargs)
 
 
 def test_defers_then_returns_a_small_json_result(onprem_root):
