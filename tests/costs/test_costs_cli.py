@@ -63,6 +63,7 @@ def test_costs_compare_an_instance_type_per_backend(trainkit_home: Path, capsys)
     assert "--instance-type: unknown backend 'aws'" in capsys.readouterr().err
 
 
+@pytest.mark.integration  # starts a process
 def test_costs_compare_into_a_closed_pipe_ends_quietly(trainkit_home: Path) -> None:
     # `trainkit costs compare ... | head -1`: the reader goes away before the table is written.
     trainkit = Path(sys.executable).parent / "trainkit"
@@ -130,7 +131,7 @@ def test_costs_compare_bad_input(trainkit_home: Path, capsys, argv, message) -> 
 
 
 def test_costs_catalog_and_refresh_commands(trainkit_home: Path, capsys, monkeypatch, price_server) -> None:
-    assert cli.main(["costs", "catalog", "--provider", "azure_ml"]) == 0
+    assert cli.main(["costs", "catalog", "--backend", "azure_ml"]) == 0
     out = capsys.readouterr().out
     assert "Standard_NC4as_T4_v3" in out and "ml.g4dn" not in out
     assert "observed   undated" in out
@@ -141,7 +142,7 @@ def test_costs_catalog_and_refresh_commands(trainkit_home: Path, capsys, monkeyp
     import airflow_trainkit.costs.refresh as refresh_module
 
     monkeypatch.setattr(refresh_module, "http_get_json", price_server.fetch())
-    assert cli.main(["costs", "refresh", "--providers", "azure_ml"]) == 0
+    assert cli.main(["costs", "refresh", "--backends", "azure_ml"]) == 0
     out = capsys.readouterr().out
     assert (
         "azure_ml: 11 rows updated" in out and "kept old price for Standard_NC6s_v3, Standard_NC24s_v3" in out

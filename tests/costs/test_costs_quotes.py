@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import csv
 from datetime import date
 from importlib import resources
@@ -325,7 +326,8 @@ def test_explicit_instance_type(trainkit_home) -> None:
     ],
 )
 def test_bad_input(trainkit_home, kwargs, message) -> None:
-    with pytest.raises(ValueError, match=message):
+    deprecated = pytest.warns(DeprecationWarning) if "providers" in kwargs else contextlib.nullcontext()
+    with pytest.raises(ValueError, match=message), deprecated:
         quote_job(onprem=[], today=FRESH, **kwargs)
 
 

@@ -7,12 +7,11 @@ import dataclasses
 import json
 from datetime import date
 from importlib import resources
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from costs_testing import RACK_T4
-from trainkit_testing import isolated_backends
+from trainkit_testing import isolated_backends, make_context
 
 from airflow_trainkit import cli
 from airflow_trainkit.costs import actual_cost
@@ -39,16 +38,6 @@ def shipped() -> str:
 
 def spec(accelerator: str = "T4:1", **extra: Any) -> dict[str, Any]:
     return {"command": ["python", "train.py"], "accelerator": accelerator, **extra}
-
-
-class _TI(SimpleNamespace):
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[key] = value
-
-
-def context() -> dict[str, Any]:
-    ti = _TI(dag_id="d", run_id="r", task_id="quote", map_index=-1, xcoms={})
-    return {"ti": ti, "task_instance": ti}
 
 
 @pytest.fixture
@@ -190,7 +179,7 @@ def test_pick_from_naming_a_backend_not_installed_fails_before_anything_else(tra
         catalog_path="/no/such/catalog.csv",
     )
     with pytest.raises(ValueError, match=message):
-        op.execute(context())
+        op.execute(make_context(task_id="quote"))
 
 
 def test_cli_pick_from_naming_a_backend_not_installed(trainkit_home: Path, capsys) -> None:
@@ -248,7 +237,7 @@ def test_providers_is_a_deprecated_alias_everywhere(trainkit_home: Path, capsys)
     with pytest.warns(DeprecationWarning, match="providers= is deprecated"):
         op = CompareTrainingCostsOperator(task_id="quote", spec=spec(), hours=1, providers=["sagemaker"])
     op.report_uri = str(trainkit_home / "report")
-    assert [q["backend"] for q in op.execute(context())["quotes"]] == ["sagemaker"]
+    assert [q["backend"] for q in op.execute(make_context(task_id="quote"))["quotes"]] == ["sagemaker"]
     capsys.readouterr()
 
     with pytest.warns(DeprecationWarning, match="--providers is deprecated"):

@@ -25,6 +25,8 @@ from trainkit_testing import isolated_backends, make_context
 if TYPE_CHECKING:
     from pathlib import Path
 
+pytestmark = pytest.mark.integration  # installs a package and runs its jobs as processes
+
 ACME = '''
 """Acme GPU cloud for airflow-trainkit: each job is a subprocess whose state lives in files."""
 

@@ -27,6 +27,8 @@ HEAVY = [
     "scipy",
     "pyarrow",
     "matplotlib",
+    "asyncssh",
+    "paramiko",
 ]
 DATA_SUFFIXES = (".csv", ".parquet", ".pq", ".json", ".yaml", ".yml", ".db", ".sqlite")
 events: list[str] = []

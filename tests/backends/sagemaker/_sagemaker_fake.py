@@ -9,17 +9,25 @@ be injected. Requests are checked server-side against botocore's own SageMaker s
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import botocore.session
 import regex
 from wire_fake import Answer, ScriptedJob, WireFake
 from wire_fake import Plan as BasePlan
 
-_MODEL = botocore.session.get_session().get_service_model("sagemaker")
+
+@functools.cache
+def _model() -> Any:
+    """botocore's SageMaker service model (loaded on first use: seconds, at every collection)."""
+    import botocore.session
+
+    return botocore.session.get_session().get_service_model("sagemaker")
+
+
 _TERMINAL = {"Completed", "Failed", "Stopped"}
 
 
@@ -62,9 +70,9 @@ class FakeSageMaker(WireFake[Plan]):
                 return 400, {"__type": "ThrottlingException", "message": "Rate exceeded"}
             if fault == "5xx":
                 return 500, {"__type": "InternalFailure", "message": "We encountered an internal error"}
-            if service != "SageMaker" or operation not in _MODEL.operation_names:
+            if service != "SageMaker" or operation not in _model().operation_names:
                 return 400, {"__type": "UnknownOperationException", "message": target}
-            problem = _validate(_MODEL.operation_model(operation).input_shape, body, "")
+            problem = _validate(_model().operation_model(operation).input_shape, body, "")
             if problem:
                 return 400, {"__type": "ValidationException", "message": problem}
             handler = getattr(self, f"_{operation}", None)

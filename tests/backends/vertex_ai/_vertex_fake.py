@@ -18,7 +18,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from google.cloud.aiplatform_v1.types import CustomJob
 from google.protobuf import json_format
 from wire_fake import Answer, ScriptedJob, WireFake
 from wire_fake import Plan as BasePlan
@@ -123,7 +122,7 @@ class FakeVertex(WireFake[Plan]):
 
     def _create(self, parent: str, raw: str) -> tuple[int, dict[str, Any]]:
         try:
-            message = json_format.Parse(raw, CustomJob.pb(CustomJob()), ignore_unknown_fields=False)
+            message = json_format.Parse(raw, _custom_job_message(), ignore_unknown_fields=False)
         except json_format.ParseError as err:
             self.requests.append(("CreateCustomJob", {"invalid": str(err)}))
             return _error(400, "INVALID_ARGUMENT", f"Invalid JSON payload received. {err}")
@@ -211,6 +210,14 @@ class FakeVertex(WireFake[Plan]):
             )
         job.stop_requested = True
         return 200, {}
+
+
+def _custom_job_message() -> Any:
+    """An empty ``CustomJob`` protobuf message. Imported here, not at the top: importing
+    ``aiplatform_v1`` takes seconds, and every test module that names ``Plan`` imports this file."""
+    from google.cloud.aiplatform_v1.types import CustomJob
+
+    return CustomJob.pb(CustomJob())
 
 
 def _advance(job: Job, state: str) -> None:
