@@ -110,6 +110,7 @@ LIVE_FOLDERS = ("live",)
 # Places every test of which is an integration test: folders whose tests talk to a cloud's wire fake
 # on loopback or to real sshd hosts, and modules whose tests drive a real engine (GX, Evidently) on real data.
 INTEGRATION_PLACES = (
+    "backends/azure_ml",
     "backends/onprem_ssh",
     "backends/sagemaker",
     "backends/vertex_ai",

@@ -19,17 +19,14 @@ from azure_testing import (
     IMAGE,
     store_uri,
 )
-from trainkit_testing import TaskStateStore, first_trigger_event, make_context
+from trainkit_testing import TaskStateStore, TrainingTasks, first_trigger_event
 
 from airflow_trainkit._compat import TaskDeferred
 from airflow_trainkit.exceptions import TrainingJobFailed
 from airflow_trainkit.operators.training import TrainModelOperator
-from airflow_trainkit.training.identity import JobIdentity
 from airflow_trainkit.training.spec import TrainingJobSpec
 from airflow_trainkit.triggers.training import TrainingJobTrigger
 
-DAG_ID = "azure_lifecycle"
-RUN_ID = "manual__2026-01-05T10:00:00+00:00"
 SPEC = {
     "command": ["python", "-m", "airflow_trainkit.trainers.xgboost"],
     "image": IMAGE,
@@ -42,25 +39,8 @@ SPEC = {
 }
 
 
-def context(task_id: str, try_number: int = 1, store: TaskStateStore | None = None) -> dict:
-    return make_context(
-        dag_id=DAG_ID,
-        run_id=RUN_ID,
-        task_id=task_id,
-        try_number=try_number,
-        store=store,
-        with_store=store is not None,
-    )
-
-
-def operator(task_id: str, **kwargs: object) -> TrainModelOperator:
-    return TrainModelOperator(
-        task_id=task_id, backend="azure_ml", spec=kwargs.pop("spec", SPEC), conn_id=CONN_ID, **kwargs
-    )
-
-
-def job_name(task_id: str, attempt: int = 1) -> str:
-    return JobIdentity(DAG_ID, RUN_ID, task_id).job_name(attempt)
+TASKS = TrainingTasks("azure_ml", CONN_ID, SPEC, dag_id="azure_lifecycle")
+context, operator, job_name = TASKS.context, TASKS.operator, TASKS.job_name
 
 
 def log_blob(fake, job: str, lines: list[str]) -> None:

@@ -7,6 +7,7 @@ import threading
 
 from _azure_ml_fake import Plan
 from azure_testing import CONN_ID, store_uri
+from trainkit_testing import trigger_event
 
 from airflow_trainkit.training.backend import shared_backend
 from airflow_trainkit.training.spec import TrainingJobSpec
@@ -17,12 +18,6 @@ POLLS = 3  # GETs each trigger makes: Queued, Running, Completed
 SPEC = TrainingJobSpec.parse(
     {"command": ["python", "train.py"], "image": "azureml:trainer:1", "output_uri": store_uri("m")}
 )
-
-
-async def first_event(trigger: TrainingJobTrigger) -> dict:
-    async for event in trigger.run():
-        return event.payload
-    raise AssertionError("trigger ended without an event")
 
 
 def test_triggers_on_one_connection_share_one_client_and_poll_off_the_event_loop(fake):
@@ -47,7 +42,7 @@ def test_triggers_on_one_connection_share_one_client_and_poll_off_the_event_loop
                 TrainingJobTrigger("azure_ml", f"tk-shared-{i}-a1", CONN_ID, poll_interval=0.01)
                 for i in range(TRIGGERS)
             ]
-            events = await asyncio.gather(*(first_event(t) for t in triggers))
+            events = await asyncio.gather(*(trigger_event(t) for t in triggers))
             assert main not in loop_threads  # no describe ran on the event loop's thread
             return events
 
