@@ -13,7 +13,7 @@ def get_provider_info() -> dict[str, Any]:
         "package-name": "airflow-trainkit",
         "name": "Trainkit",
         "description": "ML training pipelines: data contracts, one training spec for SageMaker, Vertex AI, "
-        "and on-prem GPUs (Azure ML quoted, its backend next), MLflow promotion, drift checks and training cost comparison.",
+        "Azure ML and on-prem GPUs, MLflow promotion, drift checks and training cost comparison.",
         "versions": ["0.1.0"],
         "integrations": [
             {

@@ -81,7 +81,7 @@ def serve_fake(pipe: Any, jobs: int) -> None:
     now = time.time()
     for name in job_names(jobs):
         request = {**REQUEST, "TrainingJobName": name}
-        fake.jobs[name] = Job(request=request, plan=Plan(states=["InProgress"]), created=now)
+        fake.jobs[name] = Job(plan=Plan(states=["InProgress"]), request=request, created=now)
     pipe.send(fake.endpoint_url)
     while True:
         message = pipe.recv()

@@ -189,9 +189,9 @@ def validate_sql(
         )
         if is_table:
             schema, _, table = data.rpartition(".")
-            asset = datasource.add_table_asset(
-                _asset_name(source), table_name=table, schema_name=schema or None
-            )
+            # GX 1.14 deprecates schema_name (even None): pass it only for a "schema.table" name.
+            in_schema = {"schema_name": schema} if schema else {}
+            asset = datasource.add_table_asset(_asset_name(source), table_name=table, **in_schema)
         else:
             asset = datasource.add_query_asset(_asset_name(source), query=data)
         batch = asset.add_batch_definition_whole_table("whole")

@@ -221,6 +221,10 @@ class TrainingBackend(ABC):
         except TrainingJobNotFound:
             return None
 
+    def connection_ids(self) -> list[str]:
+        """Every Airflow connection this backend reads for a job (the watchdog hands them on)."""
+        return [self.conn_id] if self.conn_id else []
+
     def is_transient(self, error: BaseException) -> bool:
         """Whether a failed status call is worth retrying (throttling, 5xx, timeouts)."""
         return isinstance(error, (TimeoutError, ConnectionError))

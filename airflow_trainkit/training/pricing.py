@@ -139,15 +139,7 @@ def _is_region(value: object) -> bool:
 # train on. A backend registered under the same name (built in or through the entry point
 # group) replaces its entry here.
 QUOTE_ONLY: Mapping[str, BackendPricing] = {
-    "azure_ml": BackendPricing(
-        catalog_key="azure_ml",
-        instance_table="azure_ml",
-        basis="billable (wall) time x instances x hourly price (the compute's VM rate)",
-        price_api="azure_retail_prices",
-        trainable=False,
-        default_region="eastus",
-        geographies={"us": "eastus", "eu": "westeurope", "asia": "southeastasia"},
-    ),
+    # Azure ML was quoted here until its backend landed: backends/azure_ml declares its own pricing.
 }
 
 

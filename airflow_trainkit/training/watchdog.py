@@ -56,7 +56,7 @@ def arm(ref: JobRef, *, conn_id: str | None, retry_left: bool, log_dir: str) -> 
         "ref": ref.to_dict(),
         "conn_id": conn_id,
         "retry_left": retry_left,
-        "connections": _connection_env(conn_id),
+        "connections": _connection_env(ref, conn_id),
     }
     try:
         os.makedirs(log_dir, mode=0o700, exist_ok=True)
@@ -101,18 +101,27 @@ def _watchdog_env() -> dict[str, str]:
     return env
 
 
-def _connection_env(conn_id: str | None) -> dict[str, str]:
-    """``AIRFLOW_CONN_<ID>`` for the job's connection, so the watchdog can stop the job without
-    the task's supervisor (which answers connection lookups only while the task runs)."""
+def _connection_env(ref: JobRef, conn_id: str | None) -> dict[str, str]:
+    """``AIRFLOW_CONN_<ID>`` for each connection the job's backend reads (the on-prem connection
+    and its SSH hosts' connections, say), so the watchdog can stop the job without the task's
+    supervisor (which answers connection lookups only while the task runs)."""
     if not conn_id:
         return {}
     from airflow_trainkit._compat import BaseHook
+    from airflow_trainkit.training.backend import get_backend
 
     try:
-        connection = BaseHook.get_connection(conn_id)
-    except Exception:  # a default connection that does not exist: the backend copes without
-        return {}
-    return {f"AIRFLOW_CONN_{conn_id.upper()}": connection.as_json()}
+        conn_ids = get_backend(ref.backend)(conn_id).connection_ids()
+    except Exception:  # settings that cannot be read: the job's own connection at least
+        conn_ids = [conn_id]
+    env = {}
+    for name in conn_ids:
+        try:
+            connection = BaseHook.get_connection(name)
+        except Exception:  # a default connection that does not exist: the backend copes without
+            continue
+        env[f"AIRFLOW_CONN_{name.upper()}"] = connection.as_json()
+    return env
 
 
 def watch(stream: Any) -> int:

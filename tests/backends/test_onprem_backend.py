@@ -10,22 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
+from trainkit_testing import job_reaches
 
 from airflow_trainkit.backends.onprem import OnPremBackend, inherited_env
 from airflow_trainkit.exceptions import TrainingJobNotFound, TrainingJobUnreachable
 from airflow_trainkit.training.backend import JobPhase, get_backend
 from airflow_trainkit.training.spec import TrainingJobSpec
-
-
-def wait_for(backend, job_id, predicate, timeout=30.0):
-    """Poll until predicate(status) holds; the test fails if it never does."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        status = backend.describe(job_id)
-        if predicate(status):
-            return status
-        time.sleep(0.2)
-    raise AssertionError(f"{job_id} never reached the expected state; last: {status}")
 
 
 def group_alive(pgid: int) -> bool:
@@ -60,7 +50,7 @@ def test_a_job_runs_detached_and_records_success(backend, tmp_path):
         spec("echo hello; echo $TRAINKIT_JOB_ID > $TRAINKIT_OUTPUT_URI/who; sleep 1"), "job-ok"
     )
     assert status.phase in (JobPhase.PENDING, JobPhase.RUNNING)
-    done = wait_for(backend, "job-ok", lambda s: s.phase.terminal)
+    done = job_reaches(backend, "job-ok", lambda s: s.phase.terminal)
     assert (done.state, done.phase, done.details["exit_code"]) == ("SUCCEEDED", JobPhase.SUCCEEDED, 0)
     assert done.billable_seconds >= 1.0
     assert done.started_at <= done.ended_at
@@ -70,7 +60,7 @@ def test_a_job_runs_detached_and_records_success(backend, tmp_path):
 
 def test_a_failing_command_reports_its_exit_code_and_log(backend):
     backend.submit(spec("echo boom >&2; exit 3"), "job-bad")
-    done = wait_for(backend, "job-bad", lambda s: s.phase.terminal)
+    done = job_reaches(backend, "job-bad", lambda s: s.phase.terminal)
     assert (done.state, done.message, done.details["exit_code"]) == ("FAILED", "exit code 3", 3)
     assert backend.log_tail("job-bad") == ["boom"]
 
@@ -85,9 +75,9 @@ def test_stop_sends_sigterm_to_the_group_then_sigkill_after_the_grace(onprem_roo
     backend.submit(
         spec("trap '' TERM; sh -c \"trap '' TERM; sleep 60\" & echo started; wait"), "job-stubborn"
     )
-    wait_for(backend, "job-stubborn", lambda s: s.state == "RUNNING" and backend.log_tail("job-stubborn"))
+    job_reaches(backend, "job-stubborn", lambda s: s.state == "RUNNING" and backend.log_tail("job-stubborn"))
     backend.stop("job-stubborn", reason="test says stop")
-    done = wait_for(backend, "job-stubborn", lambda s: s.phase.terminal, timeout=20)
+    done = job_reaches(backend, "job-stubborn", lambda s: s.phase.terminal, timeout=20)
     assert (done.state, done.message) == ("STOPPED", "test says stop")
     log = "\n".join(backend.log_tail("job-stubborn"))
     assert "sending SIGTERM" in log and "sending SIGKILL" in log
@@ -99,7 +89,7 @@ def test_stop_sends_sigterm_to_the_group_then_sigkill_after_the_grace(onprem_roo
 
 def test_max_runtime_is_a_wall_clock_limit(backend):
     backend.submit(spec("sleep 30", max_runtime=1), "job-slow")
-    done = wait_for(backend, "job-slow", lambda s: s.phase.terminal, timeout=40)
+    done = job_reaches(backend, "job-slow", lambda s: s.phase.terminal, timeout=40)
     assert done.state == "FAILED" and "max_runtime" in done.message
 
 
@@ -114,10 +104,10 @@ def test_unknown_job_and_invisible_root_are_told_apart(backend, onprem_root, tmp
 
 def test_a_dead_runner_is_reported_lost(backend, onprem_root):
     backend.submit(spec("sleep 60"), "job-orphan")
-    wait_for(backend, "job-orphan", lambda s: s.state == "RUNNING")
+    job_reaches(backend, "job-orphan", lambda s: s.state == "RUNNING")
     state = json.loads((onprem_root / "job-orphan" / "state.json").read_text())
     os.kill(state["runner_pid"], signal.SIGKILL)
-    done = wait_for(backend, "job-orphan", lambda s: s.phase.terminal)
+    done = job_reaches(backend, "job-orphan", lambda s: s.phase.terminal)
     assert done.state == "LOST" and done.phase == JobPhase.FAILED
     backend.stop("job-orphan")  # with no runner left, stop kills the orphaned group itself
     time.sleep(0.5)
@@ -143,7 +133,7 @@ def test_gpus_are_pinned_and_never_shared(onprem_root, monkeypatch):
     (waiting,) = [s for s in statuses if s.state == "PENDING"]
     assert "waiting for 1 free GPU" in waiting.message
     for name in names:
-        assert wait_for(backend, name, lambda s: s.phase.terminal, timeout=40).state == "SUCCEEDED"
+        assert job_reaches(backend, name, lambda s: s.phase.terminal, timeout=40).state == "SUCCEEDED"
     assert backend.log_tail(waiting.job_id)[0] in ("gpu=0", "gpu=1")
 
 
@@ -153,7 +143,7 @@ def test_a_gpu_job_on_a_host_without_gpus(backend, onprem_root):
     cpu_ok = spec("echo devices=[$CUDA_VISIBLE_DEVICES]", accelerator="gpu:1", allow_cpu=True)
     backend.validate(cpu_ok)
     backend.submit(cpu_ok, "job-cpu")
-    assert wait_for(backend, "job-cpu", lambda s: s.phase.terminal).state == "SUCCEEDED"
+    assert job_reaches(backend, "job-cpu", lambda s: s.phase.terminal).state == "SUCCEEDED"
     assert backend.log_tail("job-cpu") == ["devices=[]"]
 
 
@@ -170,7 +160,7 @@ def test_inputs_are_checked_and_secrets_stay_with_the_worker(backend, onprem_roo
     job = spec("env | sort", inputs={"train": f"file://{data}"}, env={"MY_SETTING": "spec-value-26"})
     backend.validate(job)
     backend.submit(job, "job-env")
-    wait_for(backend, "job-env", lambda s: s.phase.terminal)
+    job_reaches(backend, "job-env", lambda s: s.phase.terminal)
     env = "\n".join(backend.log_tail("job-env", 500))
     assert f"TRAINKIT_INPUT_TRAIN=file://{data}" in env and "MY_SETTING=spec-value-26" in env
     assert "MY_PLAIN_SETTING=kept" in env and "TRAINKIT_RUNNER_JOB_PYTHONPATH" not in env
@@ -211,12 +201,12 @@ def test_the_job_directory_is_private_and_the_artifacts_honour_the_umask(backend
         "storage.write_bytes_atomic(os.environ['TRAINKIT_OUTPUT_URI'] + '/model.json', b'{}'); print('trained')"
     )
     backend.submit(TrainingJobSpec.parse({"command": ["python", "-c", write_artifact]}), "job-modes")
-    done = wait_for(backend, "job-modes", lambda s: s.phase.terminal)
+    done = job_reaches(backend, "job-modes", lambda s: s.phase.terminal)
     assert done.state == "SUCCEEDED", backend.log_tail("job-modes")
     backend.submit(spec("sleep 30"), "job-stopped")
-    wait_for(backend, "job-stopped", lambda s: s.state == "RUNNING")
+    job_reaches(backend, "job-stopped", lambda s: s.state == "RUNNING")
     backend.stop("job-stopped")
-    wait_for(backend, "job-stopped", lambda s: s.phase.terminal)
+    job_reaches(backend, "job-stopped", lambda s: s.phase.terminal)
 
     def mode(path: Path) -> int:
         return path.stat().st_mode & 0o777
@@ -242,7 +232,7 @@ def test_python_runs_the_workers_own_interpreter(backend):
     backend.submit(
         TrainingJobSpec.parse({"command": ["python", "-c", "import sys; print(sys.executable)"]}), "job-py"
     )
-    wait_for(backend, "job-py", lambda s: s.phase.terminal)
+    job_reaches(backend, "job-py", lambda s: s.phase.terminal)
     assert backend.log_tail("job-py") == [sys.executable]
 
 

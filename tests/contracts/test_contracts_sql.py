@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
-from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
+from trainkit_testing import make_context
 
 from airflow_trainkit._compat import BaseHook
 from airflow_trainkit.exceptions import DataValidationFailed
@@ -16,16 +16,6 @@ from airflow_trainkit.sql import connection_url
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-
-class _TI(SimpleNamespace):
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[key] = value
-
-
-def _context() -> dict[str, Any]:
-    ti = _TI(dag_id="d", run_id="r", task_id="validate", map_index=-1, xcoms={})
-    return {"ti": ti, "task_instance": ti, "run_id": "r"}
 
 
 def test_clean_table_passes_in_the_database(
@@ -38,7 +28,7 @@ def test_clean_table_passes_in_the_database(
         conn_id=sqlite_conn_id,
         report_uri=str(tmp_path / "report"),
     )
-    summary = op.execute(_context())
+    summary = op.execute(make_context(task_id="validate"))
     assert summary["success"] is True, summary["failed_checks"]
     assert summary["data"] == f"connection {sqlite_conn_id}: churn"
     assert summary["fingerprint"]["rows"] == len(churn_frame)
@@ -58,7 +48,7 @@ def test_query_with_nulls_and_out_of_range_fails_the_right_checks(
         report_uri=str(tmp_path / "report"),
     )
     with pytest.raises(DataValidationFailed) as info:
-        op.execute(_context())
+        op.execute(make_context(task_id="validate"))
     failed = {f["check"]: f for f in info.value.failed_checks}
     # pandas wrote the id column with NULLs as REAL: the type check rightly fails too.
     assert set(failed) == {"columns.customer_id.nullable", "columns.customer_id.type", "columns.age.range"}
@@ -102,7 +92,7 @@ def test_hash_free_fingerprint_counts_rows(
         report_uri=str(tmp_path / "r"),
         hash_sql_content=False,
     )
-    fingerprint = op.execute(_context())["fingerprint"]
+    fingerprint = op.execute(make_context(task_id="validate"))["fingerprint"]
     assert fingerprint["rows"] == len(churn_frame) and fingerprint["content_hash"] is None
 
 
@@ -128,7 +118,7 @@ def test_missing_sqlite_file_is_named(
     monkeypatch.setenv("AIRFLOW_CONN_GONE", f"sqlite:///{tmp_path / 'gone.db'}")
     op = ValidateDataOperator(task_id="v", data="churn", contract=str(churn_contract), conn_id="gone")
     with pytest.raises(OSError, match=r"gone\.db' does not exist"):
-        op.execute(_context())
+        op.execute(make_context(task_id="validate"))
     assert not (tmp_path / "gone.db").exists()
 
 
@@ -150,7 +140,7 @@ def test_credentials_never_reach_the_error_or_the_log(
     )
     caplog.set_level(logging.DEBUG)
     with pytest.raises(OSError) as info:
-        op.execute(_context())
+        op.execute(make_context(task_id="validate"))
     text = str(info.value)
     assert "connection pg_warehouse" in text
     logged = caplog.text + "".join(capsys.readouterr())

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import csv
 from datetime import date
 from importlib import resources
@@ -165,9 +166,15 @@ def test_quotes_match_catalog_arithmetic(trainkit_home, accelerator, expected, s
         )
         assert onprem.total == pytest.approx(per_gpu * count * hours, abs=1e-3)
         assert onprem.instance_type == host["name"]
-    # The cheapest is chosen among backends that can train the job here: Azure ML is quote only,
-    # and the on-prem backend refuses spot.
-    assert table.left_out["azure_ml"] == "quote only: no azure_ml training backend is installed"
+    # The cheapest is chosen among backends that can train the job here: Azure ML is left out only
+    # where it has no such GPU or the size is retired, and the on-prem backend refuses spot.
+    azure_reason = table.left_out.get("azure_ml")
+    if "azure_ml" not in expected:
+        assert azure_reason.startswith(f"spec.accelerator: no azure_ml instance with {accelerator}")
+    elif quotes["azure_ml"].retired:
+        assert azure_reason == f"retired size: {expected['azure_ml'][0]}"
+    else:
+        assert azure_reason is None
     if spot:
         assert table.left_out["onprem"].startswith("spec.spot: the onprem backend has no spot capacity")
     candidates = [q for q in table.quotes if q.backend not in table.left_out]
@@ -244,14 +251,13 @@ def test_cheapest_and_pick_from(trainkit_home) -> None:
     assert data["cheapest"]["backend"] == "onprem"
     assert data["cheapest"]["provider"] == "onprem"  # the deprecated key, kept for one release
     clouds = quote_job(spec("T4:1"), hours=3, onprem=ONPREM, today=FRESH, pick_from=["sagemaker", "azure_ml"])
-    # Azure ML is cheaper than SageMaker for a T4, but no backend trains there: quote only.
+    # Azure ML is cheaper than SageMaker for a T4, and its backend trains there: it is the pick.
     assert by_provider(clouds)["azure_ml"].total < by_provider(clouds)["sagemaker"].total
-    assert clouds.cheapest is not None and clouds.cheapest.backend == "sagemaker"
+    assert clouds.cheapest is not None and clouds.cheapest.backend == "azure_ml"
     assert clouds.left_out == {
         "onprem": "not in pick_from (sagemaker, azure_ml)",
         "vertex_ai": "not in pick_from (sagemaker, azure_ml)",
         "ray": "not in pick_from (sagemaker, azure_ml)",
-        "azure_ml": "quote only: no azure_ml training backend is installed",
     }
 
 
@@ -321,7 +327,8 @@ def test_explicit_instance_type(trainkit_home) -> None:
     ],
 )
 def test_bad_input(trainkit_home, kwargs, message) -> None:
-    with pytest.raises(ValueError, match=message):
+    deprecated = pytest.warns(DeprecationWarning) if "providers" in kwargs else contextlib.nullcontext()
+    with pytest.raises(ValueError, match=message), deprecated:
         quote_job(onprem=[], today=FRESH, **kwargs)
 
 
@@ -395,18 +402,18 @@ def test_format_quote_table(trainkit_home) -> None:
     sagemaker = next(line for line in lines if line.startswith("sagemaker"))
     # Managed spot bills fewer seconds at the on-demand price: no spot saving to show, a note instead.
     assert "us-east-1" in sagemaker and "on_demand" in sagemaker and "2.21 USD" in sagemaker
-    assert "observed, 7 d" in sagemaker and "CHEAPEST, 1 note(s)" in sagemaker
+    assert "observed, 7 d" in sagemaker and "CHEAPEST" not in sagemaker
     azure = next(line for line in lines if line.startswith("azure_ml"))
-    # Spot: 0.062699 x 3 h, saving (0.526 - 0.062699) x 3 h.
+    # Spot: 0.062699 x 3 h, saving (0.526 - 0.062699) x 3 h; the cheapest backend that trains here.
     assert (
         " spot " in azure and "0.19 USD" in azure and "1.39 (88%)" in azure and "observed, undated" in azure
     )
-    assert "CHEAPEST" not in azure and "left out" in azure
+    assert "CHEAPEST" in azure and "left out" not in azure
     vertex = next(line for line in lines if line.startswith("vertex_ai"))
     assert "n1-standard-8 + NVIDIA_TESLA_T4" in vertex and "derived, undated" in vertex
     assert "notes:" in lines and "warnings:" in lines
     assert "vertex_ai: no spot price" in text
-    assert "  - azure_ml: quote only: no azure_ml training backend is installed" in lines
+    assert not any(line.startswith("  - azure_ml: quote only") for line in lines)
     # On an on-demand quote the spot column says what spot would save, as "if spot".
     on_demand = format_quote_table(quote_job(spec("T4:1"), hours=3, onprem=[], today=FRESH)).splitlines()
     azure = next(line for line in on_demand if line.startswith("azure_ml"))

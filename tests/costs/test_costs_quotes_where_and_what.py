@@ -165,7 +165,8 @@ def test_each_quote_carries_the_provenance_and_age_of_its_figures(trainkit_home)
 
 
 def test_the_cheapest_says_so_when_it_rests_on_a_derived_or_unverified_figure(trainkit_home) -> None:
-    table = quote_job(spec(), hours=1, onprem=[], today=FRESH, vcpus=8)
+    # Azure ML's D8s_v3 (observed) is cheaper still: left out here to reach the derived figure.
+    table = quote_job(spec(), hours=1, onprem=[], today=FRESH, vcpus=8, pick_from=["sagemaker", "vertex_ai"])
     assert table.cheapest is not None and table.cheapest.backend == "vertex_ai"
     assert table.cheapest_caveat == (
         "the cheapest, vertex_ai, rests on a derived figure: n1-standard-8 (derived); how each was come by "

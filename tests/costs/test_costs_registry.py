@@ -7,12 +7,11 @@ import dataclasses
 import json
 from datetime import date
 from importlib import resources
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from costs_testing import RACK_T4
-from trainkit_testing import isolated_backends
+from trainkit_testing import isolated_backends, make_context
 
 from airflow_trainkit import cli
 from airflow_trainkit.costs import actual_cost
@@ -41,14 +40,23 @@ def spec(accelerator: str = "T4:1", **extra: Any) -> dict[str, Any]:
     return {"command": ["python", "train.py"], "accelerator": accelerator, **extra}
 
 
-class _TI(SimpleNamespace):
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[key] = value
+@pytest.fixture
+def quote_only_azure(monkeypatch: pytest.MonkeyPatch) -> str:
+    """A quote-only price source (Azure ML's rows, with no backend): quoted, never picked."""
+    from airflow_trainkit.training import pricing
 
-
-def context() -> dict[str, Any]:
-    ti = _TI(dag_id="d", run_id="r", task_id="quote", map_index=-1, xcoms={})
-    return {"ti": ti, "task_instance": ti}
+    name = "azure_ml_quote"
+    monkeypatch.setitem(
+        pricing.QUOTE_ONLY,  # type: ignore[arg-type]
+        name,
+        dataclasses.replace(
+            pricing.pricing_registry().get("azure_ml").pricing,
+            trainable=False,
+            region_conn_id=None,
+            region_extra_keys=(),
+        ),
+    )
+    return name
 
 
 @pytest.fixture
@@ -73,8 +81,8 @@ def test_a_price_row_no_backend_declares_names_file_row_column_and_value(tmp_pat
     with pytest.raises(
         ValueError,
         match=rf"price catalog {path}: row {line}, column provider: unknown provider 'acme': no installed "
-        r"backend or quote-only price source declares it \(BackendPricing\.catalog_key\); known: onprem, "
-        r"sagemaker, vertex_ai, azure_ml",
+        r"backend or quote-only price source declares it \(BackendPricing\.catalog_key\); known: azure_ml, "
+        r"onprem, sagemaker, vertex_ai",
     ):
         load_catalog(path, onprem=[])
 
@@ -99,24 +107,27 @@ def test_rows_made_from_cost_settings_are_never_written(trainkit_home: Path) -> 
 # --- who may be the cheapest ---------------------------------------------------------------------
 
 
-def test_cheapest_leaves_out_quote_only_and_refusing_backends_and_says_why(trainkit_home: Path) -> None:
+def test_cheapest_leaves_out_quote_only_and_refusing_backends_and_says_why(
+    trainkit_home: Path, quote_only_azure: str
+) -> None:
     # Spot T4 for 2 h: a busy on-prem host's GPU share and Azure ML's spot price both beat SageMaker
     # (managed spot, quoted at on-demand), but the on-prem backend has no spot capacity and nothing
-    # trains on Azure ML.
+    # trains on the quote-only copy of Azure ML's prices; the Azure ML backend itself is the pick.
     busy_host = {**T4_HOST, "utilization": 0.9}
     table = quote_job(
         spec(spot=True, allow_spot_without_checkpoint=True), hours=2, onprem=[busy_host], today=FRESH
     )
     totals = {q.backend: q.total for q in table.quotes}
+    assert totals[quote_only_azure] == totals["azure_ml"]
     assert max(totals["onprem"], totals["azure_ml"]) < totals["sagemaker"] < totals["vertex_ai"]
-    assert table.cheapest is not None and table.cheapest.backend == "sagemaker"
+    assert table.cheapest is not None and table.cheapest.backend == "azure_ml"
     assert table.left_out == {
         "onprem": "spec.spot: the onprem backend has no spot capacity: its jobs run on hosts you own (got True)",
         "ray": "spec.spot: the ray backend runs on the cluster's own nodes and has no spot capacity to ask for (got True)",
-        "azure_ml": "quote only: no azure_ml training backend is installed",
+        quote_only_azure: f"quote only: no {quote_only_azure} training backend is installed",
     }
     data = table.to_dict()
-    assert data["left_out"] == table.left_out and data["cheapest"]["backend"] == "sagemaker"
+    assert data["left_out"] == table.left_out and data["cheapest"]["backend"] == "azure_ml"
     # Every quote is still there, priced: leaving out is about picking, not about quoting.
     assert all(q.available for q in table.quotes)
 
@@ -126,7 +137,7 @@ def test_instance_count_beyond_a_backends_limit_is_left_out(trainkit_home: Path)
     assert table.left_out["onprem"] == (
         "spec.instance_count: the onprem backend runs at most 1 machine(s) per job (got 2)"
     )
-    assert table.cheapest is not None and table.cheapest.backend not in ("onprem", "azure_ml")
+    assert table.cheapest is not None and table.cheapest.backend != "onprem"
 
 
 def test_a_retired_size_is_never_the_cheapest(trainkit_home: Path, tmp_path: Path) -> None:
@@ -141,13 +152,13 @@ def test_a_retired_size_is_never_the_cheapest(trainkit_home: Path, tmp_path: Pat
         spec(), hours=1, onprem=[], today=date(2026, 10, 1), catalog=load_catalog(path, onprem=[])
     )
     assert table.left_out["sagemaker"] == "retired size: ml.g4dn.xlarge"
-    assert table.cheapest is not None and table.cheapest.backend == "vertex_ai"
+    assert table.cheapest is not None and table.cheapest.backend == "azure_ml"
 
 
-def test_nothing_trainable_means_no_cheapest(trainkit_home: Path) -> None:
-    table = quote_job(spec(), hours=1, onprem=[], today=FRESH, backends=["azure_ml", "onprem"])
+def test_nothing_trainable_means_no_cheapest(trainkit_home: Path, quote_only_azure: str) -> None:
+    table = quote_job(spec(), hours=1, onprem=[], today=FRESH, backends=[quote_only_azure, "onprem"])
     assert table.cheapest is None
-    assert table.left_out["azure_ml"].startswith("quote only")
+    assert table.left_out[quote_only_azure].startswith("quote only")
     assert table.left_out["onprem"].startswith("not available: no onprem cost settings")
 
 
@@ -169,7 +180,7 @@ def test_pick_from_naming_a_backend_not_installed_fails_before_anything_else(tra
         catalog_path="/no/such/catalog.csv",
     )
     with pytest.raises(ValueError, match=message):
-        op.execute(context())
+        op.execute(make_context(task_id="quote"))
 
 
 def test_cli_pick_from_naming_a_backend_not_installed(trainkit_home: Path, capsys) -> None:
@@ -227,7 +238,7 @@ def test_providers_is_a_deprecated_alias_everywhere(trainkit_home: Path, capsys)
     with pytest.warns(DeprecationWarning, match="providers= is deprecated"):
         op = CompareTrainingCostsOperator(task_id="quote", spec=spec(), hours=1, providers=["sagemaker"])
     op.report_uri = str(trainkit_home / "report")
-    assert [q["backend"] for q in op.execute(context())["quotes"]] == ["sagemaker"]
+    assert [q["backend"] for q in op.execute(make_context(task_id="quote"))["quotes"]] == ["sagemaker"]
     capsys.readouterr()
 
     with pytest.warns(DeprecationWarning, match="--providers is deprecated"):

@@ -157,6 +157,7 @@ CITED = re.compile(
 )
 
 
+@pytest.mark.integration  # starts a process
 def test_every_file_the_repository_cites_exists() -> None:
     listed = subprocess.run(["git", "ls-files"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     missing = []

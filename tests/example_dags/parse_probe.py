@@ -27,6 +27,8 @@ HEAVY = [
     "scipy",
     "pyarrow",
     "matplotlib",
+    "asyncssh",
+    "paramiko",
     "ray",
 ]
 DATA_SUFFIXES = (".csv", ".parquet", ".pq", ".json", ".yaml", ".yml", ".db", ".sqlite")

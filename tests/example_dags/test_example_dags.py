@@ -22,6 +22,7 @@ def parse_report() -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.integration  # parse_report imports the DAGs in a fresh interpreter
 @pytest.mark.parametrize("name", DAG_FILES)
 def test_parsing_imports_no_heavy_sdk_reads_no_data_and_opens_no_connection(parse_report, name):
     report = parse_report[name]
@@ -31,6 +32,7 @@ def test_parsing_imports_no_heavy_sdk_reads_no_data_and_opens_no_connection(pars
     assert report["connections"] == []
 
 
+@pytest.mark.integration  # imports every example DAG through Airflow's DagBag
 def test_dagbag_has_no_import_errors():
     from airflow.dag_processing.dagbag import DagBag
 
@@ -59,12 +61,14 @@ def _dag_ids() -> list[str]:
 RUN_ELSEWHERE = {
     "example_sagemaker_spot_training": "tests/backends/sagemaker/test_sagemaker_example_dag.py",
     "example_vertex_ai_spot_training": "tests/backends/vertex_ai/test_vertex_example_dag.py",
+    "example_azure_ml_spot_training": "tests/backends/azure_ml/test_azure_ml_example_dag.py",
     "compare_cloud_costs": "tests/costs/test_costs_example_dag.py",
     "example_validate_data": "tests/contracts/test_validation_example_dags.py",
     "example_validate_bad_partition": "tests/contracts/test_validation_example_dags.py",
     "weekly_drift_check": "tests/drift/test_drift_dags.py",
     "example_register_and_promote": "tests/example_dags/test_example_register_and_promote.py",
     "trainkit_demo": "tests/demo/test_demo_cli.py",
+    "example_onprem_ssh_training": "tests/backends/onprem_ssh/test_ssh_example_dag.py",
     "example_ray_cluster_training": "tests/backends/ray/test_ray_example_dag.py",
 }
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 from deployment import Deployment
+from trainkit_testing import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests" / "backends" / "vertex_ai"))
@@ -134,16 +135,6 @@ def kill_task_process(deployment: Deployment, dag_id: str, run_id: str) -> float
     raise AssertionError(f"no process titled {title!r}")
 
 
-def wait_until(predicate, timeout: float = 240, every: float = 0.5):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise TimeoutError("condition not met in time")
-
-
 def try_clock(deployment: Deployment, dag_id: str, run_id: str) -> float:
     """When this try first ran execute(), from the task state store (what the cap counts from)."""
     path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/train/state-store/trainkit_try_clock"
@@ -172,15 +163,28 @@ def test_execution_timeout_while_deferred_stops_the_onprem_job(deployment):
     assert -1 < late < 30, late  # stopped by the timeout, long before the job's own 75 s
 
 
+def start_running(deployment: Deployment, dag_id: str, run_id: str, seconds: int) -> None:
+    """Trigger the DAG's run and wait until its on-prem job runs."""
+    deployment.wait_for_dag(dag_id)
+    deployment.trigger(dag_id, run_id, {"seconds": seconds})
+    wait_until(
+        lambda: any(j["state"] == "RUNNING" for j in jobs_of(deployment, dag_id, run_id).values()),
+        "the on-prem job to run",
+        timeout=240,
+        every=0.5,
+    )
+
+
 def test_a_hard_killed_task_with_no_retry_left_has_its_onprem_job_stopped(deployment):
     dag_id, run_id = "live_hard_kill_last", "live-kill-last"
-    deployment.wait_for_dag(dag_id)
-    deployment.trigger(dag_id, run_id, {"seconds": 120})
-    wait_until(lambda: any(j["state"] == "RUNNING" for j in jobs_of(deployment, dag_id, run_id).values()))
+    start_running(deployment, dag_id, run_id, seconds=120)
     killed = kill_task_process(deployment, dag_id, run_id)
     ended = ("STOPPED", "FAILED", "SUCCEEDED")
     (job,) = wait_until(
-        lambda: [j for j in jobs_of(deployment, dag_id, run_id).values() if j["state"] in ended] or None, 180
+        lambda: [j for j in jobs_of(deployment, dag_id, run_id).values() if j["state"] in ended] or None,
+        "the job to end after the kill",
+        timeout=180,
+        every=0.5,
     )
     print(f"on-prem: job ended {job['state']} {time.time() - killed:.1f} s after the SIGKILL")
     assert job["state"] == "STOPPED" and "no retry left" in job["message"], job
@@ -190,9 +194,7 @@ def test_a_hard_killed_task_with_no_retry_left_has_its_onprem_job_stopped(deploy
 
 def test_a_hard_killed_task_with_a_retry_left_reattaches_to_its_onprem_job(deployment):
     dag_id, run_id = "live_hard_kill_retry", "live-kill-retry"
-    deployment.wait_for_dag(dag_id)
-    deployment.trigger(dag_id, run_id, {"seconds": 40})
-    wait_until(lambda: any(j["state"] == "RUNNING" for j in jobs_of(deployment, dag_id, run_id).values()))
+    start_running(deployment, dag_id, run_id, seconds=40)
     kill_task_process(deployment, dag_id, run_id)
     seen = deployment.wait_task(dag_id, run_id, "train", FINISHED, timeout=300)
     assert seen[-1] == "success", seen
@@ -221,21 +223,29 @@ def test_execution_timeout_while_deferred_cancels_the_vertex_job(deployment, ver
     seen = deployment.wait_task(dag_id, run_id, "train", FINISHED, timeout=300)
     assert "deferred" in seen and seen[-1] == "failed", seen
     name, jobs = vertex_job(vertex, dag_id, run_id)
-    assert len(jobs) == 1 and jobs[0].cancel_requested, name
+    assert len(jobs) == 1 and jobs[0].stop_requested, name
     assert len(cancels_of(vertex, name)) >= 1
+
+
+def start_polled(deployment: Deployment, vertex: FakeVertex, dag_id: str, run_id: str, plan: Plan) -> None:
+    """Trigger the DAG's run, its Vertex job following ``plan``, and wait until the job is polled."""
+    deployment.wait_for_dag(dag_id)
+    vertex.plan_next(plan)
+    deployment.trigger(dag_id, run_id)
+    wait_until(
+        lambda: vertex_job(vertex, dag_id, run_id)[1] and vertex_job(vertex, dag_id, run_id)[1][0].step > 2,
+        "the Vertex job to be polled three times",
+        timeout=240,
+        every=0.5,
+    )
 
 
 def test_a_hard_killed_task_with_no_retry_left_has_its_vertex_job_cancelled(deployment, vertex):
     dag_id, run_id = "live_vertex_hard_kill_last", "live-vertex-kill-last"
-    deployment.wait_for_dag(dag_id)
-    vertex.plan_next(Plan(states=["PENDING"] + ["RUNNING"] * 100_000))
-    deployment.trigger(dag_id, run_id)
-    wait_until(
-        lambda: vertex_job(vertex, dag_id, run_id)[1] and vertex_job(vertex, dag_id, run_id)[1][0].step > 2
-    )
+    start_polled(deployment, vertex, dag_id, run_id, Plan(states=["PENDING"] + ["RUNNING"] * 100_000))
     killed = kill_task_process(deployment, dag_id, run_id)
     name, _ = vertex_job(vertex, dag_id, run_id)
-    wait_until(lambda: cancels_of(vertex, name), 120)
+    wait_until(lambda: cancels_of(vertex, name), "the Vertex job's cancel", timeout=120, every=0.5)
     print(f"vertex: job cancelled {time.time() - killed:.1f} s after the SIGKILL")
     seen = deployment.wait_task(dag_id, run_id, "train", FINISHED, timeout=120)
     assert seen[-1] == "failed", seen
@@ -243,11 +253,8 @@ def test_a_hard_killed_task_with_no_retry_left_has_its_vertex_job_cancelled(depl
 
 def test_a_hard_killed_task_with_a_retry_left_reattaches_to_its_vertex_job(deployment, vertex):
     dag_id, run_id = "live_vertex_hard_kill_retry", "live-vertex-kill-retry"
-    deployment.wait_for_dag(dag_id)
-    vertex.plan_next(Plan(states=["PENDING"] + ["RUNNING"] * 30 + ["SUCCEEDED"]))
-    deployment.trigger(dag_id, run_id)
-    wait_until(
-        lambda: vertex_job(vertex, dag_id, run_id)[1] and vertex_job(vertex, dag_id, run_id)[1][0].step > 2
+    start_polled(
+        deployment, vertex, dag_id, run_id, Plan(states=["PENDING"] + ["RUNNING"] * 30 + ["SUCCEEDED"])
     )
     kill_task_process(deployment, dag_id, run_id)
     seen = deployment.wait_task(dag_id, run_id, "train", FINISHED, timeout=300)

@@ -2,11 +2,12 @@ from __future__ import annotations
 
 import csv
 import json
+from functools import partial
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from trainkit_testing import make_context
 
 ONPREM = [
     {
@@ -22,20 +23,9 @@ ONPREM = [
 ]
 
 
-class _TI(SimpleNamespace):
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[key] = value
-
-
-def _context(task_id: str = "quote") -> dict[str, Any]:
-    ti = _TI(
-        dag_id="costs dag",
-        run_id="manual__2026-11-25T00:00:00+00:00",
-        task_id=task_id,
-        map_index=-1,
-        xcoms={},
-    )
-    return {"ti": ti, "task_instance": ti}
+_context = partial(
+    make_context, dag_id="costs dag", run_id="manual__2026-11-25T00:00:00+00:00", task_id="quote"
+)
 
 
 @pytest.fixture
@@ -117,7 +107,7 @@ def test_compare_operator_bad_input(home: Path) -> None:
         ValueError,
         match="no backend can train this job here with a current size; left out: azure_ml: quote only",
     ):
-        op.execute(_context("q"))
+        op.execute(_context(task_id="q"))
     # The report is stored before the task fails, so the user can see why.
     assert (home / "reports" / "costs" / "costs_dag").exists()
 
@@ -134,7 +124,7 @@ def test_refresh_operator_writes_catalog(home: Path, monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(refresh_module, "http_get_json", fetch)
     summary = RefreshPriceCatalogOperator(task_id="refresh", backends=["azure_ml"]).execute(
-        _context("refresh")
+        _context(task_id="refresh")
     )
     assert summary["path"] == str(home / "costs" / "price_catalog.csv")
     assert len(summary["backends"][0]["updated"]) == 11

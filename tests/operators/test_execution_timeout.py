@@ -7,7 +7,7 @@ import time
 from datetime import timedelta
 
 import pytest
-from trainkit_testing import TaskStateStore, first_trigger_event, make_context
+from trainkit_testing import TaskStateStore, first_trigger_event, make_context, settled
 
 from airflow_trainkit._compat import AirflowTaskTimeout, TaskDeferred
 from airflow_trainkit.backends.onprem import OnPremBackend
@@ -24,13 +24,6 @@ def long_job(**kwargs) -> TrainModelOperator:
         execution_timeout=timedelta(seconds=2),
         **kwargs,
     )
-
-
-def wait_stopped(job_id: str) -> str:
-    end = time.monotonic() + 20
-    while OnPremBackend().describe(job_id).phase.active and time.monotonic() < end:
-        time.sleep(0.1)
-    return OnPremBackend().describe(job_id).state
 
 
 def test_execution_timeout_caps_the_deferral_stops_the_job_and_fails_the_try(onprem_root):
@@ -51,7 +44,7 @@ def test_execution_timeout_caps_the_deferral_stops_the_job_and_fails_the_try(onp
         AirflowTaskTimeout, match=r"execution_timeout \(0:00:02\) passed while the task was deferred"
     ):
         long_job().execute_complete(make_context(store=store), event, **deferred.value.kwargs)
-    assert wait_stopped(trigger.job_id) == "STOPPED"
+    assert settled(OnPremBackend(), trigger.job_id, timeout=20).state == "STOPPED"
     assert "execution_timeout passed" in OnPremBackend().describe(trigger.job_id).message
 
 
@@ -77,7 +70,7 @@ def test_the_deferral_backstop_after_execution_timeout_stops_the_job(onprem_root
     # The triggerer was down: the scheduler resumes the task with "__fail__".
     with pytest.raises(AirflowTaskTimeout, match="execution_timeout"):
         long_job().resume_execution("__fail__", {"error": "timeout"}, make_context(store=store))
-    assert wait_stopped(deferred.value.trigger.job_id) == "STOPPED"
+    assert settled(OnPremBackend(), deferred.value.trigger.job_id, timeout=20).state == "STOPPED"
 
 
 def test_a_sensor_fails_on_execution_timeout_without_stopping_the_job(onprem_root):

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 
 import pytest
-from trainkit_testing import TaskStateStore, make_context
+from trainkit_testing import TaskStateStore, first_trigger_event, make_context, resume, settled
 
 from airflow_trainkit._compat import AirflowException, TaskDeferralTimeout, TaskDeferred
 from airflow_trainkit.backends.onprem import OnPremBackend
@@ -22,20 +21,6 @@ def operator(script: str, **spec_extra) -> TrainModelOperator:
         spec={"command": ["sh", "-c", script], **spec_extra},
         poll_interval=0.05,
     )
-
-
-def run_trigger(deferred: TaskDeferred) -> dict:
-    """Run the deferred trigger to its one event, as the triggerer would."""
-
-    async def first_event():
-        async for event in deferred.trigger.run():
-            return event.payload
-
-    return asyncio.run(first_event())
-
-
-def resume(op: TrainModelOperator, context: dict, deferred: TaskDeferred):
-    return op.execute_complete(context, event=run_trigger(deferred), **deferred.kwargs)
 
 
 def test_defers_then_returns_a_small_json_result(onprem_root):
@@ -83,8 +68,7 @@ def test_a_retry_after_success_returns_that_result_and_a_clear_trains_anew(onpre
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(context)
     job_id = deferred.value.trigger.job_id
-    while OnPremBackend().describe(job_id).phase.active:
-        time.sleep(0.1)
+    settled(OnPremBackend(), job_id)
     # The task died before returning (say, the worker was lost): the retry returns the result.
     store.values[STATE_KEY]["returned"] = False
     result = operator("echo once").execute(make_context(store=store, try_number=2))
@@ -147,10 +131,7 @@ def test_deferral_timeout_stops_the_job(onprem_root):
         fresh.resume_execution(
             "__fail__", {"error": "Trigger timeout"}, make_context(store=store, try_number=1)
         )
-    end = time.monotonic() + 20
-    while OnPremBackend().describe(job_id).phase.active and time.monotonic() < end:
-        time.sleep(0.1)
-    assert OnPremBackend().describe(job_id).state == "STOPPED"
+    assert settled(OnPremBackend(), job_id, timeout=20).state == "STOPPED"
 
 
 def test_the_spec_deadline_stops_a_job_that_overruns(onprem_root):
@@ -161,11 +142,10 @@ def test_the_spec_deadline_stops_a_job_that_overruns(onprem_root):
     trigger = deferred.value.trigger
     trigger.deadline = time.time()  # as if max_runtime plus slack had passed
     with pytest.raises(TrainingJobFailed, match="passed its deadline"):
-        op.execute_complete(context, event=run_trigger(deferred.value), **deferred.value.kwargs)
-    end = time.monotonic() + 20
-    while OnPremBackend().describe(trigger.job_id).phase.active and time.monotonic() < end:
-        time.sleep(0.1)
-    assert OnPremBackend().describe(trigger.job_id).state == "STOPPED"
+        op.execute_complete(
+            context, event=first_trigger_event(deferred.value.trigger), **deferred.value.kwargs
+        )
+    assert settled(OnPremBackend(), trigger.job_id, timeout=20).state == "STOPPED"
 
 
 def test_not_deferrable_waits_in_the_worker_and_a_kill_stops_the_job(onprem_root):
@@ -179,10 +159,7 @@ def test_not_deferrable_waits_in_the_worker_and_a_kill_stops_the_job(onprem_root
     with pytest.raises(AirflowException, match="killed"):
         op.execute(context)
     job_id = context["task_state_store"].get(STATE_KEY)["job_name"]
-    end = time.monotonic() + 20
-    while OnPremBackend().describe(job_id).phase.active and time.monotonic() < end:
-        time.sleep(0.1)
-    assert OnPremBackend().describe(job_id).state == "STOPPED"
+    assert settled(OnPremBackend(), job_id, timeout=20).state == "STOPPED"
 
 
 def test_not_deferrable_returns_the_result(onprem_root):

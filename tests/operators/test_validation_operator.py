@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 
 import pytest
+from trainkit_testing import make_context
 
 from airflow_trainkit._compat import AirflowSkipException
 from airflow_trainkit.exceptions import DataValidationFailed
@@ -19,14 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 CONTRACT = str(REPO / "example_dags" / "contracts" / "churn.yaml")
 
 
-class _TI(SimpleNamespace):
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcoms[key] = value
-
-
-def _context(run_id: str = "manual__1") -> dict[str, Any]:
-    ti = _TI(dag_id="dag", run_id=run_id, task_id="validate", map_index=-1, xcoms={})
-    return {"ti": ti, "task_instance": ti, "run_id": run_id}
+_context = partial(make_context, task_id="validate", run_id="manual__1")
 
 
 @pytest.fixture(scope="module")
@@ -47,6 +40,7 @@ def good_csv(tmp_path_factory: pytest.TempPathFactory) -> str:
     return str(write_churn_dataset(tmp_path_factory.mktemp("good") / "churn.csv", rows=2000))
 
 
+@pytest.mark.integration  # starts a process
 def test_import_and_construction_are_light() -> None:
     code = (
         "import sys\n"
@@ -121,7 +115,7 @@ def test_skip_marks_the_task_skipped(bad_parquet: str, tmp_path: Path) -> None:
 
 def test_default_report_uri_is_under_the_reports_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("TRAINKIT_HOME", str(tmp_path))
-    uri = default_report_uri(_context("scheduled__2026-01-01T00:00:00+00:00"))
+    uri = default_report_uri(_context(run_id="scheduled__2026-01-01T00:00:00+00:00"))
     assert uri == str(
         tmp_path / "reports" / "validation" / "dag" / "scheduled__2026-01-01T00_00_00_00_00" / "validate"
     )

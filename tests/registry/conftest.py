@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -17,67 +13,48 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from model_output import train_output  # noqa: E402
+from trainkit_testing import free_port, server_process  # noqa: E402
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+MLFLOW_READY_WITHIN = 120  # seconds; a cold start here takes about 10
+
+
+def mlflow_server_at(root: Path, ready_within: float = MLFLOW_READY_WITHIN, **hooks: Any) -> Any:
+    """``mlflow server`` on sqlite and a local artifact root under ``root``, on 127.0.0.1 and a free
+    port, as a context manager that yields its URI once it answers ``/health``."""
+    port = free_port()
+    command = [
+        str(Path(sys.executable).with_name("mlflow")),
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(root / "artifacts"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    return server_process(
+        command,
+        f"http://127.0.0.1:{port}/health",
+        "the MLflow tracking server",
+        log_path=root / "server.log",
+        ready_within=ready_within,
+        cwd=root,
+        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
+        **hooks,
+    )
 
 
 @pytest.fixture(scope="session")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """``mlflow server`` on sqlite and a local artifact root, on 127.0.0.1 and a free port."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
-    uri = f"http://127.0.0.1:{port}"
-    mlflow_bin = str(Path(sys.executable).with_name("mlflow"))
-    log_file = (root / "server.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            mlflow_bin,
-            "server",
-            "--backend-store-uri",
-            f"sqlite:///{root / 'mlflow.db'}",
-            "--artifacts-destination",
-            str(root / "artifacts"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        cwd=root,
-        env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
-    )
-    try:
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"mlflow server exited with {proc.returncode}: "
-                    f"{(root / 'server.log').read_text()[-2000:]}"
-                )
-            try:
-                with urllib.request.urlopen(f"{uri}/health", timeout=5) as response:
-                    if response.status == 200:
-                        break
-            except OSError:
-                time.sleep(0.5)
-        yield uri
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log_file.close()
+    with mlflow_server_at(tmp_path_factory.mktemp("mlflow-server")) as proc:
+        yield f"http://127.0.0.1:{proc.args[proc.args.index('--port') + 1]}"
 
 
 @pytest.fixture(scope="session")

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 import pytest
 from model_output import FEATURES, training_result
+from trainkit_testing import make_context
 
 from airflow_trainkit.operators.registry import PromoteModelOperator, RegisterModelOperator
 
 pytestmark = pytest.mark.integration
-
-
-class _TI:
-    dag_id, run_id, task_id, map_index = "d", "r", "t", -1
-
-    def xcom_push(self, key, value):
-        pass
 
 
 def test_embedded_register_promote_load(model_folders, monkeypatch, tmp_path):
@@ -32,14 +26,14 @@ def test_embedded_register_promote_load(model_folders, monkeypatch, tmp_path):
     folder, metrics = model_folders["good"]
     registered = RegisterModelOperator(
         task_id="register", model_name="churn", training_result=training_result(folder, metrics, "job-e")
-    ).execute({"ti": _TI()})
+    ).execute(make_context(task_id="register"))
     assert registered["tracking_uri"] == f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}"
     assert registered["source"].startswith((tmp_path / "mlflow" / "artifacts").as_uri())
     decision = PromoteModelOperator(
         task_id="promote",
         model_name="churn",
         thresholds={"auc_roc": 0.7, "f1_weighted": 0.7, "log_loss": 0.45},
-    ).execute({"ti": _TI()})
+    ).execute(make_context(task_id="promote"))
     assert decision["passed"]
     assert list(workdir.iterdir()) == []
     previous = mlflow.get_tracking_uri()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from functools import partial
 from typing import Any
 
 import pytest
 from model_output import FEATURES, training_result
+from trainkit_testing import make_context
 
 from airflow_trainkit._compat import AirflowFailException, AirflowSkipException
 from airflow_trainkit.hooks.mlflow import MlflowHook
@@ -19,24 +21,10 @@ from airflow_trainkit.operators.registry import (
 )
 
 pytestmark = pytest.mark.integration
+_context = partial(make_context, dag_id="dag_x", run_id="manual__1")
 
 # The demo-sized model does not meet the guide's strict defaults; these are what it meets.
 DEMO_THRESHOLDS = {"auc_roc": 0.70, "f1_weighted": 0.70, "log_loss": 0.45}
-
-
-class FakeTI:
-    """The few task-instance fields the operators read, and an XCom store."""
-
-    def __init__(self, task_id: str) -> None:
-        self.dag_id, self.run_id, self.task_id, self.map_index = "dag_x", "manual__1", task_id, -1
-        self.xcom: dict[str, Any] = {}
-
-    def xcom_push(self, key: str, value: Any) -> None:
-        self.xcom[key] = value
-
-
-def ctx(task_id: str = "t") -> dict[str, Any]:
-    return {"ti": FakeTI(task_id)}
 
 
 def register(conn_id: str, name: str, folder: Any, metrics: Any, job: str | None = None, **kw: Any) -> Any:
@@ -47,12 +35,12 @@ def register(conn_id: str, name: str, folder: Any, metrics: Any, job: str | None
         training_result=training_result(folder, metrics, job or uuid.uuid4().hex),
         **kw,
     )
-    return op.execute(ctx("register"))
+    return op.execute(_context(task_id="register"))
 
 
 def promote(conn_id: str, name: str, **kw: Any) -> Any:
     kw.setdefault("thresholds", DEMO_THRESHOLDS)
-    context = ctx("promote")
+    context = _context(task_id="promote")
     op = PromoteModelOperator(task_id="promote", model_name=name, conn_id=conn_id, **kw)
     return op.execute(context), context
 
@@ -121,7 +109,7 @@ def test_gate_pass_reject_and_rollback(server_conn, model_folders, mlflow_server
 
     # A weaker challenger meets lenient thresholds but not the champion: skipped, reason recorded.
     v3 = register(server_conn, name, weak, weak_metrics)
-    context = ctx("promote")
+    context = _context(task_id="promote")
     with pytest.raises(AirflowSkipException, match="worse than @champion"):
         PromoteModelOperator(
             task_id="promote",
@@ -130,7 +118,7 @@ def test_gate_pass_reject_and_rollback(server_conn, model_folders, mlflow_server
             on_reject="skip",
             thresholds={"auc_roc": 0.4, "f1_weighted": 0.5, "log_loss": 0.9},
         ).execute(context)
-    pushed = context["ti"].xcom[DECISION_XCOM_KEY]
+    pushed = context["ti"].xcoms[DECISION_XCOM_KEY]
     assert pushed["version"] == v3["version"] and not pushed["passed"]
     assert any("auc_roc" in reason for reason in pushed["reasons"])
     assert client.get_model_version_by_alias(name, "champion").version == v1["version"]
@@ -230,11 +218,15 @@ def test_sensor_defers_and_completes(server_conn, model_folders):
     from airflow_trainkit.sensors.registry import ModelVersionSensor
     from airflow_trainkit.triggers.registry import ModelVersionTrigger
 
+    name = f"sensed-{uuid.uuid4().hex[:8]}"  # its own model: the test passes alone and in any order
+    folder, metrics = model_folders["good"]
+    version = register(server_conn, name, folder, metrics)["version"]
+    MlflowHook(server_conn).get_client().set_model_version_tag(name, version, "stage", "approved")
     sensor = ModelVersionSensor(
-        task_id="wait", model_name="churn-watch", alias="champion", conn_id=server_conn, poke_interval=1
+        task_id="wait", model_name=name, alias="champion", conn_id=server_conn, poke_interval=1
     )
     with pytest.raises(TaskDeferred) as deferred:
-        sensor.execute(ctx("wait"))
+        sensor.execute(_context(task_id="wait"))
     trigger = deferred.value.trigger
     assert isinstance(trigger, ModelVersionTrigger)
     classpath, kwargs = trigger.serialize()
@@ -242,15 +234,17 @@ def test_sensor_defers_and_completes(server_conn, model_folders):
         classpath == "airflow_trainkit.triggers.registry.ModelVersionTrigger"
         and kwargs["alias"] == "champion"
     )
-    found = sensor.execute_complete(ctx("wait"), {"status": "found", "version": {"version": "3"}})
+    found = sensor.execute_complete(
+        _context(task_id="wait"), {"status": "found", "version": {"version": "3"}}
+    )
     assert found == {"version": "3"}
     poking = ModelVersionSensor(
         task_id="poke",
-        model_name="churn-watch",
+        model_name=name,
         tag={"stage": "approved"},
         conn_id=server_conn,
         deferrable=False,
     )
-    assert poking.poke(ctx("poke")).xcom_value["version"] == "1"
+    assert poking.poke(_context(task_id="poke")).xcom_value["version"] == version
     with pytest.raises(ValueError, match="exactly one of alias or tag"):
-        ModelVersionSensor(task_id="x", model_name="m", conn_id=server_conn).execute(ctx("x"))
+        ModelVersionSensor(task_id="x", model_name="m", conn_id=server_conn).execute(_context(task_id="x"))

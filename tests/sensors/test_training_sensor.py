@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import pytest
-from trainkit_testing import make_context
+from trainkit_testing import first_trigger_event, make_context, settled
 
 from airflow_trainkit._compat import TaskDeferred
 from airflow_trainkit.backends.onprem import OnPremBackend
@@ -26,8 +23,7 @@ def test_poke_waits_then_returns_the_result(onprem_root):
     backend = start("sleep 1.5", "watched-ok")
     sensor = TrainingJobSensor(task_id="wait", backend="onprem", job_id="watched-ok", deferrable=False)
     assert sensor.poke(make_context()) is False
-    while backend.describe("watched-ok").phase.active:
-        time.sleep(0.1)
+    settled(backend, "watched-ok")
     done = sensor.poke(make_context())
     assert (
         done.is_done and done.xcom_value["state"] == "SUCCEEDED" and done.xcom_value["job_id"] == "watched-ok"
@@ -36,8 +32,7 @@ def test_poke_waits_then_returns_the_result(onprem_root):
 
 def test_a_failed_job_fails_the_sensor_with_its_reason(onprem_root):
     backend = start("echo nope; exit 4", "watched-bad")
-    while backend.describe("watched-bad").phase.active:
-        time.sleep(0.1)
+    settled(backend, "watched-bad")
     sensor = TrainingJobSensor(task_id="wait", backend="onprem", job_id="watched-bad", deferrable=False)
     with pytest.raises(TrainingJobFailed, match="ended FAILED: exit code 4"):
         sensor.poke(make_context())
@@ -52,10 +47,5 @@ def test_deferrable_waits_in_the_trigger_without_owning_the_job(onprem_root):
         sensor.execute(make_context())
     trigger = deferred.value.trigger
     assert trigger.stop_on_kill is False and trigger.deadline is not None
-
-    async def first_event():
-        async for event in trigger.run():
-            return event.payload
-
-    result = sensor.execute_complete(make_context(), asyncio.run(first_event()))
+    result = sensor.execute_complete(make_context(), first_trigger_event(trigger))
     assert result["state"] == "SUCCEEDED"

@@ -16,6 +16,8 @@ import pytest
 from airflow_trainkit.registry.gate import DEFAULT_THRESHOLDS
 from airflow_trainkit.trainers.xgboost import XGBoostConfig, train
 
+pytestmark = pytest.mark.integration  # trains real models
+
 
 def _table(folder: Path, name: str, x, y) -> str:
     import numpy as np

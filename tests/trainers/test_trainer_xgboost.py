@@ -19,6 +19,8 @@ from airflow_trainkit.trainers.contract import (
 )
 from airflow_trainkit.trainers.xgboost import PROG, build_parser, main, resolve_config
 
+pytestmark = pytest.mark.integration  # trains real models, some in a process of their own
+
 REPO = Path(__file__).resolve().parents[2]
 ROWS = 5000  # the demo's size; the churn label is noisy (best possible AUC ~0.77), so keep enough rows
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from trainkit_testing import make_context, settled, wait_until
 
 from airflow_trainkit.backends.onprem import OnPremBackend
 from airflow_trainkit.training.identity import JobIdentity
@@ -34,16 +35,6 @@ op.execute(context)
 """
 
 
-def wait_for(predicate, timeout: float):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    return predicate()
-
-
 @pytest.mark.parametrize(("max_tries", "expected"), [(0, "STOPPED"), (1, "RUNNING")])
 def test_a_hard_killed_waiting_task(onprem_root, tmp_path, max_tries, expected):
     job_id = JobIdentity("dag", "run", "train").job_name(1)
@@ -57,22 +48,22 @@ def test_a_hard_killed_waiting_task(onprem_root, tmp_path, max_tries, expected):
         )
     backend = OnPremBackend()
     try:
-        started = wait_for(
+        wait_until(
             lambda: (
                 task.poll() is not None
                 or ((backend.find(job_id) or None) and backend.describe(job_id).state == "RUNNING")
             ),
-            300,
+            "the task to start its job",
+            timeout=300,
         )
-        assert started and task.poll() is None, f"the job never started:\n{output.read_text()[-3000:]}"
+        assert task.poll() is None, f"the job never started:\n{output.read_text()[-3000:]}"
         watchdog_log = onprem_root.parent / "trainkit" / "watchdog" / f"{job_id}.log"
-        assert wait_for(watchdog_log.exists, 10)
+        wait_until(watchdog_log.exists, "the watchdog to start", timeout=10)
         os.kill(task.pid, signal.SIGKILL)  # what the out-of-memory killer does
         task.wait(10)
         if expected == "STOPPED":
             # Stopped within seconds of the kill: the watchdog sees the pipe close at once.
-            state = wait_for(lambda: backend.describe(job_id).state in ("STOPPED", "FAILED"), 30)
-            assert state and backend.describe(job_id).state == "STOPPED"
+            assert settled(backend, job_id, timeout=30).state == "STOPPED"
             assert "killed and has no retry left" in (backend.describe(job_id).message or "")
             assert "no retry left: stopping the job" in watchdog_log.read_text()
         else:
@@ -89,8 +80,6 @@ def test_a_hard_killed_waiting_task(onprem_root, tmp_path, max_tries, expected):
 
 
 def test_an_ordinary_end_of_the_wait_disarms_the_watchdog(onprem_root):
-    from trainkit_testing import make_context
-
     from airflow_trainkit.operators.training import TrainModelOperator
 
     context = make_context()

@@ -1,19 +1,21 @@
-"""The on-prem GPU backend: jobs run on the worker's host, pinned to GPUs, supervised by a runner.
+"""The on-prem GPU backend: jobs run on GPU hosts, pinned to GPUs, supervised by a runner.
 
-Each job has a directory ``<root>/<job id>/`` with ``job.json`` (what to run), ``state.json``
-(written by the runner), ``stop.json`` (a stop request) and ``output.log``. Everything the
-backend knows it reads from there, so a retry, a restarted worker or the triggerer finds a job
-again by its name alone; the triggerer must therefore see the same root (same host or a shared
-folder). The job directory is private (0700, its files 0600) and holds no environment: the job's
-environment goes to the runner process directly when it is spawned.
+Each job has a directory ``<root>/<job id>/`` on its host with ``job.json`` (what to run),
+``state.json`` (written by the runner), ``stop.json`` (a stop request) and ``output.log``.
+Everything the backend knows it reads from there, through the host's transport
+(:mod:`.transport`: this host, or a GPU server over SSH), so a retry, a restarted worker or the
+triggerer finds a job again by its name alone. With the local transport the triggerer must see the
+same root (same host or a shared folder); with SSH it asks the host. The job directory is private
+(0700, its files 0600) and holds no environment: the job's environment goes to the runner process
+directly when it is spawned (over SSH, on the channel's stdin).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
-import socket
 import sys
 from datetime import datetime, timezone
 from enum import Enum
@@ -28,6 +30,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from pathlib import Path
 
+    from airflow_trainkit.backends.onprem.placement import Candidate
     from airflow_trainkit.backends.onprem.transport import Transport
     from airflow_trainkit.hooks.onprem import OnPremSettings
     from airflow_trainkit.training.identity import JobIdentity
@@ -59,7 +62,8 @@ class OnPremState(str, Enum):
 
 @register_backend("onprem")
 class OnPremBackend(TrainingBackend):
-    """Run training commands on this host's GPUs (or CPU), detached from the Airflow task.
+    """Run training commands on this host's GPUs (or CPU), or on GPU servers over SSH, detached from
+    the Airflow task.
 
     :param conn_id: a ``trainkit_onprem`` connection, or ``None`` for the embedded defaults.
     """
@@ -79,7 +83,6 @@ class OnPremBackend(TrainingBackend):
         not_applicable={
             "image": "the command runs on the host itself, not in a container",
             "tags": "jobs are folders on the host and carry no labels",
-            "max_wait": "there is no spot capacity to wait for",
             "allow_spot_without_checkpoint": "there is no spot capacity",
         },
         max_instance_count=1,
@@ -90,7 +93,7 @@ class OnPremBackend(TrainingBackend):
         spot_rate="on_demand",
         basis="wall time x your hourly cost of the host x the share of its GPUs used (whole host for CPU runs)",
     )
-    poll_interval = 2.0  # reading a local file is cheap
+    poll_interval = 2.0  # one local file read, or one short command on an SSH host
 
     @cached_property
     def settings(self) -> OnPremSettings:
@@ -99,80 +102,113 @@ class OnPremBackend(TrainingBackend):
         return OnPremGpuHook(self.conn_id).settings()
 
     @cached_property
-    def transport(self) -> Transport:
+    def transports(self) -> dict[str, Transport]:
+        """Each host's transport by its name: this host's alone, or one per SSH host, in order."""
         from airflow_trainkit.backends.onprem.transport import LocalTransport
 
-        return LocalTransport()
+        if self.settings.transport == "ssh":
+            from airflow_trainkit.backends.onprem.ssh import SshTransport
+
+            return {
+                h.ssh_conn_id: SshTransport(h.ssh_conn_id, h.root, gpus=h.gpus, python=h.python)
+                for h in self.settings.hosts
+            }
+        local = LocalTransport(self.settings.gpus)
+        return {local.host: local}
+
+    @property
+    def transport(self) -> Transport:
+        """The first (for the local transport, the only) host's transport."""
+        return next(iter(self.transports.values()))
 
     @property
     def root(self) -> Path:
         return self.settings.root
 
-    def host_gpus(self) -> list[dict[str, str]]:
-        from airflow_trainkit.backends.onprem.transport import parse_gpu_list
+    def root_on(self, transport: Transport) -> str:
+        """The job root on the host of ``transport``."""
+        return str(getattr(transport, "root", None) or self.settings.root)
 
-        if self.settings.gpus is not None:
-            return parse_gpu_list(self.settings.gpus)
+    def host_gpus(self) -> list[dict[str, str]]:
         return self.transport.gpus()
 
     def validate(self, spec: TrainingJobSpec) -> None:
         from airflow_trainkit import storage
 
-        for channel, uri in spec.inputs.items():
-            if storage.is_local(uri) and not storage.local_path(uri).exists():
-                raise ValueError(f"spec.inputs[{channel!r}]: no such file or folder {uri!r}")
-        self._gpu_plan(spec)
+        if self.settings.transport == "local":
+            for channel, uri in spec.inputs.items():
+                if storage.is_local(uri) and not storage.local_path(uri).exists():
+                    raise ValueError(f"spec.inputs[{channel!r}]: no such file or folder {uri!r}")
+        else:
+            self._check_hosts()
+        self._eligible(spec)
 
-    def _gpu_plan(self, spec: TrainingJobSpec) -> int:
-        """How many GPUs the job takes; refuses what this host cannot give."""
-        accelerator = spec.parsed_accelerator
-        if accelerator is None:
-            return 0
-        gpus = self.host_gpus()
-        if not gpus:
-            if spec.allow_cpu:
-                return 0
-            raise ValueError(
-                f"spec.accelerator {spec.accelerator!r} asks for {accelerator.count} GPU(s) but host "
-                f"{socket.gethostname()!r} has none; set allow_cpu=true to run on CPU instead"
-            )
-        if len(gpus) < accelerator.count:
-            raise ValueError(
-                f"spec.accelerator {spec.accelerator!r} asks for {accelerator.count} GPU(s) but host "
-                f"{socket.gethostname()!r} has {len(gpus)}"
-            )
-        names = {g["name"] for g in gpus if g["name"]}
-        if accelerator.model and names and not any(accelerator.model.upper() in n.upper() for n in names):
-            raise ValueError(
-                f"spec.accelerator {spec.accelerator!r}: host {socket.gethostname()!r} has {', '.join(sorted(names))}"
-            )
-        return accelerator.count
+    def _check_hosts(self) -> None:
+        """Each SSH host answers with a Python the runner can use. A host that cannot be reached now
+        is left to placement (which passes over it) unless none can; a refused key, an untrusted
+        host key or an old Python is an error at once."""
+        from airflow_trainkit.exceptions import TrainingJobUnreachable
+
+        unreachable = []
+        for transport in self.transports.values():
+            try:
+                transport.check_python()
+            except TrainingJobUnreachable as err:
+                if not err.transient:
+                    raise
+                unreachable.append(err)
+        if len(unreachable) == len(self.transports):
+            raise unreachable[0]
+
+    def _gpu_plan(self, spec: TrainingJobSpec, transport: Transport | None = None) -> int:
+        """How many GPUs the job takes on one host; refuses what that host cannot give."""
+        from airflow_trainkit.backends.onprem.placement import host_plan
+
+        return host_plan(spec, transport or self.transport)[0]
+
+    def _eligible(self, spec: TrainingJobSpec) -> list[Candidate]:
+        from airflow_trainkit.backends.onprem.placement import eligible
+
+        return eligible(spec, list(self.transports.values()))
+
+    def place(self, spec: TrainingJobSpec) -> Candidate:
+        """The host a new job goes to, by :func:`~airflow_trainkit.backends.onprem.placement.choose`."""
+        from airflow_trainkit.backends.onprem.placement import choose
+
+        return choose(self._eligible(spec), self.root_on)
 
     def submit(
         self, spec: TrainingJobSpec, job: JobRef | str, identity: JobIdentity | None = None
     ) -> JobStatus:
         from airflow_trainkit import storage
         from airflow_trainkit.backends.onprem.runner import JOB_PYTHONPATH_VAR
-        from airflow_trainkit.backends.onprem.transport import process_start_ticks
         from airflow_trainkit.home import artifacts_dir
 
         job_id = self.ref(job).job_name
-        gpu_count = self._gpu_plan(spec)
-        job_dir = self.root / job_id
-        if self.transport.exists(job_dir / "job.json"):
-            raise FileExistsError(f"on-prem job {job_id!r} exists already in {job_dir}")
-        self.transport.make_private_dir(job_dir)
-        self.transport.make_dirs(job_dir / "work")
-        self.transport.write_text_atomic(self.root / ROOT_MARKER, "trainkit on-prem job root\n")
-        output_uri = spec.output_uri or str(artifacts_dir() / job_id)
-        if storage.is_local(output_uri):
-            storage.local_path(output_uri).mkdir(parents=True, exist_ok=True)
-        env = inherited_env(os.environ)
+        transport, gpu_count, gpus = self.place(spec)
+        root = self.root_on(transport)
+        job_dir = f"{root}/{job_id}"
+        remote = transport.ships_runner
+        if remote:
+            output_uri = spec.output_uri or f"{root}/outputs/{job_id}"
+            local_inputs = {c: u for c, u in spec.inputs.items() if storage.is_local(u)}
+            missing = transport.call(
+                "missing", paths=[str(storage.local_path(u)) for u in local_inputs.values()]
+            )
+            for channel, uri in local_inputs.items():
+                if str(storage.local_path(uri)) in missing:
+                    raise ValueError(
+                        f"spec.inputs[{channel!r}]: no such file or folder {uri!r} on host {transport.host!r}"
+                    )
+            env: dict[str, str] = {}
+        else:
+            output_uri = spec.output_uri or str(artifacts_dir() / job_id)
+            env = inherited_env(os.environ)
         env.update(spec.env)
         env.update(
             {
                 "TRAINKIT_JOB_ID": job_id,
-                "TRAINKIT_JOB_DIR": str(job_dir),
+                "TRAINKIT_JOB_DIR": job_dir,
                 "TRAINKIT_OUTPUT_URI": output_uri,
                 "TRAINKIT_INPUTS": json.dumps(spec.inputs),
                 "TRAINKIT_HYPERPARAMETERS": json.dumps(spec.hyperparameters),
@@ -181,76 +217,127 @@ class OnPremBackend(TrainingBackend):
         )
         if spec.checkpoint_uri:
             env["TRAINKIT_CHECKPOINT_URI"] = spec.checkpoint_uri
+        files: dict[str, str] | None = None
+        if remote:
+            from airflow_trainkit.backends.onprem.shipping import ship
+
+            files = ship(spec, transport, job_dir, env)
         command = list(spec.command)
         if command[0] in ("python", "python3"):
-            command[0] = sys.executable  # the worker's own interpreter, with trainkit installed
+            command[0] = transport.python()
         record = {
             "job_id": job_id,
-            "root": str(self.root),
-            "workdir": str(job_dir / "work"),
+            "root": root,
+            "host": transport.host,
+            "workdir": f"{job_dir}/work",
             "command": command,
             "gpu_count": gpu_count,
-            "host_gpus": self.host_gpus() if gpu_count else [],
+            "host_gpus": gpus if gpu_count else [],
             "max_runtime": spec.max_runtime,
-            "max_wait": spec.max_wait or spec.max_runtime,
+            # How long the runner may wait for free GPUs: the spec's max_wait is the wait plus the run.
+            "max_wait": (spec.max_wait - spec.max_runtime) if spec.max_wait else spec.max_runtime,
             "grace_seconds": self.settings.grace_seconds,
             "output_uri": output_uri,
         }
-        now = _utcnow()
-        self.transport.write_text_atomic(job_dir / "job.json", json.dumps(record, indent=1))
-        self.transport.write_text_atomic(
-            job_dir / "state.json",
-            json.dumps({"state": OnPremState.PENDING.value, "submitted_at": now, "message": "starting"}),
+        state = {"state": OnPremState.PENDING.value, "submitted_at": _utcnow(), "message": "starting"}
+        prepared = transport.call(
+            "prepare",
+            root=root,
+            job_id=job_id,
+            job_json=json.dumps(record, indent=1),
+            state_json=json.dumps(state),
+            output_dir=str(storage.local_path(output_uri)) if storage.is_local(output_uri) else None,
+            files=files,
         )
-        # The environment travels with the spawn only; the runner hands it to the command.
-        pid = self.transport.spawn_detached(
-            [sys.executable, "-m", "airflow_trainkit.backends.onprem.runner", str(job_dir)],
-            cwd=job_dir,
-            env={
-                **env,
-                "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
-                JOB_PYTHONPATH_VAR: env.get("PYTHONPATH", ""),
-            },
-        )
-        self.transport.write_text_atomic(
-            job_dir / "runner.json", json.dumps({"pid": pid, "start_ticks": process_start_ticks(pid)})
-        )
-        return self.describe(job_id)
+        if prepared["exists"]:
+            raise FileExistsError(
+                f"on-prem job {job_id!r} exists already in {job_dir} on host {transport.host!r}"
+            )
+        # The environment travels with the spawn only (on the SSH channel's stdin for a remote
+        # host); the runner hands it to the command.
+        if remote:
+            argv = [transport.python(), f"{job_dir}/runner.py", job_dir]
+        else:
+            argv = [sys.executable, "-m", "airflow_trainkit.backends.onprem.runner", job_dir]
+            env[JOB_PYTHONPATH_VAR] = env.get("PYTHONPATH", "")
+            env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
+        transport.call("spawn", job_dir=job_dir, argv=argv, env=env, inherit=remote)
+        return self.describe(self._ref(job_id, transport))
+
+    def _ref(self, job_id: str, transport: Transport) -> JobRef:
+        handle = f"{transport.host}/{job_id}" if transport.ships_runner else None
+        return JobRef(backend=self.name, job_name=job_id, handle=handle)
+
+    def _candidates(self, ref: JobRef) -> list[Transport]:
+        """The hosts that may hold the job: the one its handle names, else every host in order."""
+        if ref.handle and "/" in ref.handle:
+            host = ref.handle.rpartition("/")[0]
+            if host in self.transports:
+                return [self.transports[host]]
+        return list(self.transports.values())
 
     def find(self, job: JobRef | str) -> JobStatus | None:
-        # Called by the worker that is about to submit: a root that does not exist yet is new, not
-        # invisible, so make it here and keep "unreachable" for readers such as the triggerer.
-        if not self.transport.exists(self.root / ROOT_MARKER):
-            self.transport.make_dirs(self.root)
-            self.transport.write_text_atomic(self.root / ROOT_MARKER, "trainkit on-prem job root\n")
+        # Called by the worker that is about to submit: a local root that does not exist yet is new,
+        # not invisible, so make it here and keep "unreachable" for readers such as the triggerer.
+        if self.settings.transport == "local" and not (self.root / ROOT_MARKER).exists():
+            self.transport.call("prepare_root", root=str(self.root))
         return super().find(job)
 
     def describe(self, job: JobRef | str) -> JobStatus:
+        ref = self.ref(job)
+        candidates = self._candidates(ref)
+        for transport in candidates:
+            snapshot = transport.call(
+                "snapshot",
+                root=self.root_on(transport),
+                job_id=ref.job_name,
+                start_grace=RUNNER_START_GRACE_SECONDS,
+            )
+            if snapshot["state"] is not None or len(candidates) == 1:
+                return self._status(ref.job_name, transport, snapshot)
+        return self._status(ref.job_name, candidates[-1], snapshot)
+
+    async def describe_async(self, job: JobRef | str) -> JobStatus:
+        """One remote command per describe of a job whose host is known, on a shared connection."""
+        ref = self.ref(job)
+        candidates = await asyncio.to_thread(self._candidates, ref)  # reads the connection once
+        for transport in candidates:
+            snapshot = await transport.call_async(
+                "snapshot",
+                root=self.root_on(transport),
+                job_id=ref.job_name,
+                start_grace=RUNNER_START_GRACE_SECONDS,
+            )
+            if snapshot["state"] is not None or len(candidates) == 1:
+                return self._status(ref.job_name, transport, snapshot)
+        return self._status(ref.job_name, candidates[-1], snapshot)
+
+    def _status(self, job_id: str, transport: Transport, snapshot: dict[str, Any]) -> JobStatus:
         from airflow_trainkit.exceptions import TrainingJobNotFound, TrainingJobUnreachable
 
-        job_id = self.ref(job).job_name
-        job_dir = self.root / job_id
-        state_text = self.transport.read_text(job_dir / "state.json")
-        if state_text is None:
-            if not self.transport.exists(self.root / ROOT_MARKER):
+        root = self.root_on(transport)
+        job_dir = f"{root}/{job_id}"
+        state = snapshot["state"]
+        if state is None:
+            if not snapshot["root_visible"] and not transport.ships_runner:
                 raise TrainingJobUnreachable(
-                    f"on-prem job root {self.root} is not visible from host {socket.gethostname()!r}: the "
+                    f"on-prem job root {root} is not visible from host {transport.host!r}: the "
                     "triggerer and the workers must share it (same host, or a shared folder set as the "
                     "connection's 'root')",
-                    where=str(self.root),
+                    where=root,
                 )
             raise TrainingJobNotFound(self.name, job_id)
-        state = json.loads(state_text)
-        record = json.loads(self.transport.read_text(job_dir / "job.json") or "{}")
+        record = snapshot.get("job") or {}
         name = state.get("state", "PENDING")
         message = state.get("message")
         if OnPremState(name) in (OnPremState.PENDING, OnPremState.RUNNING, OnPremState.STOPPING):
-            if not self._runner_alive(job_dir, state):
+            if not snapshot.get("runner_alive"):
                 name, message = (
                     OnPremState.LOST.value,
                     "the job's runner process died without recording an outcome",
                 )
         gpus = state.get("gpus") or []
+        ref = self._ref(job_id, transport)
         return JobStatus(
             job_id=job_id,
             state=name,
@@ -264,50 +351,76 @@ class OnPremBackend(TrainingBackend):
             output_uri=record.get("output_uri"),
             console_url=None,
             details={
-                "host": socket.gethostname(),
+                "host": transport.host,
+                "transport": self.settings.transport,
                 "gpus": [g["index"] for g in gpus],
                 "exit_code": state.get("exit_code"),
-                "job_dir": str(job_dir),
-                "log": str(job_dir / "output.log"),
+                "job_dir": job_dir,
+                "log": f"{job_dir}/output.log",
             },
+            handle=ref.handle,
         )
 
-    def _runner_alive(self, job_dir: Path, state: dict[str, Any]) -> bool:
-        runner = json.loads(self.transport.read_text(job_dir / "runner.json") or "{}")
-        pid = state.get("runner_pid") or runner.get("pid")
-        if pid is None:
-            submitted = datetime.fromisoformat(state.get("submitted_at") or _utcnow())
-            return (datetime.now(timezone.utc) - submitted).total_seconds() < RUNNER_START_GRACE_SECONDS
-        ticks = state.get("runner_start_ticks") or runner.get("start_ticks")
-        return self.transport.process_alive(int(pid), ticks)
-
     def stop(self, job: JobRef | str, *, reason: str = "stopped by Airflow") -> None:
-        from airflow_trainkit.backends.onprem.transport import SIGKILL, SIGTERM
-
-        job_id = self.ref(job).job_name
-        job_dir = self.root / job_id
-        state_text = self.transport.read_text(job_dir / "state.json")
-        if state_text is None:
-            return
-        state = json.loads(state_text)
-        if OnPremState(state["state"]) in (OnPremState.SUCCEEDED, OnPremState.FAILED, OnPremState.STOPPED):
-            return
-        if not self.transport.exists(job_dir / "stop.json"):
-            self.transport.write_text_atomic(
-                job_dir / "stop.json", json.dumps({"reason": reason, "requested_at": _utcnow()})
+        ref = self.ref(job)
+        for transport in self._candidates(ref):
+            done = transport.call(
+                "stop",
+                root=self.root_on(transport),
+                job_id=ref.job_name,
+                reason=reason,
+                start_grace=RUNNER_START_GRACE_SECONDS,
             )
-        if self._runner_alive(job_dir, state):
-            # A runner that has not yet recorded its pid reads stop.json before it starts the
-            # command; one that has gets SIGTERM, forwards it to the job's group and escalates.
-            if state.get("runner_pid"):
-                self.transport.signal_group(int(state["runner_pid"]), SIGTERM)
-        elif state.get("child_pgid"):
-            # No runner left to escalate: the orphaned job gets no grace.
-            self.transport.signal_group(int(state["child_pgid"]), SIGKILL)
+            if done["found"]:
+                return
+
+    async def stop_async(self, job: JobRef | str, *, reason: str = "stopped by Airflow") -> None:
+        ref = self.ref(job)
+        for transport in await asyncio.to_thread(self._candidates, ref):
+            done = await transport.call_async(
+                "stop",
+                root=self.root_on(transport),
+                job_id=ref.job_name,
+                reason=reason,
+                start_grace=RUNNER_START_GRACE_SECONDS,
+            )
+            if done["found"]:
+                return
+
+    def connection_ids(self) -> list[str]:
+        """The on-prem connection and, with the SSH transport, each host's ``ssh`` connection."""
+        return super().connection_ids() + [h.ssh_conn_id for h in self.settings.hosts]
+
+    def is_transient(self, error: BaseException) -> bool:
+        from airflow_trainkit.exceptions import TrainingJobUnreachable
+
+        if isinstance(error, TrainingJobUnreachable):
+            return error.transient
+        return super().is_transient(error)
 
     def log_tail(self, job: JobRef | str, lines: int = 50) -> list[str]:
-        text = self.transport.read_text(self.root / self.ref(job).job_name / "output.log") or ""
-        return text.splitlines()[-lines:]
+        ref = self.ref(job)
+        candidates = self._candidates(ref)
+        if len(candidates) > 1:  # no handle: the host is the one that has the job
+            candidates = [self.transports[str(self.describe(ref).details["host"])]]
+        path = f"{self.root_on(candidates[0])}/{ref.job_name}/output.log"
+        return list(candidates[0].call("tail", path=path, lines=lines))
+
+    def metrics(self, status: JobStatus) -> dict[str, Any] | None:
+        """``metrics.json`` of the job's output; read on the GPU host when the output is a path there."""
+        from airflow_trainkit import storage
+
+        transport = self.transports.get(str(status.details.get("host")))
+        if transport is None or not transport.ships_runner or not status.output_uri:
+            return super().metrics(status)
+        if not storage.is_local(status.output_uri):
+            return super().metrics(status)
+        text = transport.call("read", path=f"{storage.local_path(status.output_uri)}/metrics.json")
+        try:
+            data = json.loads(text) if text else None
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
 
 
 def inherited_env(environ: Mapping[str, str]) -> dict[str, str]:

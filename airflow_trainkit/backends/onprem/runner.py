@@ -6,6 +6,8 @@ as SIGTERM to the group and escalates to SIGKILL after the grace period, and rec
 in ``state.json``. It is the only writer of that file once it runs.
 
 The command gets the runner's own environment, as the backend spawned it: ``job.json`` holds none.
+Stdlib only, and importing nothing of trainkit: the SSH transport ships this file alone to the GPU
+host (``python3 runner.py JOB_DIR``), so the few file helpers it needs are its own.
 """
 
 from __future__ import annotations
@@ -17,12 +19,10 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from airflow_trainkit.backends.onprem.transport import parse_gpu_list, process_start_ticks
-from airflow_trainkit.storage import open_private_append, write_private_atomic
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -31,6 +31,39 @@ POLL_SECONDS = 0.5
 GPU_WAIT_SECONDS = 2.0
 # The job's own PYTHONPATH ("" for none): the runner is spawned with the worker's, to import trainkit.
 JOB_PYTHONPATH_VAR = "TRAINKIT_RUNNER_JOB_PYTHONPATH"
+
+
+PRIVATE_FILE_MODE = 0o600
+
+
+def write_private_atomic(path: Path, data: bytes) -> None:
+    """Write a job-control file whole (temporary sibling, then rename), readable by its owner only."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_FILE_MODE)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            os.fchmod(handle.fileno(), PRIVATE_FILE_MODE)
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def open_private_append(path: Path) -> Any:
+    """Open a job-control file for appending, unbuffered, made (or tightened to) 0600."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, PRIVATE_FILE_MODE)
+    os.fchmod(fd, PRIVATE_FILE_MODE)
+    return os.fdopen(fd, "ab", buffering=0)
+
+
+def process_start_ticks(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (``/proc/<pid>/stat`` field 22)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError, PermissionError):
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
 
 
 def utcnow() -> str:
@@ -154,7 +187,7 @@ class Runner:
         needed = int(self.job["gpu_count"])
         if needed == 0:
             return []
-        host_gpus = parse_gpu_list(",".join(g["index"] for g in self.job["host_gpus"]))
+        host_gpus = [{"index": str(g["index"]), "name": g.get("name", "")} for g in self.job["host_gpus"]]
         lock_dir = Path(self.job["root"]) / "gpu-locks"
         lock_dir.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + float(self.job["max_wait"])
@@ -228,7 +261,10 @@ def _exit_message(code: int) -> str:
 
 def main(argv: list[str]) -> int:
     if len(argv) != 1:
-        print("usage: python -m airflow_trainkit.backends.onprem.runner JOB_DIR", file=sys.stderr)
+        print(
+            "usage: python -m airflow_trainkit.backends.onprem.runner JOB_DIR (or runner.py JOB_DIR)",
+            file=sys.stderr,
+        )
         return 2
     runner = Runner(Path(argv[0]))
     try:

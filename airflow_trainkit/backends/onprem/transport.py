@@ -1,161 +1,116 @@
 """Where an on-prem job's processes run and its job directory lives: the transport seam.
 
-``LocalTransport`` runs on this host. A remote GPU server over SSH will be a second class with
-the same methods; the backend and the runner talk only to this interface.
+``LocalTransport`` runs on this host; ``SshTransport`` (:mod:`.ssh`) on a GPU server over SSH.
+The backend talks only to this interface: what it does on the host lives in :mod:`.agent`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
-import shutil
 import signal
-import subprocess
-from pathlib import Path
-from typing import Protocol
+import socket
+import sys
+from typing import Any, Protocol
 
 
 class Transport(Protocol):
-    """What the on-prem backend needs from the host that runs its jobs."""
+    """What the on-prem backend needs from the host that runs its jobs.
 
-    def read_text(self, path: Path) -> str | None: ...
+    Every operation on the host is one :func:`~airflow_trainkit.backends.onprem.agent.dispatch`
+    call, made in this process (local) or on the GPU host (SSH): one call, one round trip.
+    """
 
-    def write_text_atomic(self, path: Path, text: str) -> None:
-        """Write a job-control file whole, readable by its owner only (0600)."""
+    #: whether the runner is shipped into each job directory (remote) or imported (local).
+    ships_runner: bool
+
+    @property
+    def host(self) -> str:
+        """How results, handles and errors name the host."""
         ...
 
-    def make_dirs(self, path: Path) -> None: ...
+    def call(self, op: str, **args: Any) -> Any: ...
 
-    def make_private_dir(self, path: Path) -> None:
-        """Make a directory only its owner can enter (0700): a job's directory."""
+    async def call_async(self, op: str, **args: Any) -> Any: ...
+
+    def python(self) -> str:
+        """The interpreter that replaces ``python`` in a job's command and runs the runner."""
         ...
 
-    def exists(self, path: Path) -> bool: ...
+    def gpus(self) -> list[dict[str, str]]:
+        """The host's GPUs: the configured inventory, else what ``nvidia-smi`` lists there."""
+        ...
 
-    def spawn_detached(self, argv: list[str], *, cwd: Path, env: dict[str, str]) -> int: ...
-
-    def signal_group(self, pgid: int, sig: int) -> bool: ...
-
-    def process_alive(self, pid: int, start_ticks: int | None) -> bool: ...
-
-    def gpus(self) -> list[dict[str, str]]: ...
+    def check_python(self) -> dict[str, Any]:
+        """The host answers, with a Python the runner can use (its version, host name)."""
+        ...
 
 
 class LocalTransport:
-    """Jobs run on this host, as their own session, outliving the task process that started them."""
+    """Jobs run on this host, as their own session, outliving the task process that started them.
 
-    def read_text(self, path: Path) -> str | None:
-        try:
-            return path.read_text()
-        except FileNotFoundError:
-            return None
+    :param gpus: the GPU inventory (``"0,1"``, ``"0:A100,1:A100"``, ``"none"``); ``None`` for
+        ``TRAINKIT_ONPREM_GPUS`` if set, else ``nvidia-smi``.
+    """
 
-    def write_text_atomic(self, path: Path, text: str) -> None:
-        from airflow_trainkit.storage import write_private_atomic
+    ships_runner = False
 
-        write_private_atomic(path, text.encode())
+    def __init__(self, gpus: str | None = None) -> None:
+        self.configured_gpus = gpus
 
-    def make_dirs(self, path: Path) -> None:
-        path.mkdir(parents=True, exist_ok=True)
+    @property
+    def host(self) -> str:
+        return socket.gethostname()
 
-    def make_private_dir(self, path: Path) -> None:
-        from airflow_trainkit.storage import make_private_dir
+    def call(self, op: str, **args: Any) -> Any:
+        from airflow_trainkit.backends.onprem.agent import dispatch
 
-        make_private_dir(path)
+        return dispatch(op, args)
 
-    def exists(self, path: Path) -> bool:
-        return path.exists()
+    async def call_async(self, op: str, **args: Any) -> Any:
+        return await asyncio.to_thread(self.call, op, **args)
 
-    def spawn_detached(self, argv: list[str], *, cwd: Path, env: dict[str, str]) -> int:
-        # The environment goes to the process directly, never through a file. Own session, so the
-        # job survives the task process; stdio never inherited, or the LocalExecutor keeps the slot
-        # for 60 s after the task exits ("open sockets").
-        process = subprocess.Popen(
-            argv,
-            cwd=cwd,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-            close_fds=True,
-        )
-        return process.pid
+    def python(self) -> str:
+        return sys.executable  # the worker's own interpreter, with trainkit installed
 
-    def signal_group(self, pgid: int, sig: int) -> bool:
-        try:
-            os.killpg(pgid, sig)
-        except (ProcessLookupError, PermissionError):
-            return False
-        return True
-
-    def process_alive(self, pid: int, start_ticks: int | None) -> bool:
-        """Alive and the same process: a recycled pid has another start time."""
-        ticks = process_start_ticks(pid)
-        if ticks is None:
-            return False
-        if _is_zombie(pid):
-            return False
-        return start_ticks is None or ticks == start_ticks
+    def check_python(self) -> dict[str, Any]:
+        return dict(self.call("hello"))  # this interpreter runs trainkit: it is recent enough
 
     def gpus(self) -> list[dict[str, str]]:
-        """This host's GPUs: ``TRAINKIT_ONPREM_GPUS`` ("0,1" or "none") if set, else nvidia-smi."""
-        configured = os.environ.get("TRAINKIT_ONPREM_GPUS")
+        configured = self.configured_gpus
+        if configured is None:
+            configured = os.environ.get("TRAINKIT_ONPREM_GPUS")
         if configured is not None:
             return parse_gpu_list(configured)
-        smi = shutil.which("nvidia-smi")
-        if not smi:
-            return []
-        try:
-            out = subprocess.run(
-                [smi, "--query-gpu=index,name", "--format=csv,noheader"],
-                capture_output=True,
-                text=True,
-                timeout=20,
-                check=True,
-            ).stdout
-        except (OSError, subprocess.SubprocessError):
-            return []
-        gpus = []
-        for line in out.splitlines():
-            index, _, name = line.partition(",")
-            if index.strip().isdigit():
-                gpus.append({"index": index.strip(), "name": name.strip()})
-        return gpus
+        return list(self.call("gpus"))
 
 
-def parse_gpu_list(text: str) -> list[dict[str, str]]:
-    """``"0,1"`` -> two GPUs of unknown model; ``""`` or ``"none"`` -> no GPU."""
-    text = text.strip()
+def parse_gpu_list(text: str | list[Any]) -> list[dict[str, str]]:
+    """A GPU inventory: ``"0,1"`` -> two GPUs of unknown model; ``"0:A100,1:T4"`` names their models;
+    ``""`` or ``"none"`` -> no GPU; a list of ``{"index", "name"}`` dicts is taken as it is."""
+    if isinstance(text, list):
+        items = [f"{g.get('index')}:{g.get('name') or ''}" if isinstance(g, dict) else str(g) for g in text]
+        text = ",".join(items)
+    text = str(text).strip()
     if text.lower() in ("", "none"):
         return []
     gpus = []
     for item in text.split(","):
-        index = item.strip()
-        if not index.isdigit():
+        index, _, name = item.strip().partition(":")
+        if not index.strip().isdigit():
             raise ValueError(
-                f"GPU list {text!r}: {index!r} is not a GPU index; expected e.g. '0,1' or 'none'"
+                f"GPU list {text!r}: {item.strip()!r} is not a GPU index; expected e.g. '0,1', "
+                "'0:A100,1:A100' or 'none'"
             )
-        gpus.append({"index": index, "name": ""})
+        gpus.append({"index": index.strip(), "name": name.strip()})
     return gpus
 
 
 def process_start_ticks(pid: int) -> int | None:
-    """The process's start time in clock ticks since boot (``/proc/<pid>/stat`` field 22)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return None
-    # The command name may hold spaces and parentheses: split after the last ')'.
-    fields = stat.rsplit(")", 1)[1].split()
-    return int(fields[19])
+    """The start time of a process of this host (see :func:`agent.process_start_ticks`)."""
+    from airflow_trainkit.backends.onprem.agent import process_start_ticks as ticks
 
-
-def _is_zombie(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] == "Z"
+    return ticks(pid)
 
 
 SIGTERM = signal.SIGTERM

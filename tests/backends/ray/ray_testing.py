@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -23,16 +22,12 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from trainkit_testing import free_port, stop_process_group
+
 CONN_ID = "trainkit_ray_test"
 # Seconds each wait in the fixtures may take before it fails, saying what did not come up.
 CLUSTER_START_LIMIT = 180.0
 CLUSTER_STOP_LIMIT = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def free_port_range(size: int) -> int:
@@ -161,21 +156,8 @@ class RayCluster:
 
     def stop(self) -> None:
         """SIGTERM to the cluster's own process group, SIGKILL to what is left; never ``ray stop``."""
-        process = self.process
-        if process is not None:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            try:
-                process.wait(timeout=CLUSTER_STOP_LIMIT)
-            except subprocess.TimeoutExpired:
-                pass
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait()
+        if self.process is not None:
+            stop_process_group(self.process, grace=CLUSTER_STOP_LIMIT)
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 

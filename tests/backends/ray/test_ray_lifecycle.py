@@ -8,7 +8,7 @@ import time
 
 import pytest
 from ray_testing import CONN_ID, Relay, connection_json
-from trainkit_testing import TaskStateStore, first_trigger_event, make_context
+from trainkit_testing import TaskStateStore, first_trigger_event, job_reaches, make_context
 
 from airflow_trainkit._compat import TaskDeferred
 from airflow_trainkit.exceptions import TrainingJobFailed
@@ -50,15 +50,8 @@ def job_name(task_id: str, attempt: int = 1) -> str:
 
 
 def wait_for_state(backend, job: str, states: set[str], limit: float = 120.0):
-    """The job's status once it is in one of ``states``; fails saying which state it kept."""
-    end = time.monotonic() + limit
-    status = backend.describe(job)
-    while status.state not in states:
-        if time.monotonic() > end:
-            raise AssertionError(f"Ray job {job} stayed {status.state} ({status.message}), expected {states}")
-        time.sleep(0.5)
-        status = backend.describe(job)
-    return status
+    """The job's status once it is in one of ``states`` (fails naming the last status)."""
+    return job_reaches(backend, job, lambda status: status.state in states, timeout=limit)
 
 
 def test_train_succeeds_with_metrics_and_a_retry_reattaches_with_one_submission(

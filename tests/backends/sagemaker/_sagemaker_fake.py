@@ -9,23 +9,30 @@ be injected. Requests are checked server-side against botocore's own SageMaker s
 
 from __future__ import annotations
 
+import functools
 import json
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
-from http.server import ThreadingHTTPServer
 from typing import Any
 
-import botocore.session
 import regex
-from trainkit_testing import ServiceHandler
+from wire_fake import Answer, ScriptedJob, WireFake
+from wire_fake import Plan as BasePlan
 
-_MODEL = botocore.session.get_session().get_service_model("sagemaker")
+
+@functools.cache
+def _model() -> Any:
+    """botocore's SageMaker service model (loaded on first use: seconds, at every collection)."""
+    import botocore.session
+
+    return botocore.session.get_session().get_service_model("sagemaker")
+
+
+_TERMINAL = {"Completed", "Failed", "Stopped"}
 
 
 @dataclass
-class Plan:
+class Plan(BasePlan):
     """What one job does: the states successive describes report (the last one repeats)."""
 
     states: list[str] = field(default_factory=lambda: ["InProgress", "InProgress", "Completed"])
@@ -36,101 +43,36 @@ class Plan:
 
 
 @dataclass
-class Job:
-    request: dict[str, Any]
-    plan: Plan
-    created: float
-    step: int = 0
-    stop_requested: bool = False
-    stop_reported: bool = False
-
-    @property
-    def state(self) -> str:
-        return self.plan.states[min(self.step, len(self.plan.states) - 1)]
+class Job(ScriptedJob[Plan]):
+    request: dict[str, Any] = field(default_factory=dict)
+    created: float = 0.0
 
 
-class FakeSageMaker:
+class FakeSageMaker(WireFake[Plan]):
     """Run with ``start()``; point boto3 at ``endpoint_url``."""
 
-    def __init__(self) -> None:
-        self.jobs: dict[str, Job] = {}
-        self.requests: list[tuple[str, dict[str, Any]]] = []
-        self.plans: deque[Plan] = deque()
-        self.throttle_next = 0
-        self.fail_5xx_next = 0
-        self.connections = 0  # TCP connections accepted since the last reset (the server keeps them alive)
-        self.lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+    plan_type = Plan
+    content_type = "application/x-amz-json-1.1"
 
-    # -- test controls ---------------------------------------------------------------------------
+    def calls(self, operation: str, name: str | None = None) -> list[dict[str, Any]]:  # type: ignore[override]
+        return super().calls(operation) if name is None else super().calls(operation, TrainingJobName=name)
 
-    def plan_next(self, plan: Plan) -> None:
-        self.plans.append(plan)
-
-    def calls(self, operation: str, name: str | None = None) -> list[dict[str, Any]]:
-        return [
-            body
-            for op, body in self.requests
-            if op == operation and (name is None or body.get("TrainingJobName") == name)
-        ]
-
-    def reset(self) -> None:
-        with self.lock:
-            self.jobs.clear()
-            self.requests.clear()
-            self.plans.clear()
-            self.throttle_next = self.fail_5xx_next = 0
-            self.connections = 0
-
-    # -- the server ------------------------------------------------------------------------------
-
-    def start(self) -> FakeSageMaker:
-        fake = self
-
-        class Handler(ServiceHandler):
-            service = fake
-
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
-                length = int(self.headers.get("Content-Length") or 0)
-                body = json.loads(self.rfile.read(length) or b"{}")
-                target = self.headers.get("X-Amz-Target", "")
-                status, payload = fake.handle(target, body)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/x-amz-json-1.1")
-                self.send_header("Content-Length", str(len(data)))
-                self.send_header("x-amzn-RequestId", "fake-request")
-                self.end_headers()
-                self.wfile.write(data)
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-
-    @property
-    def endpoint_url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    def answer(self, method: str, path: str, headers: Any, body: bytes) -> Answer:
+        status, payload = self.handle(headers.get("X-Amz-Target", ""), json.loads(body or b"{}"))
+        return Answer(status, payload, {"x-amzn-RequestId": "fake-request"})
 
     def handle(self, target: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         service, _, operation = target.partition(".")
         with self.lock:
             self.requests.append((operation, body))
-            if self.throttle_next > 0:
-                self.throttle_next -= 1
+            fault = self.injected_fault()
+            if fault == "throttle":
                 return 400, {"__type": "ThrottlingException", "message": "Rate exceeded"}
-            if self.fail_5xx_next > 0:
-                self.fail_5xx_next -= 1
+            if fault == "5xx":
                 return 500, {"__type": "InternalFailure", "message": "We encountered an internal error"}
-            if service != "SageMaker" or operation not in _MODEL.operation_names:
+            if service != "SageMaker" or operation not in _model().operation_names:
                 return 400, {"__type": "UnknownOperationException", "message": target}
-            problem = _validate(_MODEL.operation_model(operation).input_shape, body, "")
+            problem = _validate(_model().operation_model(operation).input_shape, body, "")
             if problem:
                 return 400, {"__type": "ValidationException", "message": problem}
             handler = getattr(self, f"_{operation}", None)
@@ -146,23 +88,14 @@ class FakeSageMaker:
                 "message": f"Training job names must be unique within an AWS account and region, "
                 f"and a training job with this name already exists ({name})",
             }
-        plan = self.plans.popleft() if self.plans else Plan()
-        self.jobs[name] = Job(request=body, plan=plan, created=time.time())
+        self.jobs[name] = Job(plan=self.next_plan(), request=body, created=time.time())
         return 200, {"TrainingJobArn": _arn(name)}
 
     def _DescribeTrainingJob(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:  # noqa: N802
         job = self.jobs.get(body["TrainingJobName"])
         if job is None:
             return 400, {"__type": "ValidationException", "message": "Requested resource not found."}
-        if job.stop_requested and job.state in ("InProgress", "Stopping"):
-            state = "Stopped" if job.stop_reported else "Stopping"
-            job.stop_reported = True
-            if state == "Stopped":
-                job.plan.states = ["Stopped"]
-                job.step = 0
-        else:
-            state = job.state
-            job.step += 1
+        state = job.read(terminal=_TERMINAL, stopping="Stopping", stopped="Stopped")
         return 200, _description(job, state)
 
     def _StopTrainingJob(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:  # noqa: N802

@@ -40,14 +40,6 @@ def make_spec(**overrides: object) -> TrainingJobSpec:
     return TrainingJobSpec.parse(data)
 
 
-def run_trigger(trigger):
-    async def first():
-        async for event in trigger.run():
-            return event.payload
-
-    return asyncio.run(first())
-
-
 def test_spot_request_fields_reach_the_service(backend, fake):
     status = backend.submit(make_spec(), "tk-spot-fields-a1")
     assert status.phase == JobPhase.RUNNING

@@ -9,12 +9,11 @@ import time
 import pytest
 from _sagemaker_fake import Plan
 from sagemaker_testing import BUCKET, CONN_ID, FAKE_SECRET, IMAGE
-from trainkit_testing import TaskStateStore, first_trigger_event, make_context
+from trainkit_testing import TaskStateStore, TrainingTasks, first_trigger_event
 
 from airflow_trainkit._compat import TaskDeferred
 from airflow_trainkit.exceptions import TrainingJobFailed
 from airflow_trainkit.operators.training import TrainModelOperator
-from airflow_trainkit.training.identity import JobIdentity
 from airflow_trainkit.triggers.training import TrainingJobTrigger
 
 SPEC = {
@@ -29,25 +28,8 @@ SPEC = {
 }
 
 
-def context(task_id: str, try_number: int = 1, store: TaskStateStore | None = None) -> dict:
-    return make_context(
-        dag_id="sm_lifecycle",
-        run_id="manual__2026-01-05T10:00:00+00:00",
-        task_id=task_id,
-        try_number=try_number,
-        store=store,
-        with_store=store is not None,
-    )
-
-
-def operator(task_id: str, **kwargs: object) -> TrainModelOperator:
-    return TrainModelOperator(
-        task_id=task_id, backend="sagemaker", spec=kwargs.pop("spec", SPEC), conn_id=CONN_ID, **kwargs
-    )
-
-
-def job_name(task_id: str, attempt: int = 1) -> str:
-    return JobIdentity("sm_lifecycle", "manual__2026-01-05T10:00:00+00:00", task_id).job_name(attempt)
+TASKS = TrainingTasks("sagemaker", CONN_ID, SPEC, dag_id="sm_lifecycle")
+context, operator, job_name = TASKS.context, TASKS.operator, TASKS.job_name
 
 
 @pytest.mark.parametrize("with_store", [True, False])

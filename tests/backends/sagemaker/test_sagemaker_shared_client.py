@@ -6,6 +6,7 @@ import asyncio
 
 from _sagemaker_fake import Plan
 from sagemaker_testing import BUCKET, CONN_ID, IMAGE
+from trainkit_testing import trigger_event
 
 from airflow_trainkit.backends.sagemaker.backend import MAX_POOL_CONNECTIONS
 from airflow_trainkit.training.backend import shared_backend
@@ -35,16 +36,10 @@ def start_jobs(fake, prefix: str) -> list[str]:
     return names
 
 
-async def first_event(trigger: TrainingJobTrigger) -> dict:
-    async for event in trigger.run():
-        return event.payload
-    raise AssertionError("trigger ended without an event")
-
-
 async def watch(names: list[str]) -> list[dict]:
     """Every job's trigger at once in this event loop, as a triggerer runs them."""
     triggers = [TrainingJobTrigger("sagemaker", name, CONN_ID, poll_interval=0.05) for name in names]
-    return await asyncio.gather(*(first_event(trigger) for trigger in triggers))
+    return await asyncio.gather(*(trigger_event(trigger) for trigger in triggers))
 
 
 def test_triggers_on_one_connection_share_one_client_and_a_bounded_pool(fake):

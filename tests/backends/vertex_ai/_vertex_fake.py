@@ -13,17 +13,14 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from http.server import ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
-from google.cloud.aiplatform_v1.types import CustomJob
 from google.protobuf import json_format
-from trainkit_testing import ServiceHandler
+from wire_fake import Answer, ScriptedJob, WireFake
+from wire_fake import Plan as BasePlan
 
 _PARENT = r"projects/[^/]+/locations/[^/]+"
 _CREATE_OR_LIST = re.compile(rf"^/v1/({_PARENT})/customJobs$")
@@ -39,7 +36,7 @@ _LIVE = {"QUEUED", "PENDING", "RUNNING", "UPDATING"}
 
 
 @dataclass
-class Plan:
+class Plan(BasePlan):
     """What one job does: the states successive GetCustomJob calls report (the last one repeats).
 
     States are written without the ``JOB_STATE_`` prefix. The job starts ``queued_seconds`` after it
@@ -53,102 +50,41 @@ class Plan:
 
 
 @dataclass
-class Job:
-    message: Any  # the CustomJob protobuf (not proto-plus) message as stored by the service
-    plan: Plan
-    created: datetime
-    step: int = 0
-    cancel_requested: bool = False
-    cancel_reported: bool = False
-
-    @property
-    def state(self) -> str:
-        return self.plan.states[min(self.step, len(self.plan.states) - 1)]
+class Job(ScriptedJob[Plan]):
+    message: Any = None  # the CustomJob protobuf (not proto-plus) message as stored by the service
+    created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
-class FakeVertex:
+class FakeVertex(WireFake[Plan]):
     """Run with ``start()``; give the backend ``endpoint_url`` as the connection's ``api_endpoint``."""
 
+    plan_type = Plan
+
     def __init__(self) -> None:
-        self.jobs: dict[str, Job] = {}
-        self.requests: list[tuple[str, dict[str, Any]]] = []
-        self.plans: deque[Plan] = deque()
-        self.throttle_next = 0
-        self.fail_5xx_next = 0
+        super().__init__()
         self.auth_headers: set[str] = set()
         self.end_before_cancel = False  # the next cancel finds the job just SUCCEEDED (a race)
-        self.objects: dict[str, bytes] = {}
-        self.logs: dict[
-            str, list[str]
-        ] = {}  # numeric job id -> its log lines, oldest first  # "gs://bucket/path" -> content, served by the storage API
-        self.connections = 0  # TCP connections accepted since the last reset (the server keeps them alive)
-        self.lock = threading.Lock()
+        self.objects: dict[str, bytes] = {}  # "gs://bucket/path" -> content, served by the storage API
+        self.logs: dict[str, list[str]] = {}  # numeric job id -> its log lines, oldest first
         self._numbers = iter(range(7_000_000_000_000_000_000, 8_000_000_000_000_000_000, 7919))
-        self._server: ThreadingHTTPServer | None = None
 
     # -- test controls ---------------------------------------------------------------------------
-
-    def plan_next(self, plan: Plan) -> None:
-        self.plans.append(plan)
-
-    def calls(self, operation: str) -> list[dict[str, Any]]:
-        return [body for op, body in self.requests if op == operation]
 
     def job_named(self, display_name: str) -> Job:
         (job,) = [j for j in self.jobs.values() if j.message.display_name == display_name]
         return job
 
-    def reset(self) -> None:
-        with self.lock:
-            self.jobs.clear()
-            self.requests.clear()
-            self.plans.clear()
-            self.objects.clear()
-            self.logs.clear()
-            self.auth_headers.clear()
-            self.throttle_next = self.fail_5xx_next = 0
-            self.connections = 0
-            self.end_before_cancel = False
+    def _reset(self) -> None:
+        self.objects.clear()
+        self.logs.clear()
+        self.auth_headers.clear()
+        self.end_before_cancel = False
 
     # -- the server ------------------------------------------------------------------------------
 
-    def start(self) -> FakeVertex:
-        fake = self
-
-        class Handler(ServiceHandler):
-            service = fake
-
-            def _answer(self, method: str) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length).decode() if length else ""
-                status, payload = fake.handle(method, self.path, raw, self.headers.get("Authorization", ""))
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                self._answer("GET")
-
-            def do_POST(self) -> None:  # noqa: N802
-                self._answer("POST")
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-
-    @property
-    def endpoint_url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    def answer(self, method: str, path: str, headers: Any, body: bytes) -> Answer:
+        status, payload = self.handle(method, path, body.decode(), headers.get("Authorization", ""))
+        return Answer(status, payload)
 
     def handle(self, method: str, path: str, raw: str, auth: str) -> tuple[int, dict[str, Any]]:
         url = urlparse(path)
@@ -159,12 +95,11 @@ class FakeVertex:
             self.auth_headers.add(auth)
             if not auth.startswith("Bearer ") or len(auth) < 20:
                 return _error(401, "UNAUTHENTICATED", "Request is missing a valid credential")
-            if self.throttle_next > 0:
-                self.throttle_next -= 1
+            fault = self.injected_fault()
+            if fault == "throttle":
                 self.requests.append(("Throttled", {"path": url.path}))
                 return _error(429, "RESOURCE_EXHAUSTED", "Quota exceeded for aiplatform.googleapis.com")
-            if self.fail_5xx_next > 0:
-                self.fail_5xx_next -= 1
+            if fault == "5xx":
                 self.requests.append(("Unavailable", {"path": url.path}))
                 return _error(503, "UNAVAILABLE", "The service is currently unavailable.")
             if method == "POST" and (m := _CREATE_OR_LIST.match(url.path)):
@@ -187,7 +122,7 @@ class FakeVertex:
 
     def _create(self, parent: str, raw: str) -> tuple[int, dict[str, Any]]:
         try:
-            message = json_format.Parse(raw, CustomJob.pb(CustomJob()), ignore_unknown_fields=False)
+            message = json_format.Parse(raw, _custom_job_message(), ignore_unknown_fields=False)
         except json_format.ParseError as err:
             self.requests.append(("CreateCustomJob", {"invalid": str(err)}))
             return _error(400, "INVALID_ARGUMENT", f"Invalid JSON payload received. {err}")
@@ -202,8 +137,7 @@ class FakeVertex:
         message.create_time.FromDatetime(now)
         message.update_time.FromDatetime(now)
         _set_state(message, "PENDING")
-        plan = self.plans.popleft() if self.plans else Plan()
-        self.jobs[name] = Job(message=message, plan=plan, created=now)
+        self.jobs[name] = Job(plan=self.next_plan(), message=message, created=now)
         return 200, _json(message)
 
     def _list(self, parent: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -244,15 +178,7 @@ class FakeVertex:
     @staticmethod
     def _read(job: Job) -> None:
         """Report the job's next planned state (or the cancel's), as each read of it does."""
-        if job.cancel_requested and job.state not in _TERMINAL:
-            state = "CANCELLED" if job.cancel_reported else "CANCELLING"
-            job.cancel_reported = True
-            if state == "CANCELLED":
-                job.plan.states, job.step = ["CANCELLED"], 0
-        else:
-            state = job.state
-            job.step += 1
-        _advance(job, state)
+        _advance(job, job.read(terminal=_TERMINAL, stopping="CANCELLING", stopped="CANCELLED"))
 
     def _entries(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         """Cloud Logging's entries:list for one job's ``ml_job`` resource, newest first."""
@@ -275,15 +201,23 @@ class FakeVertex:
             return _error(404, "NOT_FOUND", f"CustomJob {name} is not found.")
         if self.end_before_cancel:
             self.end_before_cancel = False
-            job.plan.states, job.step = ["SUCCEEDED"], 0
+            job.end_as("SUCCEEDED")
             _advance(job, "SUCCEEDED")
         current = _state_name(job.message)
-        if job.cancel_requested or current not in _LIVE:
+        if job.stop_requested or current not in _LIVE:
             return _error(
                 400, "FAILED_PRECONDITION", f"Cannot cancel CustomJob {name} in state JOB_STATE_{current}."
             )
-        job.cancel_requested = True
+        job.stop_requested = True
         return 200, {}
+
+
+def _custom_job_message() -> Any:
+    """An empty ``CustomJob`` protobuf message. Imported here, not at the top: importing
+    ``aiplatform_v1`` takes seconds, and every test module that names ``Plan`` imports this file."""
+    from google.cloud.aiplatform_v1.types import CustomJob
+
+    return CustomJob.pb(CustomJob())
 
 
 def _advance(job: Job, state: str) -> None:

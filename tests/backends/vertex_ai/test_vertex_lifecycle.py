@@ -8,18 +8,14 @@ import time
 
 import pytest
 from _vertex_fake import Plan
-from trainkit_testing import TaskStateStore, first_trigger_event, make_context
+from trainkit_testing import TaskStateStore, TrainingTasks, first_trigger_event
 from vertex_testing import BUCKET, CONN_ID, IMAGE, secret_fragments
 
 from airflow_trainkit._compat import TaskDeferred
 from airflow_trainkit.exceptions import TrainingJobFailed
-from airflow_trainkit.operators.training import TrainModelOperator
-from airflow_trainkit.training.identity import JobIdentity
 from airflow_trainkit.training.spec import TrainingJobSpec
 from airflow_trainkit.triggers.training import TrainingJobTrigger
 
-DAG_ID = "vertex_lifecycle"
-RUN_ID = "manual__2026-01-05T10:00:00+00:00"
 SPEC = {
     "command": ["python", "-m", "trainer.task"],
     "image": IMAGE,
@@ -32,25 +28,8 @@ SPEC = {
 }
 
 
-def context(task_id: str, try_number: int = 1, store: TaskStateStore | None = None) -> dict:
-    return make_context(
-        dag_id=DAG_ID,
-        run_id=RUN_ID,
-        task_id=task_id,
-        try_number=try_number,
-        store=store,
-        with_store=store is not None,
-    )
-
-
-def operator(task_id: str, **kwargs: object) -> TrainModelOperator:
-    return TrainModelOperator(
-        task_id=task_id, backend="vertex_ai", spec=kwargs.pop("spec", SPEC), conn_id=CONN_ID, **kwargs
-    )
-
-
-def job_name(task_id: str, attempt: int = 1) -> str:
-    return JobIdentity(DAG_ID, RUN_ID, task_id).job_name(attempt)
+TASKS = TrainingTasks("vertex_ai", CONN_ID, SPEC, dag_id="vertex_lifecycle")
+context, operator, job_name = TASKS.context, TASKS.operator, TASKS.job_name
 
 
 @pytest.mark.parametrize("with_store", [True, False])

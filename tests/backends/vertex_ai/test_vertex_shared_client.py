@@ -6,6 +6,7 @@ import asyncio
 
 from _vertex_fake import Plan
 from requests.adapters import DEFAULT_POOLSIZE
+from trainkit_testing import trigger_event
 from vertex_testing import BUCKET, CONN_ID, IMAGE
 
 from airflow_trainkit.training.backend import shared_backend
@@ -19,12 +20,6 @@ SPEC = TrainingJobSpec.parse(
 )
 
 
-async def first_event(trigger: TrainingJobTrigger) -> dict:
-    async for event in trigger.run():
-        return event.payload
-    raise AssertionError("trigger ended without an event")
-
-
 def test_triggers_on_one_connection_share_one_client_and_its_pool(fake):
     backend = shared_backend("vertex_ai", CONN_ID)
     refs = []
@@ -36,7 +31,7 @@ def test_triggers_on_one_connection_share_one_client_and_its_pool(fake):
 
     async def watch() -> list[dict]:
         triggers = [TrainingJobTrigger("vertex_ai", ref, CONN_ID, poll_interval=0.05) for ref in refs]
-        return await asyncio.gather(*(first_event(trigger) for trigger in triggers))
+        return await asyncio.gather(*(trigger_event(trigger) for trigger in triggers))
 
     events = asyncio.run(watch())
 

@@ -1,0 +1,453 @@
+"""A local Azure ML workspace (ARM), token endpoint and blob store, answering the real azure-ai-ml client.
+
+The backend reaches it through its connection's ``api_endpoint`` (a redirecting azure-core transport:
+the SDK still builds requests for ``management.azure.com``, ``login.microsoftonline.com`` and
+``<account>.blob.core.windows.net``, which arrive here with the original host in ``X-Forwarded-Host``).
+
+Each created job follows a plan (the states successive GETs report), cancel moves a live job to
+CancelRequested then Canceled, and throttling (429, with or without ``Retry-After``), 5xx answers and
+failing cancel POSTs can be injected. Every job and environment body is checked field by field
+against the SDK's own REST models (``azure.ai.ml._restclient.arm_ml_service.models``: unknown fields,
+wrong types, unknown discriminators and enum values are refused, as the service would) and against
+the rules the service enforces beyond the shape. Nothing here lists jobs: a listing is a 404.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+import re
+import typing
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+
+from wire_fake import Answer, ScriptedJob, WireFake
+from wire_fake import Plan as BasePlan
+
+ARM = "management.azure.com"
+LOGIN = "login.microsoftonline.com"
+_WS = r"/subscriptions/([^/]+)/resourceGroups/([^/]+)/providers/Microsoft\.MachineLearningServices/workspaces/([^/]+)"
+_JOB = re.compile(rf"^{_WS}/jobs/([^/]+)$")
+_CANCEL = re.compile(rf"^{_WS}/jobs/([^/]+)/cancel$")
+_ENV = re.compile(rf"^{_WS}/environments/([^/]+)/versions/([^/]+)$")
+_COMPUTE = re.compile(rf"^{_WS}/computes/([^/]+)$")
+_DATASTORE = re.compile(rf"^{_WS}/datastores/([^/]+)$")
+_OPERATION = re.compile(
+    r"^/subscriptions/[^/]+/providers/Microsoft\.MachineLearningServices/locations/[^/]+/mfeOperationResults/(.+)$"
+)
+_BLOB_HOST = re.compile(r"^([a-z0-9]+)\.blob\.core\.windows\.net$")
+_TERMINAL = {"Completed", "Failed", "Canceled", "NotResponding", "Paused"}
+_LIVE = {"NotStarted", "Queued", "Preparing", "Provisioning", "Starting", "Running", "Finalizing"}
+_JOB_TIERS = {"null", "spot", "basic", "standard", "premium"}
+_JOB_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_-]{0,254}$")
+_ENV_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+@dataclass
+class Plan(BasePlan):
+    """What one job does: the states successive GETs report (the last one repeats).
+
+    The job starts ``queued_seconds`` after it was created and runs ``run_seconds``, so its
+    ``StartTimeUtc`` / ``EndTimeUtc`` (and billable time) are known in advance.
+    """
+
+    states: list[str] = field(default_factory=lambda: ["NotStarted", "Queued", "Running", "Completed"])
+    queued_seconds: int = 30
+    run_seconds: int = 400
+
+
+@dataclass
+class Job(ScriptedJob[Plan]):
+    body: dict[str, Any] = field(default_factory=dict)
+    created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+
+
+class FakeAzureML(WireFake[Plan]):
+    """Run with ``start()``; give the backend ``endpoint_url`` as the connection's ``api_endpoint``."""
+
+    plan_type = Plan
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tokens: set[str] = set()
+        self.auth_headers: set[str] = set()
+        self.token_requests: list[dict[str, str]] = []  # form fields of token requests, secret left out
+        self.secrets_seen: list[str] = []  # client secrets the token endpoint received (to check no leak)
+        self.computes: dict[str, dict[str, Any]] = {}
+        self.datastores: dict[str, dict[str, Any]] = {}
+        self.blobs: dict[tuple[str, str, str], bytes] = {}  # (account, container, path) -> content
+        self.retry_after: str | None = None  # Retry-After of injected throttles (None: no header)
+        self.cancel_faults: list[int] = []  # statuses the next cancel POSTs answer (no Retry-After)
+        self.end_before_cancel = False  # the next cancel finds the job just Completed (a race)
+
+    # -- test controls ---------------------------------------------------------------------------
+
+    def job(self, name: str) -> Job:
+        return self.jobs[name]
+
+    def add_cluster(self, name: str, vm_size: str, *, low_priority: bool, max_nodes: int = 4) -> None:
+        self.computes[name] = {
+            "computeType": "AmlCompute",
+            "computeLocation": "eastus",
+            "provisioningState": "Succeeded",
+            "properties": {
+                "vmSize": vm_size,
+                "vmPriority": "LowPriority" if low_priority else "Dedicated",
+                "scaleSettings": {"maxNodeCount": max_nodes, "minNodeCount": 0},
+            },
+        }
+
+    def add_datastore(self, name: str, account: str, container: str) -> None:
+        self.datastores[name] = {
+            "datastoreType": "AzureBlob",
+            "accountName": account,
+            "containerName": container,
+            "endpoint": "core.windows.net",
+            "protocol": "https",
+            "credentials": {"credentialsType": "None"},
+        }
+
+    def put_blob(self, account: str, container: str, path: str, data: bytes) -> None:
+        self.blobs[(account, container, path)] = data
+
+    def _reset(self) -> None:
+        self.auth_headers.clear()
+        self.token_requests.clear()
+        self.computes.clear()
+        self.datastores.clear()
+        self.blobs.clear()
+        self.retry_after = None
+        self.cancel_faults = []
+        self.end_before_cancel = False
+
+    # -- the server ------------------------------------------------------------------------------
+
+    def answer(self, method: str, path: str, headers: Any, body: bytes) -> Answer:
+        host = (headers.get("X-Forwarded-Host") or "").split(":")[0]
+        url = urlparse(path)
+        route = unquote(url.path)
+        with self.lock:
+            if host == LOGIN:
+                return self._login(method, route, body)
+            auth = headers.get("Authorization", "")
+            self.auth_headers.add(auth)
+            if not auth.startswith("Bearer ") or auth[len("Bearer ") :] not in self.tokens:
+                return _error(401, "InvalidAuthenticationToken", "The access token is invalid.")
+            if (m := _BLOB_HOST.match(host)) is not None:
+                return self._blob(method, m.group(1), route)
+            if host != ARM:
+                return _error(404, "NoRoute", f"no service at host {host!r}")
+            fault = self.injected_fault()
+            if fault == "throttle":
+                self.requests.append(("Throttled", {"path": route}))
+                headers_out = {"Retry-After": self.retry_after} if self.retry_after is not None else {}
+                return Answer(429, _error_body("TooManyRequests", "Rate limit exceeded"), headers_out)
+            if fault == "5xx":
+                self.requests.append(("Unavailable", {"path": route}))
+                return _error(503, "ServiceUnavailable", "The service is temporarily unavailable.")
+            if method == "PUT" and (m := _JOB.match(route)):
+                return self._create(m.groups(), body)
+            if method == "GET" and (m := _JOB.match(route)):
+                return self._get(m.group(4))
+            if method == "POST" and (m := _CANCEL.match(route)):
+                return self._cancel(m.groups())
+            if method == "PUT" and (m := _ENV.match(route)):
+                return self._environment(route, m.group(4), m.group(5), body)
+            if method == "GET" and (m := _COMPUTE.match(route)):
+                return self._compute(route, m.group(4))
+            if method == "GET" and (m := _DATASTORE.match(route)):
+                return self._datastore(route, m.group(4))
+            if method == "GET" and _OPERATION.match(route):
+                self.requests.append(("GetOperationResult", {"path": route}))
+                return Answer(200, {})
+            return _error(404, "NoRoute", f"no route {method} {route}")
+
+    def _login(self, method: str, route: str, body: bytes) -> Answer:
+        tenant = route.strip("/").split("/", 1)[0]
+        if method == "GET" and route.endswith("/v2.0/.well-known/openid-configuration"):
+            base = f"https://{LOGIN}/{tenant}"
+            return Answer(
+                200,
+                {
+                    "token_endpoint": f"{base}/oauth2/v2.0/token",
+                    "authorization_endpoint": f"{base}/oauth2/v2.0/authorize",
+                    "issuer": f"{base}/v2.0",
+                    "device_authorization_endpoint": f"{base}/oauth2/v2.0/devicecode",
+                },
+            )
+        if method == "POST" and route.endswith("/oauth2/v2.0/token"):
+            form = {k: v[-1] for k, v in parse_qs(body.decode()).items()}
+            if "client_secret" in form:
+                self.secrets_seen.append(form.pop("client_secret"))
+            self.token_requests.append({"tenant": tenant, **form})
+            if not form.get("client_id") or "scope" not in form:
+                return Answer(400, {"error": "invalid_request", "error_description": "client_id and scope"})
+            token = f"fake-token-{uuid.uuid4().hex}"
+            self.tokens.add(token)
+            return Answer(
+                200,
+                {"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token},
+            )
+        return Answer(404, {"error": "not_found", "error_description": route})
+
+    def _create(self, ids: tuple[str, ...], raw: bytes) -> Answer:
+        sub, group, ws, name = ids
+        body = json.loads(raw or b"{}")
+        self.requests.append(("CreateJob", {"name": name, **body}))
+        problems = model_problems("JobBase", body) or _job_rules(name, body)
+        if problems:
+            return _error(400, "UserError", "; ".join(problems))
+        if name in self.jobs:
+            return _error(409, "UserError", f"A job with the name {name} already exists.")
+        now = datetime.now(timezone.utc).replace(microsecond=0)
+        props = json.loads(json.dumps(body["properties"]))  # the record keeps what was sent
+        props["status"] = "NotStarted"
+        wsid = f"/subscriptions/{sub}/resourcegroups/{group}/workspaces/{ws}"
+        props["services"] = {
+            "Studio": {
+                "jobServiceType": "Studio",
+                "endpoint": f"https://ml.azure.com/runs/{name}?wsid={wsid}",
+            }
+        }
+        props.setdefault("properties", {})
+        stored = {
+            "id": f"/subscriptions/{sub}/resourceGroups/{group}/providers/Microsoft.MachineLearningServices/workspaces/{ws}/jobs/{name}",
+            "name": name,
+            "type": "Microsoft.MachineLearningServices/workspaces/jobs",
+            "systemData": {"createdAt": now.isoformat().replace("+00:00", "Z"), "createdBy": "trainkit-test"},
+            "properties": props,
+        }
+        self.jobs[name] = Job(plan=self.next_plan(), body=stored, created=now)
+        return Answer(201, stored)
+
+    def _get(self, name: str) -> Answer:
+        self.requests.append(("GetJob", {"name": name}))
+        job = self.jobs.get(name)
+        if job is None:
+            return _error(404, "UserError", f"Could not find job {name}")
+        _advance(job, job.read(terminal=_TERMINAL, stopping="CancelRequested", stopped="Canceled"))
+        return Answer(200, job.body)
+
+    def _cancel(self, ids: tuple[str, ...]) -> Answer:
+        sub, _group, _ws, name = ids
+        self.requests.append(("CancelJob", {"name": name}))
+        if self.cancel_faults:
+            code = self.cancel_faults.pop(0)
+            self.requests.append(("CancelFault", {"name": name, "status": code}))
+            return _error(code, "TooManyRequests" if code == 429 else "BadGateway", f"injected {code}")
+        job = self.jobs.get(name)
+        if job is None:
+            return _error(404, "UserError", f"Could not find job {name}")
+        if self.end_before_cancel:
+            self.end_before_cancel = False
+            job.end_as("Completed")
+            _advance(job, "Completed")
+        current = job.body["properties"]["status"]
+        if current in _TERMINAL:
+            return _error(400, "UserError", f"Cannot cancel job {name} in status {current}")
+        job.stop_requested = True
+        location = (
+            f"https://{ARM}/subscriptions/{sub}/providers/Microsoft.MachineLearningServices/locations/eastus/"
+            f"mfeOperationResults/jc:{name}?api-version=2023-04-01-preview"
+        )
+        return Answer(202, {}, {"Location": location})
+
+    def _environment(self, route: str, name: str, version: str, raw: bytes) -> Answer:
+        body = json.loads(raw or b"{}")
+        self.requests.append(("CreateEnvironment", {"name": name, "version": version, **body}))
+        problems = model_problems("EnvironmentVersion", body)
+        if not (body.get("properties") or {}).get("image"):
+            problems.append("properties.image is required for an image environment")
+        if problems:
+            return _error(400, "UserError", "; ".join(problems))
+        return Answer(201, {"id": route, "name": version, "properties": body["properties"]})
+
+    def _compute(self, route: str, name: str) -> Answer:
+        self.requests.append(("GetCompute", {"name": name}))
+        if name not in self.computes:
+            return _error(404, "ResourceNotFound", f"Compute {name} not found")
+        return Answer(
+            200, {"id": route, "name": name, "location": "eastus", "properties": self.computes[name]}
+        )
+
+    def _datastore(self, route: str, name: str) -> Answer:
+        self.requests.append(("GetDatastore", {"name": name}))
+        if name not in self.datastores:
+            return _error(404, "UserError", f"Datastore {name} not found")
+        return Answer(200, {"id": route, "name": name, "properties": self.datastores[name]})
+
+    def _blob(self, method: str, account: str, route: str) -> Answer:
+        container, _, path = route.lstrip("/").partition("/")
+        self.requests.append(("GetBlob", {"account": account, "container": container, "path": path}))
+        data = self.blobs.get((account, container, path))
+        if method != "GET":
+            return Answer(405, b"", {"x-ms-error-code": "UnsupportedHttpVerb"})
+        if data is None:
+            return Answer(404, b"", {"x-ms-error-code": "BlobNotFound"})
+        return Answer(
+            206 if data else 200,
+            data,
+            {
+                "x-ms-blob-type": "BlockBlob",
+                "ETag": '"0x8DC0000000000"',
+                "Last-Modified": "Mon, 05 Jan 2026 10:00:00 GMT",
+                **({"Content-Range": f"bytes 0-{len(data) - 1}/{len(data)}"} if data else {}),
+            },
+        )
+
+
+def _advance(job: Job, state: str) -> None:
+    """Write ``state`` and the times it implies into the stored job."""
+    props = job.body["properties"]
+    props["status"] = state
+    started = job.created + timedelta(seconds=job.plan.queued_seconds)
+    extra = props.setdefault("properties", {})
+    ran = state in ("Running", "Finalizing", "Completed") or (
+        state not in _LIVE - {"Running"} and "Running" in job.plan.states
+    )
+    if ran and "StartTimeUtc" not in extra:
+        extra["StartTimeUtc"] = _stamp(started)
+    if state in _TERMINAL and "EndTimeUtc" not in extra:
+        end = started + timedelta(seconds=job.plan.run_seconds) if "StartTimeUtc" in extra else started
+        extra["EndTimeUtc"] = _stamp(end)
+
+
+def _stamp(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%f") + "0Z"  # seven fractional digits, as Azure writes
+
+
+def _job_rules(name: str, body: dict[str, Any]) -> list[str]:
+    """Rules the service enforces on a command job beyond the model's shape."""
+    out = []
+    props = body.get("properties") or {}
+    if not _JOB_NAME.match(name):
+        out.append(f"job name {name!r} is not valid")
+    if props.get("jobType") != "Command":
+        out.append(f"jobType must be Command, got {props.get('jobType')!r}")
+    if not props.get("command"):
+        out.append("properties.command is required")
+    if not props.get("environmentId"):
+        out.append("properties.environmentId is required")
+    resources = props.get("resources") or {}
+    if not props.get("computeId") and not resources.get("instanceType"):
+        out.append("serverless jobs need resources.instanceType")
+    tier = (props.get("queueSettings") or {}).get("jobTier")
+    if tier is not None and str(tier).lower() not in _JOB_TIERS:
+        out.append(f"queueSettings.jobTier {tier!r} is not a job tier")
+    if tier is not None and props.get("computeId"):
+        out.append("queueSettings.jobTier applies to serverless compute only")
+    for key in props.get("environmentVariables") or {}:
+        if not _ENV_NAME.match(key):
+            out.append(f"environmentVariables: bad name {key!r}")
+    for kind in ("inputs", "outputs"):
+        for key in props.get(kind) or {}:
+            if not _ENV_NAME.match(key):
+                out.append(f"{kind}: bad name {key!r}")
+    for placeholder in re.findall(r"\$\{\{(inputs|outputs)\.([^}]+)\}\}", str(props.get("command"))):
+        if placeholder[1] not in (props.get(placeholder[0]) or {}):
+            out.append(
+                f"command uses ${{{{{placeholder[0]}.{placeholder[1]}}}}} that the job does not define"
+            )
+    timeout = (props.get("limits") or {}).get("timeout")
+    if timeout is not None and not re.match(
+        r"^P(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+(?:\.\d+)?S)?)?$", timeout
+    ):
+        out.append(f"limits.timeout {timeout!r} is not an ISO 8601 duration")
+    return out
+
+
+# -- checking a body against the SDK's REST models -------------------------------------------------
+
+
+def model_problems(model_name: str, data: Any) -> list[str]:
+    """Every way ``data`` breaks the SDK's REST model ``model_name`` (empty when it fits)."""
+    from azure.ai.ml._restclient.arm_ml_service import models
+
+    return _problems(getattr(models, model_name), data, "body")
+
+
+def _namespace() -> dict[str, Any]:
+    from azure.ai.ml._restclient.arm_ml_service import models
+    from azure.ai.ml._restclient.arm_ml_service.models import _models
+
+    return {**vars(_models), "_models": models}
+
+
+def _problems(cls: Any, data: Any, path: str) -> list[str]:
+    if not isinstance(data, dict):
+        return [f"{path}: expected an object for {cls.__name__}, got {type(data).__name__}"]
+    cls.__new__(cls)  # a model computes its field table on first construction
+    mapping = getattr(cls, "__mapping__", None)
+    if mapping:
+        disc = next((rf._rest_name for rf in cls._attr_to_rest_field.values() if rf._is_discriminator), None)
+        if disc and disc in data:
+            if data[disc] not in mapping:
+                return [f"{path}.{disc}: unknown {cls.__name__} kind {data[disc]!r}"]
+            cls = mapping[data[disc]]
+            cls.__new__(cls)
+    fields = {rf._rest_name: attr for attr, rf in cls._attr_to_rest_field.items()}
+    hints = typing.get_type_hints(cls, globalns=_namespace())
+    out: list[str] = []
+    for key, value in data.items():
+        if key not in fields:
+            out.append(f"{path}.{key}: not a field of {cls.__name__}")
+            continue
+        out += _value_problems(hints.get(fields[key]), value, f"{path}.{key}")
+    return out
+
+
+def _value_problems(kind: Any, value: Any, path: str) -> list[str]:
+    if kind is None or value is None or kind is typing.Any:
+        return []
+    origin = typing.get_origin(kind)
+    if origin is typing.Union:
+        results = [_value_problems(a, value, path) for a in typing.get_args(kind) if a is not type(None)]
+        return [] if any(not r for r in results) else results[0]
+    if origin is typing.Literal:
+        return (
+            []
+            if value in typing.get_args(kind)
+            else [f"{path}: {value!r} is not one of {typing.get_args(kind)}"]
+        )
+    if origin is dict or kind is dict:
+        if not isinstance(value, dict):
+            return [f"{path}: expected an object, got {value!r}"]
+        args = typing.get_args(kind)
+        return [
+            p
+            for k, v in value.items()
+            for p in (_value_problems(args[1], v, f"{path}[{k!r}]") if args else [])
+        ]
+    if origin is list:
+        if not isinstance(value, list):
+            return [f"{path}: expected a list, got {value!r}"]
+        (item,) = typing.get_args(kind)
+        return [p for i, v in enumerate(value) for p in _value_problems(item, v, f"{path}[{i}]")]
+    if isinstance(kind, type) and issubclass(kind, enum.Enum):
+        allowed = {str(m.value).lower() for m in kind}
+        return [] if str(value).lower() in allowed else [f"{path}: {value!r} is not a {kind.__name__}"]
+    if isinstance(kind, type) and getattr(kind, "_is_model", False):
+        return _problems(kind, value, path)
+    if kind in (dt.datetime, dt.timedelta, dt.date):
+        return [] if isinstance(value, str) else [f"{path}: expected a string, got {value!r}"]
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return [] if ok else [f"{path}: expected a number, got {value!r}"]
+    if kind is int:
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        return [] if ok else [f"{path}: expected an integer, got {value!r}"]
+    if isinstance(kind, type):
+        return [] if isinstance(value, kind) else [f"{path}: expected {kind.__name__}, got {value!r}"]
+    return [f"{path}: cannot check the type {kind}"]
+
+
+def _error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def _error(status: int, code: str, message: str) -> Answer:
+    return Answer(status, _error_body(code, message))
