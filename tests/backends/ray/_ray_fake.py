@@ -7,27 +7,21 @@ one) as Ray's token authentication does. Everything else is the real cluster's b
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import ThreadingHTTPServer
 from typing import Any
 
-from trainkit_testing import ServiceHandler
+from wire_fake import Answer, WireFake
 
 
-class FakeRayJobs:
+class FakeRayJobs(WireFake):
+    """Run with ``start()``; ``endpoint_url`` is the Jobs API address. ``faults`` is the planned run of
+    status codes the next GETs answer before the job's real answer."""
+
     def __init__(self, token: str | None = None) -> None:
+        super().__init__()
         self.token = token
-        self.lock = threading.Lock()
-        self.connections = 0
         self.faults: list[int] = []
         self.answers: list[int] = []
         self.auth_headers: list[str] = []
-        self.jobs: dict[str, dict[str, Any]] = {}
-        handler = type("Handler", (_Handler,), {"service": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.address = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def add_job(self, submission_id: str, status: str = "SUCCEEDED") -> None:
         self.jobs[submission_id] = {
@@ -43,49 +37,32 @@ class FakeRayJobs:
             "driver_exit_code": 0,
         }
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def _reset(self) -> None:
+        self.faults.clear()
+        self.answers.clear()
+        self.auth_headers.clear()
+
+    def answer(self, method: str, path: str, headers: Any, body: bytes) -> Answer:
+        with self.lock:
+            answer = self._answer(method, path, headers.get("Authorization", ""))
+            self.answers.append(answer.status)
+        return answer
+
+    def _answer(self, method: str, path: str, header: str) -> Answer:
+        self.auth_headers.append(header)
+        if self.token is not None and not header:
+            return _text(401, "Unauthorized: Missing authentication token")
+        if self.token is not None and header != f"Bearer {self.token}":
+            return _text(403, "Forbidden: Invalid authentication token")
+        if method != "GET":
+            return _text(405, f"{method} is not served by this fake")
+        if self.faults:
+            return _text(self.faults.pop(0), "Traceback (most recent call last):\n  ...\nRuntimeError: busy")
+        job_id = path.rstrip("/").rsplit("/", 1)[-1]
+        job = self.jobs.get(job_id)
+        return Answer(200, job) if job is not None else _text(404, f"Job {job_id} does not exist")
 
 
-class _Handler(ServiceHandler):
-    service: FakeRayJobs
-
-    def _answer(self, status: int, body: Any) -> None:
-        data = (json.dumps(body) if not isinstance(body, str) else body).encode()
-        with self.service.lock:
-            self.service.answers.append(status)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json" if status < 400 else "text/plain")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _authorized(self) -> bool:
-        header = self.headers.get("Authorization", "")
-        with self.service.lock:
-            self.service.auth_headers.append(header)
-        if self.service.token is None:
-            return True
-        if not header:
-            self._answer(401, "Unauthorized: Missing authentication token")
-            return False
-        if header != f"Bearer {self.service.token}":
-            self._answer(403, "Forbidden: Invalid authentication token")
-            return False
-        return True
-
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-        if not self._authorized():
-            return
-        with self.service.lock:
-            fault = self.service.faults.pop(0) if self.service.faults else None
-        if fault is not None:
-            self._answer(fault, "Traceback (most recent call last):\n  ...\nRuntimeError: busy")
-            return
-        job_id = self.path.rstrip("/").rsplit("/", 1)[-1]
-        job = self.service.jobs.get(job_id)
-        if job is None:
-            self._answer(404, f"Job {job_id} does not exist")
-        else:
-            self._answer(200, job)
+def _text(status: int, message: str) -> Answer:
+    """Ray's dashboard answers errors as plain text."""
+    return Answer(status, message.encode(), {"Content-Type": "text/plain"})

@@ -32,9 +32,9 @@ SPEC = {
 
 @pytest.fixture
 def fake():
-    server = FakeRayJobs(token=TOKEN)
+    server = FakeRayJobs(token=TOKEN).start()
     yield server
-    server.close()
+    server.stop()
 
 
 def backend_on(monkeypatch, address: str, token: str | None = None, conn_id: str = "ray_fake", **extra):
@@ -91,7 +91,7 @@ def test_the_request_maps_the_spec(monkeypatch):
     ],
 )
 def test_bad_specs_are_refused_naming_field_and_value(monkeypatch, fake, change, match):
-    backend = backend_on(monkeypatch, fake.address, TOKEN)
+    backend = backend_on(monkeypatch, fake.endpoint_url, TOKEN)
     with pytest.raises(ValueError, match=match):
         backend.check(TrainingJobSpec.parse({**SPEC, **change}))
     assert fake.answers == []  # nothing was called, let alone submitted
@@ -103,7 +103,7 @@ def test_a_working_dir_too_large_is_refused_before_any_call(monkeypatch, fake, t
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "train.py").write_text("print('hi')\n")
     (tmp_path / "src" / "weights.bin").write_bytes(os.urandom(3 * 2**20))  # does not compress
-    backend = backend_on(monkeypatch, fake.address, TOKEN, max_package_mb=2)
+    backend = backend_on(monkeypatch, fake.endpoint_url, TOKEN, max_package_mb=2)
     spec = TrainingJobSpec.parse(
         {
             "command": ["python", "train.py"],
@@ -152,13 +152,13 @@ def test_a_refused_token_is_authentication_failed_naming_the_connection_never_th
     monkeypatch, fake, caplog
 ):
     caplog.set_level(logging.DEBUG)
-    wrong = backend_on(monkeypatch, fake.address, "wrong-token-0000", conn_id="ray_wrong")
+    wrong = backend_on(monkeypatch, fake.endpoint_url, "wrong-token-0000", conn_id="ray_wrong")
     with pytest.raises(TrainingJobUnreachable) as refused:
         wrong.check(TrainingJobSpec.parse({**SPEC, "accelerator": None}))
         wrong.submit(TrainingJobSpec.parse({**SPEC, "accelerator": None}), "tk-x-a1")
     assert "authentication failed" in str(refused.value) and "'ray_wrong'" in str(refused.value)
     assert "HTTP 403" in str(refused.value) and not refused.value.transient
-    anonymous = backend_on(monkeypatch, fake.address, conn_id="ray_anonymous")
+    anonymous = backend_on(monkeypatch, fake.endpoint_url, conn_id="ray_anonymous")
     with pytest.raises(
         TrainingJobUnreachable, match=r"authentication failed: .* a call without a token .*\(HTTP 401\)"
     ):
@@ -169,7 +169,7 @@ def test_a_refused_token_is_authentication_failed_naming_the_connection_never_th
 
 
 def test_throttling_and_5xx_storms_while_polling_do_not_fail_the_wait(monkeypatch, fake, caplog):
-    backend = backend_on(monkeypatch, fake.address, TOKEN, conn_id="ray_storm")
+    backend = backend_on(monkeypatch, fake.endpoint_url, TOKEN, conn_id="ray_storm")
     fake.add_job("tk-storm-a1")
     fake.faults = [429] * 4 + [500, 502, 503, 504]
     event = first_trigger_event(TrainingJobTrigger("ray", "tk-storm-a1", "ray_storm", poll_interval=0.0005))
@@ -182,7 +182,7 @@ def test_throttling_and_5xx_storms_while_polling_do_not_fail_the_wait(monkeypatc
 
 
 def test_a_job_that_does_not_exist_long_after_submit_ends_the_wait(monkeypatch, fake):
-    backend_on(monkeypatch, fake.address, TOKEN, conn_id="ray_missing")
+    backend_on(monkeypatch, fake.endpoint_url, TOKEN, conn_id="ray_missing")
     from airflow_trainkit.training.backend import JobRef
 
     ref = JobRef(backend="ray", job_name="tk-gone-a1", submitted_at=time.time() - 3600).to_dict()
