@@ -69,8 +69,8 @@ def test_compare_operator_picks_cheapest_and_writes_report(home: Path) -> None:
     assert set(rows) == {"sagemaker", "vertex_ai", "azure_ml", "onprem", "ray"}
     assert rows["sagemaker"]["backend"] == "sagemaker"
     assert rows["sagemaker"]["instance_type"] == "ml.g4dn.xlarge"
-    assert rows["azure_ml"]["left_out"] == "quote only: no azure_ml training backend is installed"
-    assert result["left_out"] == {"azure_ml": "quote only: no azure_ml training backend is installed"}
+    assert rows["azure_ml"]["left_out"] == "" and rows["azure_ml"]["backend"] == "azure_ml"
+    assert result["left_out"] == {}
     assert float(rows["sagemaker"]["total"]) == pytest.approx(0.736 * 2)
     assert rows["sagemaker"]["price_source"].startswith(
         "AWS bulk price file AmazonSageMaker published 2026-09-24"
@@ -105,7 +105,8 @@ def test_compare_operator_bad_input(home: Path) -> None:
     )
     with pytest.raises(
         ValueError,
-        match="no backend can train this job here with a current size; left out: azure_ml: quote only",
+        match="no backend can train this job here with a current size; left out: azure_ml: retired size: "
+        "Standard_NC6s_v3",
     ):
         op.execute(_context(task_id="q"))
     # The report is stored before the task fails, so the user can see why.

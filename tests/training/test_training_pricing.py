@@ -11,7 +11,6 @@ from airflow_trainkit.training.backend import TrainingBackend, register_backend
 from airflow_trainkit.training.capabilities import Capabilities
 from airflow_trainkit.training.pricing import (
     PRICE_APIS,
-    QUOTE_ONLY,
     BackendPricing,
     pricing_registry,
 )
@@ -30,24 +29,23 @@ def _backend(name: str, pricing, capabilities: Capabilities | None = None) -> ty
     return register_backend(name)(cls)
 
 
-def test_the_built_in_backends_and_azure_ml_are_declared() -> None:
+def test_the_built_in_backends_are_declared() -> None:
     registry = pricing_registry()
-    assert set(registry.names()) == {"onprem", "sagemaker", "vertex_ai", "ray", "azure_ml"}
-    assert registry.names()[-1] == "azure_ml"  # quote-only entries come after installed backends
+    assert set(registry.names()) == {"onprem", "sagemaker", "vertex_ai", "azure_ml", "ray"}
     sagemaker, vertex, onprem, azure = (
         registry.entries[n] for n in ("sagemaker", "vertex_ai", "onprem", "azure_ml")
     )
-    assert sagemaker.trainable and vertex.trainable and onprem.trainable
+    assert all(entry.trainable and entry.backend is not None for entry in registry.entries.values())
     assert sagemaker.backend is not None and sagemaker.backend.pricing is sagemaker.pricing
     assert (sagemaker.pricing.instance_table, sagemaker.pricing.spot_rate) == ("sagemaker", "on_demand")
     assert "BillableTimeInSeconds" in sagemaker.pricing.basis
     assert (vertex.pricing.instance_table, vertex.pricing.spot_rate) == ("vertex_ai", "spot")
+    assert (azure.pricing.instance_table, azure.pricing.price_api) == ("azure_ml", "azure_retail_prices")
     assert (onprem.pricing.instance_table, onprem.pricing.rows) == (None, "onprem_settings")
-    assert not azure.trainable and azure.backend is None
-    assert azure.why_not_trainable() == "quote only: no azure_ml training backend is installed"
+    assert registry.entries["ray"].pricing.rows == "onprem_settings"  # priced on the same settings
     # Nobody invents a minimum: every built-in bills per second as far as the project knows.
     assert {e.pricing.minimum_billed_seconds for e in registry.entries.values()} == {0.0}
-    assert registry.catalog_keys() == ["onprem", "sagemaker", "vertex_ai", "azure_ml"]
+    assert sorted(registry.catalog_keys()) == ["azure_ml", "onprem", "sagemaker", "vertex_ai"]
     assert registry.settings_keys() == {"onprem"}
     assert {e.pricing.price_api for e in registry.entries.values()} == {None, *PRICE_APIS}
     assert registry.unpriced == {}
@@ -124,9 +122,18 @@ def test_a_backend_class_declares_its_pricing_and_is_priced(registry_copy) -> No
     assert "acme_cloud" in pricing_registry().catalog_keys()
 
 
-def test_a_backend_replaces_the_quote_only_entry_of_its_name(registry_copy) -> None:
-    _backend("azure_ml", dataclasses.replace(QUOTE_ONLY["azure_ml"], trainable=True))
-    entry = pricing_registry().entries["azure_ml"]
+def test_a_backend_replaces_the_quote_only_entry_of_its_name(registry_copy, monkeypatch) -> None:
+    from airflow_trainkit.training import pricing
+
+    quoted = dataclasses.replace(pricing_registry().get("vertex_ai").pricing, catalog_key="vertex_ai")
+    monkeypatch.setitem(pricing.QUOTE_ONLY, "acme_quoted", dataclasses.replace(quoted, trainable=False))  # type: ignore[arg-type]
+    entry = pricing_registry().entries["acme_quoted"]
+    assert (
+        not entry.trainable
+        and entry.why_not_trainable() == "quote only: no acme_quoted training backend is installed"
+    )
+    _backend("acme_quoted", quoted)
+    entry = pricing_registry().entries["acme_quoted"]
     assert entry.backend is not None and entry.trainable
 
 
