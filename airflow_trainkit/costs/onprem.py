@@ -4,8 +4,10 @@ hourly = (purchase_price / amortization_years + yearly_other_costs) / (8760 x ut
          + power_watts / 1000 x electricity_per_kwh
 
 Capital and running costs are spread over the hours the machine is actually used (``utilization``);
-energy is paid for the hours the job runs. Settings come from a list of dicts or a CSV file with
-these columns (the default file is ``<trainkit home>/costs/onprem.csv`` or ``$TRAINKIT_ONPREM_COSTS``).
+energy is paid for the hours the job runs. A machine you rent by the hour (the cloud VMs a Ray cluster
+runs on, say) declares its ``hourly_price`` instead. Settings come from a list of dicts or a CSV file
+with these columns (the default file is ``<trainkit home>/costs/onprem.csv`` or
+``$TRAINKIT_ONPREM_COSTS``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from airflow_trainkit.home import trainkit_home
 
 ONPREM_ENV = "TRAINKIT_ONPREM_COSTS"
 HOURS_PER_YEAR = 8760
+# What a machine you own is costed from; a rented one gives hourly_price instead.
+_OWNED_COSTS = ("purchase_price", "amortization_years", "power_watts", "electricity_per_kwh", "utilization")
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ class OnPremHost:
     :param electricity_per_kwh: price of a kWh, in ``currency``.
     :param utilization: share of the year the machine does paid work, in (0, 1].
     :param yearly_other_costs: space, cooling, support and admin per year, in ``currency``.
+    :param hourly_price: instead of the five settings above, what an hour of a rented machine costs
+        (e.g. the on-demand price of the cloud VM a Ray node runs on), in ``currency``.
     """
 
     name: str
@@ -54,9 +60,12 @@ class OnPremHost:
     vcpus: float | None = None
     memory_gib: float | None = None
     as_of: str | None = None
+    hourly_price: float | None = None
 
     @property
     def hourly_cost(self) -> float:
+        if self.hourly_price is not None:
+            return self.hourly_price
         fixed = (self.purchase_price / self.amortization_years + self.yearly_other_costs) / (
             HOURS_PER_YEAR * self.utilization
         )
@@ -80,7 +89,9 @@ class OnPremHost:
             provenance="settings",
             note=f"your own cost settings ({source})",
             source=(
-                f"onprem settings {source}: purchase_price={self.purchase_price:g}, "
+                f"onprem settings {source}: hourly_price={self.hourly_price:g}"
+                if self.hourly_price is not None
+                else f"onprem settings {source}: purchase_price={self.purchase_price:g}, "
                 f"amortization_years={self.amortization_years:g}, power_watts={self.power_watts:g}, "
                 f"electricity_per_kwh={self.electricity_per_kwh:g}, utilization={self.utilization:g}, "
                 f"yearly_other_costs={self.yearly_other_costs:g}"
@@ -131,11 +142,19 @@ def parse_host(raw: Mapping[str, Any], *, where: str) -> OnPremHost:
     gpu_count = number("gpu_count", required=gpu_model is not None, strict=gpu_model is not None) or 0.0
     if gpu_count != int(gpu_count):
         raise ValueError(f"{where}.gpu_count must be a whole number, got {raw.get('gpu_count')!r}")
-    purchase_price = number("purchase_price") or 0.0
-    amortization_years = number("amortization_years", strict=True) or 1.0
-    power_watts = number("power_watts") or 0.0
-    electricity_per_kwh = number("electricity_per_kwh") or 0.0
-    utilization = number("utilization", strict=True) or 0.0
+    hourly_price = number("hourly_price", required=False)
+    owned = [key for key in _OWNED_COSTS if value(key) is not None]
+    if hourly_price is not None and owned:
+        raise ValueError(
+            f"{where}: give hourly_price (a rented machine) or {', '.join(_OWNED_COSTS)} (one you own), "
+            f"not both; got hourly_price and {', '.join(owned)}"
+        )
+    rented = hourly_price is not None
+    purchase_price = number("purchase_price", required=not rented) or 0.0
+    amortization_years = number("amortization_years", strict=True, required=not rented) or 1.0
+    power_watts = number("power_watts", required=not rented) or 0.0
+    electricity_per_kwh = number("electricity_per_kwh", required=not rented) or 0.0
+    utilization = number("utilization", strict=True, required=not rented) or (1.0 if rented else 0.0)
     if utilization > 1:
         raise ValueError(f"{where}.utilization must be a share in (0, 1], got {raw.get('utilization')!r}")
     as_of = value("as_of")
@@ -158,6 +177,7 @@ def parse_host(raw: Mapping[str, Any], *, where: str) -> OnPremHost:
         vcpus=number("vcpus", required=False),
         memory_gib=number("memory_gib", required=False),
         as_of=as_of,
+        hourly_price=hourly_price,
     )
 
 

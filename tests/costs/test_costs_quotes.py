@@ -189,6 +189,21 @@ def test_onprem_hourly_cost_formula() -> None:
     assert row.source.startswith("onprem settings argument: purchase_price=12000")
 
 
+def test_a_rented_machine_is_costed_at_its_hourly_price(trainkit_home, tmp_path: Path) -> None:
+    # A Ray cluster on cloud VMs: each node type declares the VM's hourly price, not a purchase.
+    def nodes(price: str) -> str:
+        path = tmp_path / "nodes.csv"
+        path.write_text(f"name,gpu_model,gpu_count,hourly_price,currency\ng4dn-xlarge,T4,1,{price},USD\n")
+        return str(path)
+
+    (row,) = load_onprem_rows(nodes("0.526"))
+    assert row.on_demand_per_hour == 0.526 and row.source.endswith("hourly_price=0.526")
+    onprem = by_provider(quote_job(spec("T4:1"), hours=3, onprem=nodes("0.526"), today=FRESH))["onprem"]
+    assert onprem.total == pytest.approx(3 * 0.526)
+    with pytest.raises(ValueError, match=r"row 2\.hourly_price must be at least 0, got '-1'"):
+        load_onprem_rows(nodes("-1"))
+
+
 def test_stale_and_undated_prices_flagged_in_every_quote_that_uses_them(trainkit_home) -> None:
     table = quote_job(spec("T4:1"), hours=1, onprem=ONPREM, today=date(2027, 3, 1), max_age=90)
     sagemaker = by_provider(table)["sagemaker"]
@@ -369,6 +384,11 @@ def test_onprem_settings_file(trainkit_home, tmp_path: Path, monkeypatch) -> Non
         ("gpu_model", "Z80", r"onprem\[0\]\.gpu_model: unknown GPU 'Z80'"),
         ("purchase_price", -1, r"onprem\[0\]\.purchase_price must be at least 0"),
         ("colour", "red", r"onprem\[0\]: unknown setting\(s\) colour"),
+        (
+            "hourly_price",
+            0.5,
+            r"onprem\[0\]: give hourly_price .* not both; got hourly_price and purchase_price",
+        ),
     ],
 )
 def test_bad_onprem_settings(setting, value, message) -> None:
