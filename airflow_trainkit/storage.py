@@ -236,7 +236,7 @@ def _reading(uri: str, conn_id: str | None) -> Iterator[None]:
     """
     try:
         yield
-    except (FileNotFoundError, WrongStorageAccount):
+    except (FileNotFoundError, StorageConnectionError):
         raise
     except Exception as err:
         kind = [type(err).__name__]
@@ -262,25 +262,34 @@ def _object_path(uri: str, conn_id: str | None = None) -> Any:
         return ObjectStoragePath(uri, conn_id=conn_id) if conn_id else ObjectStoragePath(uri)
     # Airflow's object storage reads the part before '@' as a connection id, and adlfs takes the
     # account from its own settings: the URI becomes abfs://<container>/<path> on that account.
-    scheme, container, account, _suffix, path = azure.groups()
-    target = ObjectStoragePath(f"{scheme}://{container}{path or '/'}", conn_id=conn_id, account_name=account)
+    scheme, container, account, suffix, path = azure.groups()
+    options = {"account_name": account}
+    if suffix != "core.windows.net":  # a sovereign cloud's endpoints
+        options["account_host"] = f"{account}.blob.{suffix}"
+    target = ObjectStoragePath(f"{scheme}://{container}{path or '/'}", conn_id=conn_id, **options)
     if conn_id:
         _check_account(target, uri, account, conn_id)
     return target
 
 
-class WrongStorageAccount(ValueError):
-    """A URI in one storage account was to be read with a connection to another."""
+class StorageConnectionError(ValueError):
+    """A connection cannot read a URI: it makes no filesystem, or one bound to another account."""
 
 
 def _check_account(target: Any, uri: str, account: str, conn_id: str) -> None:
     """A connection's filesystem is bound to one storage account: refuse to read another one's URI."""
-    fs = target.fs
+    try:
+        fs = target.fs
+    except ValueError:  # adlfs' message may quote what it was given: a signed URL, say
+        raise StorageConnectionError(
+            f"connection {conn_id!r} makes no filesystem to read {uri!r}: give it the extra "
+            "account_name and a credential, or a connection_string"
+        ) from None
     bound = getattr(fs, "account_name", None) or getattr(
         getattr(fs, "service_client", None), "account_name", None
     )
     if bound and str(bound).lower() != account:
-        raise WrongStorageAccount(
+        raise StorageConnectionError(
             f"{uri!r} is in storage account {account!r}, but connection {conn_id!r} reads account "
             f"{bound!r}: give a connection to {account!r}"
         )
