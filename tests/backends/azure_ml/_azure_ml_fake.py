@@ -167,6 +167,9 @@ class FakeAzureML(WireFake[Plan]):
             if not host:  # path-style, as the storage emulator: /<account>/<container>/<blob>
                 account, _, rest = route.lstrip("/").partition("/")
                 if not self._blob_authorised(account, headers, url.query):
+                    self.requests.append(
+                        ("BlobRefused", {"account": account, "method": method, "path": rest})
+                    )
                     return _storage_error(403, "AuthenticationFailed", method)
                 return self._blob(method, account, f"/{rest}", url.query, headers)
             auth = headers.get("Authorization", "")
