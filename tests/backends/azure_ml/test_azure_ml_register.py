@@ -150,7 +150,9 @@ def test_an_output_the_storage_connection_cannot_read_fails_naming_the_uri_never
     with the URI, the job and the connection in the message, and no part of the credential."""
     from airflow_trainkit.hooks.mlflow import MlflowHook
 
-    storage_connection(monkeypatch, fake, "adls_denied", secret_part)
+    # One connection id per case: Airflow keeps one filesystem per scheme and connection id a process.
+    conn_id = f"adls_denied_{len(secret)}"
+    storage_connection(monkeypatch, fake, conn_id, secret_part)
     output = f"abfss://{CONTAINER}@{ACCOUNT}.dfs.core.windows.net/models/tk-denied/model"
     fake.put_blob(ACCOUNT, CONTAINER, "models/tk-denied/model/model_meta.json", b'{"features": ["a"]}')
     result = {
@@ -162,10 +164,10 @@ def test_an_output_the_storage_connection_cannot_read_fails_naming_the_uri_never
     }
     with caplog.at_level(logging.DEBUG), pytest.raises(OSError) as failed:
         RegisterModelOperator(
-            task_id="register", model_name="churn", training_result=result, storage_conn_id="adls_denied"
+            task_id="register", model_name="churn", training_result=result, storage_conn_id=conn_id
         ).execute(make_context(task_id="register"))
     message = str(failed.value)
-    assert output in message and "'tk-denied'" in message and "'adls_denied'" in message
+    assert output in message and "'tk-denied'" in message and f"connection {conn_id!r}" in message
     assert "403" in message and "AuthenticationFailed" in message
     assert failed.value.__cause__ is None and failed.value.__suppress_context__
     assert secret not in message + caplog.text
@@ -185,3 +187,57 @@ def test_a_storage_connection_to_another_account_is_refused(fake, monkeypatch):
             f"abfss://{CONTAINER}@elsewhere.dfs.core.windows.net/x/model.json", conn_id="adls_other"
         )
     assert fake.requests == []
+
+
+def test_without_a_storage_connection_adlfs_reads_its_own_environment(fake, monkeypatch):
+    """``storage_conn_id=None``: adlfs' own ``AZURE_STORAGE_*`` settings (here a connection string);
+    the account still comes from the URI, and a folder exists once a blob is under it."""
+    from airflow_trainkit import storage
+
+    monkeypatch.setenv(
+        "AZURE_STORAGE_CONNECTION_STRING",
+        f"BlobEndpoint={fake.endpoint_url}/{ACCOUNT};SharedAccessSignature={fake.issue_sas(ACCOUNT)}",
+    )
+    fake.put_blob(ACCOUNT, CONTAINER, "models/tk-env/model/metrics.json", b'{"auc_roc": 0.8}')
+    folder = f"abfss://{CONTAINER}@{ACCOUNT}.dfs.core.windows.net/models/tk-env/model"
+    assert storage.exists(folder)
+    assert not storage.exists(f"{folder}-other")
+    assert storage.read_bytes(f"{folder}/metrics.json") == b'{"auc_roc": 0.8}'
+    with pytest.raises(FileNotFoundError, match="model.json"):
+        storage.read_bytes(f"{folder}/model.json")
+    assert fake.calls("ListBlobs", account=ACCOUNT, prefix="models/tk-env/model/")
+
+
+@pytest.mark.parametrize(
+    ("conn_id", "connection", "credential", "chain"),
+    [
+        (
+            "adls_service_principal",
+            {"login": "client-id", "password": CLIENT_SECRET, "extra": {"tenant_id": "tenant"}},
+            "ClientSecretCredential",
+            None,
+        ),
+        (
+            "adls_managed_identity",
+            {"extra": {"managed_identity_client_id": "11111111-2222-3333-4444-555555555555"}},
+            "DefaultAzureCredential",
+            "ManagedIdentityCredential",
+        ),
+    ],
+)
+def test_the_documented_identity_connections_build_adlfs_with_that_credential(
+    monkeypatch, conn_id, connection, credential, chain
+):
+    """The docs' service principal and managed identity rows, as the azure provider's filesystem
+    builds them (no token is fetched here: Entra ID cannot be reached)."""
+    from airflow_trainkit import storage
+
+    raw = {"conn_type": "adls", **connection}
+    raw["extra"] = {"account_name": ACCOUNT, **raw["extra"]}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps(raw))
+    fs = storage._object_path(f"abfss://{CONTAINER}@{ACCOUNT}.dfs.core.windows.net/m", conn_id).fs
+    assert fs.service_client.account_name == ACCOUNT
+    assert type(fs.credential).__name__ == credential
+    assert type(fs.credential).__module__.startswith("azure.identity.aio")  # adlfs' client is async
+    if chain:
+        assert chain in [type(c).__name__ for c in fs.credential.credentials]
