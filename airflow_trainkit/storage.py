@@ -13,14 +13,16 @@ may hold a handle or what a job prints, so they are 0600 in a 0700 directory, wh
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 from urllib.parse import urlparse
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterator, Mapping
 
     import pandas as pd
 
@@ -192,30 +194,102 @@ def table_format(uri: str) -> str:
     raise ValueError(f"cannot tell the format of {uri!r}: expected a .csv or .parquet file")
 
 
-def read_bytes(uri: str) -> bytes:
+def read_bytes(uri: str, *, conn_id: str | None = None) -> bytes:
     """The whole content of one file, local or in object storage.
 
+    :param conn_id: the Airflow connection object storage reads ``uri`` with (Airflow's object
+        storage picks the filesystem by the URI's scheme); ``None`` for the filesystem's own
+        defaults (its environment variables, or a connection id written in the URI).
     :raises FileNotFoundError: nothing is at ``uri``; the message names it.
+    :raises OSError: the store could not be read (no access, no such account); the message names the
+        URI, the connection and the kind of error, never a credential.
     """
     if is_local(uri):
         path = local_path(uri)
         if not path.is_file():
             raise FileNotFoundError(f"no such file: {uri}")
         return path.read_bytes()
-    target = _object_path(uri)
-    if not target.exists():
-        raise FileNotFoundError(f"no such file: {uri}")
-    return bytes(target.read_bytes())
+    with _reading(uri, conn_id):
+        target = _object_path(uri, conn_id)
+        if not target.exists():
+            raise FileNotFoundError(f"no such file: {uri}")
+        return bytes(target.read_bytes())
 
 
-def exists(uri: str) -> bool:
-    """Whether something exists at ``uri``."""
+def exists(uri: str, *, conn_id: str | None = None) -> bool:
+    """Whether something exists at ``uri`` (``conn_id`` as for :func:`read_bytes`).
+
+    :raises OSError: the store could not be asked (see :func:`read_bytes`).
+    """
     if is_local(uri):
         return local_path(uri).exists()
-    return _object_path(uri).exists()
+    with _reading(uri, conn_id):
+        return bool(_object_path(uri, conn_id).exists())
 
 
-def _object_path(uri: str) -> Any:
+@contextmanager
+def _reading(uri: str, conn_id: str | None) -> Iterator[None]:
+    """Turn a store's error into an ``OSError`` naming the URI and the error's kind only.
+
+    A store's own message and its chained traceback can carry a signed URL or an account key
+    (a connection string that did not parse): neither is kept.
+    """
+    try:
+        yield
+    except (FileNotFoundError, StorageConnectionError):
+        raise
+    except Exception as err:
+        kind = [type(err).__name__]
+        if type(err).__module__.startswith("airflow."):
+            kind.append(f"({err})")  # Airflow's own, e.g. a connection that is not defined
+        for attr in ("status_code", "error_code"):
+            value = getattr(err, attr, None)
+            if value is not None:
+                kind.append(str(getattr(value, "value", value)))
+        via = f"connection {conn_id!r}" if conn_id else "no connection (the filesystem's defaults)"
+        raise OSError(f"cannot read {uri!r} with {via}: {' '.join(kind)}") from None
+
+
+# abfs[s]://<container>@<account>.dfs.core.windows.net/<path>: Azure's own form of an ADLS URI.
+_AZURE_URI = re.compile(r"^(abfss?|az)://([^@/]+)@([a-z0-9]+)\.(?:dfs|blob)\.([^/]+)(/.*)?$")
+
+
+def _object_path(uri: str, conn_id: str | None = None) -> Any:
     from airflow_trainkit._compat import ObjectStoragePath
 
-    return ObjectStoragePath(uri)
+    azure = _AZURE_URI.match(str(uri))
+    if azure is None:
+        return ObjectStoragePath(uri, conn_id=conn_id) if conn_id else ObjectStoragePath(uri)
+    # Airflow's object storage reads the part before '@' as a connection id, and adlfs takes the
+    # account from its own settings: the URI becomes abfs://<container>/<path> on that account.
+    scheme, container, account, suffix, path = azure.groups()
+    options = {"account_name": account}
+    if suffix != "core.windows.net":  # a sovereign cloud's endpoints
+        options["account_host"] = f"{account}.blob.{suffix}"
+    target = ObjectStoragePath(f"{scheme}://{container}{path or '/'}", conn_id=conn_id, **options)
+    if conn_id:
+        _check_account(target, uri, account, conn_id)
+    return target
+
+
+class StorageConnectionError(ValueError):
+    """A connection cannot read a URI: it makes no filesystem, or one bound to another account."""
+
+
+def _check_account(target: Any, uri: str, account: str, conn_id: str) -> None:
+    """A connection's filesystem is bound to one storage account: refuse to read another one's URI."""
+    try:
+        fs = target.fs
+    except ValueError:  # adlfs' message may quote what it was given: a signed URL, say
+        raise StorageConnectionError(
+            f"connection {conn_id!r} makes no filesystem to read {uri!r}: give it the extra "
+            "account_name and a credential, or a connection_string"
+        ) from None
+    bound = getattr(fs, "account_name", None) or getattr(
+        getattr(fs, "service_client", None), "account_name", None
+    )
+    if bound and str(bound).lower() != account:
+        raise StorageConnectionError(
+            f"{uri!r} is in storage account {account!r}, but connection {conn_id!r} reads account "
+            f"{bound!r}: give a connection to {account!r}"
+        )

@@ -53,6 +53,11 @@ class RegisterModelOperator(_MlflowOperator):
     :param alias: alias the new version gets. (templated)
     :param conn_id: a ``trainkit_mlflow`` connection; ``None`` for ``trainkit_mlflow_default`` or the
         embedded sqlite registry.
+    :param storage_conn_id: the connection the training output is read with, when it is in object
+        storage: Airflow's object storage picks the filesystem by the URI's scheme (an ``adls`` or
+        ``wasb`` connection for ``abfss://``, an ``aws`` one for ``s3://``, ...). ``None``: the
+        filesystem's own defaults (for ``abfss://``, adlfs' ``AZURE_STORAGE_*`` variables, else
+        azure-identity's default credential on the worker).
     """
 
     template_fields: Sequence[str] = (
@@ -74,6 +79,7 @@ class RegisterModelOperator(_MlflowOperator):
         experiment: str | None = None,
         alias: str = "challenger",
         conn_id: str | None = None,
+        storage_conn_id: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(conn_id=conn_id, **kwargs)
@@ -82,6 +88,7 @@ class RegisterModelOperator(_MlflowOperator):
         self.data_fingerprint = data_fingerprint
         self.experiment = experiment
         self.alias = alias
+        self.storage_conn_id = storage_conn_id
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_trainkit.registry.registration import (
@@ -109,6 +116,7 @@ class RegisterModelOperator(_MlflowOperator):
             data_fingerprint=fingerprint,
             lineage=lineage,
             alias=self.alias,
+            storage_conn_id=self.storage_conn_id,
         )
         self.log.info(
             "%s version %s (@%s, reused=%s); open it with: mlflow ui --backend-store-uri %s",

@@ -113,12 +113,17 @@ def register_training_result(
     data_fingerprint: dict[str, Any] | None = None,
     lineage: dict[str, Any] | None = None,
     alias: str = CHALLENGER,
+    storage_conn_id: str | None = None,
 ) -> dict[str, Any]:
     """Register ``result`` as a new version of ``model_name`` and point ``alias`` at it.
 
     Idempotent per training job: a version tagged with the job id is returned as it is.
     Whole or nothing: a failure while logging marks the run FAILED and registers nothing; a
     failure after the version was created deletes that version.
+
+    :param storage_conn_id: the Airflow connection the output folder is read with (object storage);
+        ``None`` for the filesystem's own defaults.
+    :raises OSError: the output folder cannot be read; nothing is registered.
 
     :returns: ``{"model_name", "version", "alias", "run_id", "model_uri", "source", "reused", ...}``.
     """
@@ -137,14 +142,20 @@ def register_training_result(
             client.set_registered_model_alias(model_name, alias, existing.version)
         return _summary(client, model_name, existing, alias, reused=True)
 
-    meta = _read_meta(result["output_uri"])
+    try:
+        meta = _read_meta(result["output_uri"], storage_conn_id)
+    except OSError as err:
+        raise OSError(
+            f"cannot read the output of training job {job_id!r} at {result['output_uri']!r}: {err}; "
+            "give RegisterModelOperator a storage_conn_id that can read it"
+        ) from None
     task = (meta or {}).get("task")
     tags = lineage_tags(result, data_fingerprint=data_fingerprint, lineage=lineage, task=task)
     run = client.create_run(experiment_id, run_name=f"{model_name}-{job_id}"[:250], tags=tags)
     run_id = run.info.run_id
     try:
         _log_params_and_metrics(client, run_id, result, meta)
-        source, model_id = _log_model(client, experiment_id, run_id, result, meta, tags)
+        source, model_id = _log_model(client, experiment_id, run_id, result, meta, tags, storage_conn_id)
     except BaseException:
         client.set_terminated(run_id, "FAILED")
         log.error("Logging to run %s failed; run marked FAILED, no version registered", run_id)
@@ -189,7 +200,7 @@ def _summary(client: MlflowClient, name: str, version: Any, alias: str, *, reuse
     }
 
 
-def _read_meta(output_uri: str) -> dict[str, Any] | None:
+def _read_meta(output_uri: str, conn_id: str | None = None) -> dict[str, Any] | None:
     """``model_meta.json`` of the built-in trainer, normalised, or ``None`` for other frameworks.
 
     Accepts ``features`` or ``feature_names`` (a list) and ``feature_types`` as a list or a
@@ -198,9 +209,9 @@ def _read_meta(output_uri: str) -> dict[str, Any] | None:
     from airflow_trainkit import storage
 
     uri = storage.join_uri(output_uri, META_FILE)
-    if not storage.exists(uri):
+    if not storage.exists(uri, conn_id=conn_id):
         return None
-    meta = json.loads(storage.read_bytes(uri))
+    meta = json.loads(storage.read_bytes(uri, conn_id=conn_id))
     features = meta.get("features") or meta.get("feature_names") if isinstance(meta, dict) else None
     if not isinstance(features, list) or not features:
         raise ValueError(f"{uri}: model_meta.json must hold a 'features' or 'feature_names' list")
@@ -238,6 +249,7 @@ def _log_model(
     result: dict[str, Any],
     meta: dict[str, Any] | None,
     tags: dict[str, str],
+    conn_id: str | None = None,
 ) -> tuple[str, str | None]:
     """Log the model; returns (version source, logged model id or None)."""
     from airflow_trainkit import storage
@@ -245,7 +257,7 @@ def _log_model(
     output_uri = str(result["output_uri"])
     model_file = str((meta or {}).get("model_file") or MODEL_FILE)
     model_uri = storage.join_uri(output_uri, model_file)
-    if meta is None or not storage.exists(model_uri):
+    if meta is None or not storage.exists(model_uri, conn_id=conn_id):
         # Another framework's output: registered by reference, as it is.
         log.info("No built-in trainer output at %s; registering the artifact URI as is", output_uri)
         return output_uri, None
@@ -256,7 +268,7 @@ def _log_model(
     from mlflow.entities import LoggedModelOutput, LoggedModelStatus
 
     booster = xgboost.Booster()
-    booster.load_model(bytearray(storage.read_bytes(model_uri)))
+    booster.load_model(bytearray(storage.read_bytes(model_uri, conn_id=conn_id)))
     signature, example = _signature(meta)
     logged = client.create_logged_model(
         experiment_id, name="model", source_run_id=run_id, tags=tags, model_type="xgboost"
@@ -275,9 +287,9 @@ def _log_model(
             )
             for extra in ("metrics.json", META_FILE):
                 uri = storage.join_uri(output_uri, extra)
-                if storage.exists(uri):
+                if storage.exists(uri, conn_id=conn_id):
                     with open(f"{folder}/trainkit_{extra}", "wb") as handle:
-                        handle.write(storage.read_bytes(uri))
+                        handle.write(storage.read_bytes(uri, conn_id=conn_id))
             _use_trainkit_pyfunc(folder)
             client.log_model_artifacts(logged.model_id, folder)
         client.log_outputs(run_id, [LoggedModelOutput(logged.model_id, step=0)])

@@ -10,6 +10,14 @@ failing cancel POSTs can be injected. Every job and environment body is checked 
 against the SDK's own REST models (``azure.ai.ml._restclient.arm_ml_service.models``: unknown fields,
 wrong types, unknown discriminators and enum values are refused, as the service would) and against
 the rules the service enforces beyond the shape. Nothing here lists jobs: a listing is a 404.
+
+The blob service answers what azure-storage-blob (sync, and the async client adlfs uses) sends to read
+a folder: Get Blob Properties (HEAD), Get Blob with a byte range, Get Container Properties and List
+Blobs with a prefix and a delimiter, with the REST protocol's headers and XML bodies, and XML errors
+(``BlobNotFound``, ``ContainerNotFound``, ``AuthenticationFailed``). Besides the redirected host, it
+answers path-style URLs as the storage emulator does (``http://127.0.0.1:<port>/<account>/<container>/
+<blob>``: a connection string's ``BlobEndpoint``), authorised by a bearer token it issued or a SAS it
+issued for that account (``issue_sas``); anything else is 403.
 """
 
 from __future__ import annotations
@@ -22,8 +30,11 @@ import typing
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from email.utils import format_datetime
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
+from xml.sax.saxutils import escape
 
 from wire_fake import Answer, ScriptedJob, WireFake
 from wire_fake import Plan as BasePlan
@@ -40,6 +51,8 @@ _OPERATION = re.compile(
     r"^/subscriptions/[^/]+/providers/Microsoft\.MachineLearningServices/locations/[^/]+/mfeOperationResults/(.+)$"
 )
 _BLOB_HOST = re.compile(r"^([a-z0-9]+)\.blob\.core\.windows\.net$")
+_RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
+BLOB_CREATED = datetime(2026, 1, 5, 10, 0, tzinfo=timezone.utc)
 _TERMINAL = {"Completed", "Failed", "Canceled", "NotResponding", "Paused"}
 _LIVE = {"NotStarted", "Queued", "Preparing", "Provisioning", "Starting", "Running", "Finalizing"}
 _JOB_TIERS = {"null", "spot", "basic", "standard", "premium"}
@@ -80,6 +93,7 @@ class FakeAzureML(WireFake[Plan]):
         self.computes: dict[str, dict[str, Any]] = {}
         self.datastores: dict[str, dict[str, Any]] = {}
         self.blobs: dict[tuple[str, str, str], bytes] = {}  # (account, container, path) -> content
+        self.sas_tokens: dict[str, str] = {}  # signature -> the account it was issued for
         self.retry_after: str | None = None  # Retry-After of injected throttles (None: no header)
         self.cancel_faults: list[int] = []  # statuses the next cancel POSTs answer (no Retry-After)
         self.end_before_cancel = False  # the next cancel finds the job just Completed (a race)
@@ -114,12 +128,29 @@ class FakeAzureML(WireFake[Plan]):
     def put_blob(self, account: str, container: str, path: str, data: bytes) -> None:
         self.blobs[(account, container, path)] = data
 
+    def put_folder(self, account: str, container: str, prefix: str, folder: Path) -> list[str]:
+        """Every file under ``folder`` as a blob under ``prefix``: what a job's mounted output leaves
+        in its datastore. Returns the blob names."""
+        names = []
+        for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+            name = f"{prefix.strip('/')}/{file.relative_to(folder).as_posix()}"
+            self.put_blob(account, container, name, file.read_bytes())
+            names.append(name)
+        return names
+
+    def issue_sas(self, account: str) -> str:
+        """A SAS query string for ``account`` (read and list), which this fake will accept."""
+        signature = uuid.uuid4().hex
+        self.sas_tokens[signature] = account
+        return f"sv=2025-01-05&ss=b&srt=co&sp=rl&se=2030-01-01T00%3A00%3A00Z&spr=https%2Chttp&sig={signature}"
+
     def _reset(self) -> None:
         self.auth_headers.clear()
         self.token_requests.clear()
         self.computes.clear()
         self.datastores.clear()
         self.blobs.clear()
+        self.sas_tokens.clear()
         self.retry_after = None
         self.cancel_faults = []
         self.end_before_cancel = False
@@ -133,12 +164,20 @@ class FakeAzureML(WireFake[Plan]):
         with self.lock:
             if host == LOGIN:
                 return self._login(method, route, body)
+            if not host:  # path-style, as the storage emulator: /<account>/<container>/<blob>
+                account, _, rest = route.lstrip("/").partition("/")
+                if not self._blob_authorised(account, headers, url.query):
+                    self.requests.append(
+                        ("BlobRefused", {"account": account, "method": method, "path": rest})
+                    )
+                    return _storage_error(403, "AuthenticationFailed", method)
+                return self._blob(method, account, f"/{rest}", url.query, headers)
             auth = headers.get("Authorization", "")
             self.auth_headers.add(auth)
             if not auth.startswith("Bearer ") or auth[len("Bearer ") :] not in self.tokens:
                 return _error(401, "InvalidAuthenticationToken", "The access token is invalid.")
             if (m := _BLOB_HOST.match(host)) is not None:
-                return self._blob(method, m.group(1), route)
+                return self._blob(method, m.group(1), route, url.query, headers)
             if host != ARM:
                 return _error(404, "NoRoute", f"no service at host {host!r}")
             fault = self.injected_fault()
@@ -280,24 +319,133 @@ class FakeAzureML(WireFake[Plan]):
             return _error(404, "UserError", f"Datastore {name} not found")
         return Answer(200, {"id": route, "name": name, "properties": self.datastores[name]})
 
-    def _blob(self, method: str, account: str, route: str) -> Answer:
+    def _blob_authorised(self, account: str, headers: Any, query: str) -> bool:
+        auth = headers.get("Authorization", "")
+        if auth.startswith("Bearer ") and auth[len("Bearer ") :] in self.tokens:
+            return True
+        signature = (parse_qs(query).get("sig") or [""])[-1]
+        return bool(signature) and self.sas_tokens.get(signature) == account
+
+    def _blob(self, method: str, account: str, route: str, query: str, headers: Any) -> Answer:
+        """The blob service's read side: one blob's properties or bytes, a container, a listing."""
         container, _, path = route.lstrip("/").partition("/")
-        self.requests.append(("GetBlob", {"account": account, "container": container, "path": path}))
-        data = self.blobs.get((account, container, path))
-        if method != "GET":
-            return Answer(405, b"", {"x-ms-error-code": "UnsupportedHttpVerb"})
+        params = {k: v[-1] for k, v in parse_qs(query).items()}
+        if method not in ("GET", "HEAD"):
+            return _storage_error(405, "UnsupportedHttpVerb", method)
+        in_container = {p: d for (a, c, p), d in self.blobs.items() if (a, c) == (account, container)}
+        if params.get("restype") == "container":
+            if not in_container:
+                return _storage_error(404, "ContainerNotFound", method)
+            if params.get("comp") == "list":
+                return self._list_blobs(account, container, in_container, params)
+            self.requests.append(("GetContainerProperties", {"account": account, "container": container}))
+            return Answer(200, b"", {**_blob_headers(), "x-ms-has-immutability-policy": "false"})
+        operation = "GetBlobProperties" if method == "HEAD" else "GetBlob"
+        self.requests.append((operation, {"account": account, "container": container, "path": path}))
+        data = in_container.get(path)
         if data is None:
-            return Answer(404, b"", {"x-ms-error-code": "BlobNotFound"})
+            return _storage_error(404, "ContainerNotFound" if not in_container else "BlobNotFound", method)
+        out = {
+            **_blob_headers(),
+            "x-ms-blob-type": "BlockBlob",
+            "Content-Type": "application/octet-stream",
+            "Accept-Ranges": "bytes",
+        }
+        if method == "HEAD":
+            return Answer(200, data, {**out, "x-ms-access-tier": "Hot", "x-ms-access-tier-inferred": "true"})
+        wanted = headers.get("x-ms-range") or headers.get("Range")
+        if not wanted:
+            return Answer(200, data, out)
+        match = _RANGE.match(wanted)
+        if match is None:
+            return _storage_error(400, "InvalidHeaderValue", method)
+        start = int(match.group(1))
+        end = min(int(match.group(2)) if match.group(2) else len(data) - 1, len(data) - 1)
+        if start >= len(data):
+            return _storage_error(416, "InvalidRange", method, {"Content-Range": f"bytes */{len(data)}"})
         return Answer(
-            206 if data else 200,
-            data,
-            {
-                "x-ms-blob-type": "BlockBlob",
-                "ETag": '"0x8DC0000000000"',
-                "Last-Modified": "Mon, 05 Jan 2026 10:00:00 GMT",
-                **({"Content-Range": f"bytes 0-{len(data) - 1}/{len(data)}"} if data else {}),
-            },
+            206, data[start : end + 1], {**out, "Content-Range": f"bytes {start}-{end}/{len(data)}"}
         )
+
+    def _list_blobs(
+        self, account: str, container: str, blobs: dict[str, bytes], params: dict[str, str]
+    ) -> Answer:
+        """List Blobs: names under ``prefix``, folded at ``delimiter`` into ``BlobPrefix`` entries,
+        in name order, ``maxresults`` a page with a ``NextMarker``."""
+        prefix, delimiter = params.get("prefix", ""), params.get("delimiter", "")
+        self.requests.append(
+            (
+                "ListBlobs",
+                {"account": account, "container": container, "prefix": prefix, "delimiter": delimiter},
+            )
+        )
+        entries: dict[str, str | None] = {}  # name -> None for a prefix, else the blob's name
+        for name in sorted(blobs):
+            if not name.startswith(prefix):
+                continue
+            cut = name.find(delimiter, len(prefix)) if delimiter else -1
+            if cut >= 0:
+                entries.setdefault(name[: cut + len(delimiter)], None)
+            else:
+                entries[name] = name
+        names = sorted(entries)
+        marker = params.get("marker", "")
+        names = [n for n in names if n >= marker] if marker else names
+        limit = int(params.get("maxresults") or 5000)
+        page, rest = names[:limit], names[limit:]
+        stamp = format_datetime(BLOB_CREATED, usegmt=True)
+        items = []
+        for name in page:
+            if entries[name] is None:
+                items.append(f"<BlobPrefix><Name>{escape(name)}</Name></BlobPrefix>")
+                continue
+            items.append(
+                f"<Blob><Name>{escape(name)}</Name><Properties><Creation-Time>{stamp}</Creation-Time>"
+                f"<Last-Modified>{stamp}</Last-Modified><Etag>0x8DC0000000000</Etag>"
+                f"<Content-Length>{len(blobs[name])}</Content-Length>"
+                "<Content-Type>application/octet-stream</Content-Type><BlobType>BlockBlob</BlobType>"
+                "<AccessTier>Hot</AccessTier><AccessTierInferred>true</AccessTierInferred>"
+                "<LeaseStatus>unlocked</LeaseStatus><LeaseState>available</LeaseState>"
+                "<ServerEncrypted>true</ServerEncrypted></Properties></Blob>"
+            )
+        xml = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            f'<EnumerationResults ServiceEndpoint="https://{account}.blob.core.windows.net/" '
+            f'ContainerName="{escape(container)}"><Prefix>{escape(prefix)}</Prefix>'
+            f"{f'<Marker>{escape(marker)}</Marker>' if marker else ''}"
+            f"<MaxResults>{limit}</MaxResults>"
+            f"{f'<Delimiter>{escape(delimiter)}</Delimiter>' if delimiter else ''}"
+            f"<Blobs>{''.join(items)}</Blobs>"
+            f"<NextMarker>{escape(rest[0]) if rest else ''}</NextMarker></EnumerationResults>"
+        )
+        return Answer(200, xml.encode(), {**_blob_headers(), "Content-Type": "application/xml"})
+
+
+def _blob_headers() -> dict[str, str]:
+    """The headers every blob service answer carries."""
+    stamp = format_datetime(BLOB_CREATED, usegmt=True)
+    return {
+        "ETag": '"0x8DC0000000000"',
+        "Last-Modified": stamp,
+        "x-ms-creation-time": stamp,
+        "x-ms-request-id": str(uuid.uuid4()),
+        "x-ms-version": "2026-02-06",
+        "x-ms-server-encrypted": "true",
+        "x-ms-lease-state": "available",
+        "x-ms-lease-status": "unlocked",
+    }
+
+
+def _storage_error(status: int, code: str, method: str, extra: dict[str, str] | None = None) -> Answer:
+    """The blob service's error: ``x-ms-error-code`` and, but for HEAD, an XML ``<Error>`` body."""
+    headers = {"x-ms-error-code": code, "x-ms-request-id": str(uuid.uuid4()), **(extra or {})}
+    if method == "HEAD":
+        return Answer(status, b"", headers)
+    xml = (
+        f'<?xml version="1.0" encoding="utf-8"?><Error><Code>{code}</Code>'
+        f"<Message>{code}\nRequestId:{headers['x-ms-request-id']}</Message></Error>"
+    )
+    return Answer(status, xml.encode(), {**headers, "Content-Type": "application/xml"})
 
 
 def _advance(job: Job, state: str) -> None:

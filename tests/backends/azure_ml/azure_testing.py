@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 CONN_ID = "azure_trainkit_test"
 SUBSCRIPTION = "00000000-1111-2222-3333-444444444444"
@@ -49,3 +56,16 @@ def add_stores(fake) -> None:
     """The workspace's data datastore and its artifact store (where job logs live)."""
     fake.add_datastore(DATASTORE, ACCOUNT, CONTAINER)
     fake.add_datastore("workspaceartifactstore", ARTIFACT_ACCOUNT, ARTIFACT_CONTAINER)
+
+
+def run_as_azure_ml(job_properties: dict, mounts: dict[str, Path]) -> subprocess.CompletedProcess:
+    """Run a created job's command as an Azure ML node would: each ``${{inputs.x}}`` /
+    ``${{outputs.x}}`` placeholder replaced by its mount folder (``mounts``, keyed ``"inputs.x"``),
+    run by a shell with the job's environment variables (this interpreter's packages on the path)."""
+    command = job_properties["command"]
+    for placeholder, folder in mounts.items():
+        command = command.replace("${{" + placeholder + "}}", str(folder))
+    if "${{" in command:
+        raise ValueError(f"a placeholder has no mount: {command}")
+    env = {**os.environ, **job_properties["environmentVariables"], "PYTHONPATH": os.pathsep.join(sys.path)}
+    return subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True, timeout=600)

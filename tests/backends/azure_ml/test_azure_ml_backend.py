@@ -13,6 +13,7 @@ from azure_testing import (
     CLIENT_SECRET,
     CONTAINER,
     IMAGE,
+    run_as_azure_ml,
     store_uri,
 )
 
@@ -328,8 +329,6 @@ def test_the_command_azure_ml_runs_gives_the_built_in_trainer_its_mounted_paths(
     """The job's command, with each placeholder replaced by a folder as Azure ML's mounts do, run by a
     shell with the job's environment variables: the built-in trainer reads its inputs and writes its
     model, metrics and checkpoints there."""
-    import os
-    import subprocess
     import sys
 
     from airflow_trainkit.demo.data import write_churn_dataset
@@ -353,12 +352,7 @@ def test_the_command_azure_ml_runs_gives_the_built_in_trainer_its_mounted_paths(
     for folder in mounts.values():
         folder.mkdir()
     write_churn_dataset(mounts["inputs.train"] / "part-0.parquet", rows=400, seed=3)
-    command = props["command"]
-    for placeholder, folder in mounts.items():
-        command = command.replace("${{" + placeholder + "}}", str(folder))
-    assert "${{" not in command
-    env = {**os.environ, **props["environmentVariables"], "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run(["sh", "-c", command], env=env, capture_output=True, text=True, timeout=600)
+    done = run_as_azure_ml(props, mounts)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert json.loads((mounts["outputs.model"] / "metrics.json").read_text())
     assert any(mounts["outputs.model"].iterdir())
