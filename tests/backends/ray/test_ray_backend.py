@@ -239,22 +239,27 @@ def test_the_backend_declares_capabilities_and_on_prem_like_pricing():
     assert "spot" in RayBackend.capabilities.refused and CONN_ID
 
 
-def test_actual_cost_is_wall_time_x_instances_x_the_node_types_on_prem_cost():
+OWNED_NODE = {
+    "name": "ray-t4-node",
+    "gpu_model": "T4",
+    "gpu_count": 4,
+    "purchase_price": 40000,
+    "amortization_years": 4,
+    "power_watts": 1200,
+    "electricity_per_kwh": 0.2,
+    "utilization": 0.5,
+}
+# A cluster on cloud VMs: the node type's row is the VM's hourly price (a g4dn.12xlarge, 4 x T4).
+CLOUD_NODE = {"name": "ray-t4-node", "gpu_model": "T4", "gpu_count": 4, "hourly_price": 3.912}
+
+
+@pytest.mark.parametrize("node", [OWNED_NODE, CLOUD_NODE], ids=["owned nodes", "cloud nodes"])
+def test_actual_cost_is_wall_time_x_instances_x_the_node_types_on_prem_cost(node):
     from airflow_trainkit.costs import actual_cost
-    from airflow_trainkit.costs.onprem import OnPremHost
+    from airflow_trainkit.costs.onprem import parse_host
     from airflow_trainkit.training.backend import JobPhase, JobStatus
 
-    node = {
-        "name": "ray-t4-node",
-        "gpu_model": "T4",
-        "gpu_count": 4,
-        "purchase_price": 40000,
-        "amortization_years": 4,
-        "power_watts": 1200,
-        "electricity_per_kwh": 0.2,
-        "utilization": 0.5,
-    }
-    hourly = OnPremHost(**node).hourly_cost
+    hourly = parse_host(node, where="node").hourly_cost
     info = {
         "status": "SUCCEEDED",
         "start_time": 1_796_000_000_000,
