@@ -28,6 +28,9 @@ os.environ.update(
         "GX_ANALYTICS_ENABLED": "False",
         "MLFLOW_ENABLE_TELEMETRY": "false",
         "TRAINKIT_ONPREM_GPUS": "none",
+        # No hold before a training trigger's event (it guards a race of a real scheduler; the live
+        # deployment keeps the default).
+        "TRAINKIT_TRIGGER_SETTLE_SECONDS": "0",
     }
 )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -111,6 +112,7 @@ class TrainingJobTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_trainkit.training.waiting import WaitDeadlinePassed, WaitPolicy
 
+        started = time.monotonic()
         backend = await asyncio.to_thread(self._backend)
         ref = self.ref
         last_state: list[str | None] = [None]
@@ -155,11 +157,13 @@ class TrainingJobTrigger(BaseTrigger):
                 except Exception as err:
                     message += f" (stop failed: {err!r})"
             self.log.warning("%s", message)
+            await _settle(started)
             yield TriggerEvent(
                 {"status": "timeout", **base, "reason": self.deadline_reason, "message": message}
             )
             return
         except Exception as err:
+            await _settle(started)
             yield TriggerEvent(
                 {
                     "status": "error",
@@ -168,6 +172,7 @@ class TrainingJobTrigger(BaseTrigger):
                 }
             )
             return
+        await _settle(started)
         yield TriggerEvent({"status": "done", **base, "job": status.to_dict()})
 
     async def on_kill(self) -> None:
@@ -224,3 +229,21 @@ class TrainingJobTrigger(BaseTrigger):
                     log.warning("Cannot read the task's state (%r); stopping the job to be safe", err)
                     return "unknown"
                 await asyncio.sleep(2)
+
+
+# Airflow 3.3.2's scheduler fails a resumed task when the worker's "success" for its deferral is
+# processed after the trigger already put the task back in the queue (apache/airflow#67287; the fix,
+# #68741, came after 3.3.2). A job that ends within seconds of the deferral hits it, so the event is
+# held until this many seconds after the trigger started: the scheduler has drained that stale
+# success by then. Training jobs run minutes or hours; the hold costs a quick one a few seconds.
+SETTLE_ENV = "TRAINKIT_TRIGGER_SETTLE_SECONDS"
+DEFAULT_SETTLE_SECONDS = 10.0
+
+
+async def _settle(started: float) -> None:
+    """Wait until the trigger has run for the settle time (``$TRAINKIT_TRIGGER_SETTLE_SECONDS``)."""
+    try:
+        settle = float(os.environ.get(SETTLE_ENV, DEFAULT_SETTLE_SECONDS))
+    except ValueError:
+        settle = DEFAULT_SETTLE_SECONDS
+    await asyncio.sleep(max(0.0, started + settle - time.monotonic()))

@@ -59,6 +59,7 @@ class Deployment:
             **(extra_env or {}),
         }
         self.env.pop("TRAINKIT_ONPREM_ROOT", None)
+        self.env.pop("TRAINKIT_TRIGGER_SETTLE_SECONDS", None)  # the real hold, as deployed
 
     def start(self, timeout: float = 600) -> None:
         subprocess.run(["airflow", "db", "migrate"], env=self.env, check=True, capture_output=True)

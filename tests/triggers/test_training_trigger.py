@@ -91,6 +91,17 @@ def test_exactly_one_event_when_the_job_ends(scripted):
     assert events[0].payload["status"] == "done" and events[0].payload["job"]["phase"] == "succeeded"
 
 
+def test_a_job_that_ends_at_once_has_its_event_held_for_the_settle_time(scripted, monkeypatch):
+    # Airflow 3.3.2 fails a task whose trigger fires before the scheduler drained the worker's
+    # stale "success" for the deferral (apache/airflow#67287): the event waits the settle time.
+    scripted.script = ["Done"]
+    monkeypatch.setenv("TRAINKIT_TRIGGER_SETTLE_SECONDS", "0.6")
+    started = time.monotonic()
+    events = asyncio.run(collect(TrainingJobTrigger("scripted", "j", poll_interval=0.01)))
+    assert [e.payload["status"] for e in events] == ["done"] and scripted.calls == 1
+    assert time.monotonic() - started >= 0.6
+
+
 def test_throttling_never_fails_a_live_job_and_there_is_no_poll_count(scripted):
     scripted.script = [RuntimeError("ThrottlingException: slow down")] * 6 + ["Running"] * 600 + ["Done"]
     trigger = TrainingJobTrigger("scripted", "j", poll_interval=0.0001)
