@@ -40,9 +40,8 @@ def job_files(command: list[str]) -> tuple[dict[str, str], tuple[str, ...]]:
     trainer = builtin_trainer(command)
     if trainer is None:
         return files, ()
-    # The list of modules the built-in trainer needs is the one SageMaker's script mode ships.
     import airflow_trainkit
-    from airflow_trainkit.backends.sagemaker.source import BUILTIN_TRAINER_FILES
+    from airflow_trainkit.trainers import BUILTIN_TRAINER_FILES
 
     package = Path(airflow_trainkit.__file__).parent
     for name in BUILTIN_TRAINER_FILES:

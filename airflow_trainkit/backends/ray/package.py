@@ -14,20 +14,11 @@ import io
 import zipfile
 from pathlib import Path
 
+from airflow_trainkit.trainers import BUILTIN_TRAINER_FILES
+
 LAUNCHER_NAME = "trainkit_ray_launch.py"
-# What the built-in trainers import of trainkit (the SageMaker backend ships the same files), and the
-# distributed trainer. The cluster has neither Airflow nor trainkit.
-BUILTIN_TRAINER_FILES = (
-    "__init__.py",
-    "storage.py",
-    "trainers/__init__.py",
-    "trainers/contract.py",
-    "trainers/xgboost.py",
-    "trainers/xgboost_booster.py",
-    "trainers/xgboost_config.py",
-    "trainers/xgboost_data.py",
-    "trainers/xgboost_ray.py",
-)
+# The built-in trainer's files, and the distributed trainer. The cluster has neither Airflow nor trainkit.
+SHIPPED_TRAINER_FILES = (*BUILTIN_TRAINER_FILES, "trainers/xgboost_ray.py")
 BUILTIN_MODULES = ("airflow_trainkit.trainers.xgboost", "airflow_trainkit.trainers.xgboost_ray")
 DISTRIBUTED_MODULE = "airflow_trainkit.trainers.xgboost_ray"
 _FIXED_TIME = (2020, 1, 1, 0, 0, 0)
@@ -56,7 +47,7 @@ def package_files(*, builtin_trainer: bool, working_dir: str | None) -> dict[str
             )
     package = Path(airflow_trainkit.__file__).parent
     if builtin_trainer:
-        for name in BUILTIN_TRAINER_FILES:
+        for name in SHIPPED_TRAINER_FILES:
             files[f"airflow_trainkit/{name}"] = package / name
     files[LAUNCHER_NAME] = package / "backends" / "ray" / "launcher.py"
     return files

@@ -10,23 +10,13 @@ import tarfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from airflow_trainkit.trainers import BUILTIN_TRAINER_FILES
+
 if TYPE_CHECKING:
     from airflow_trainkit.training.spec import TrainingJobSpec
 
 # ``entry_point`` value that means "the built-in trainer module shipped with trainkit".
 BUILTIN_ENTRY_POINTS = {"trainkit:xgboost": "airflow_trainkit.trainers.xgboost"}
-# What the built-in trainer imports of trainkit: shipped with it, since the container has no trainkit
-# (and no Airflow). A test runs the archive with Airflow blocked, so a missing module fails it.
-BUILTIN_TRAINER_FILES = (
-    "__init__.py",
-    "storage.py",
-    "trainers/__init__.py",
-    "trainers/contract.py",
-    "trainers/xgboost.py",
-    "trainers/xgboost_booster.py",
-    "trainers/xgboost_config.py",
-    "trainers/xgboost_data.py",
-)
 BUILTIN_PROGRAM = "trainkit_train.py"
 # SageMaker runs the program with the hyperparameters as ``--name value`` arguments and also in
 # SM_HPS, which the trainer reads; the argument copy is dropped, since the trainer takes its own flags.
