@@ -209,7 +209,7 @@ def compile_suite(
         raise ValueError(f"engine must be one of {ENGINES}, got {engine!r}")
     if isinstance(source, SuiteSource):
         return gx.ExpectationSuite(name=source.name, expectations=_imported(source))
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or dt.datetime.now(dt.UTC)
     # Passed to the constructor: add_expectation() would need an active data context.
     expectations = [
         expectation_for(check, engine=engine, now=now, tz_aware_columns=tz_aware_columns)
@@ -262,7 +262,7 @@ def expectation_for(
     if check.kind == "row_count":
         return gxe.ExpectTableRowCountToBeBetween(min_value=p.get("min"), max_value=p.get("max"), **common)
     if check.kind == "freshness":
-        oldest = now.astimezone(dt.timezone.utc) - dt.timedelta(seconds=p["max_age_seconds"])
+        oldest = now.astimezone(dt.UTC) - dt.timedelta(seconds=p["max_age_seconds"])
         if column not in tz_aware_columns:
             oldest = oldest.replace(tzinfo=None)  # naive timestamps are read as UTC
         return gxe.ExpectColumnMaxToBeBetween(column=column, min_value=oldest, **common)
@@ -277,9 +277,9 @@ def _bound(value: Any, aware: bool) -> Any:
         value = dt.datetime(value.year, value.month, value.day)
     if isinstance(value, dt.datetime):
         if aware and value.tzinfo is None:
-            return value.replace(tzinfo=dt.timezone.utc)
+            return value.replace(tzinfo=dt.UTC)
         if not aware and value.tzinfo is not None:
-            return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            return value.astimezone(dt.UTC).replace(tzinfo=None)
     return value
 
 

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -40,7 +40,7 @@ class LocalRun:
 
 def log_path(home: Path, name: str) -> Path:
     """``<home>/logs/trainkit/<name>-<UTC time>.log``, a new file for each run."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     return home / "logs" / "trainkit" / f"{name}-{stamp}.log"
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -259,7 +259,7 @@ def promote(
     decision = evaluate_gate(
         client, model_name, version=version, thresholds=thresholds, compare_to=compare_to, tolerance=tolerance
     )
-    decision["decided_at"] = datetime.now(timezone.utc).isoformat()
+    decision["decided_at"] = datetime.now(UTC).isoformat()
     current = get_alias(client, model_name, CHAMPION)
     decision["previous_champion"] = str(current.version) if current is not None else None
     if current is not None and str(current.version) == decision["version"]:
@@ -299,7 +299,7 @@ def rollback_champion(client: MlflowClient, model_name: str) -> dict[str, Any]:
         raise ValueError(f"model {model_name!r} has no @{PREVIOUS_CHAMPION} to roll back to")
     current = get_alias(client, model_name, CHAMPION)
     client.set_registered_model_alias(model_name, CHAMPION, previous.version)
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     if current is not None:
         client.set_registered_model_alias(model_name, ROLLED_BACK, current.version)
         client.set_model_version_tag(model_name, current.version, f"{GATE_TAG}.rolled_back_at", now)

@@ -15,7 +15,7 @@ import pkgutil
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field, fields, replace
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from airflow_trainkit.training.capabilities import Capabilities
@@ -35,7 +35,7 @@ _SHARED: dict[tuple[str, str | None], TrainingBackend] = {}
 _SHARED_LOCK = threading.Lock()
 
 
-class JobPhase(str, Enum):
+class JobPhase(StrEnum):
     """The shared view of every backend's own states."""
 
     PENDING = "pending"

@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from airflow_trainkit._compat import BaseTrigger, TriggerEvent
+from airflow_trainkit.durations import parse_duration
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -241,9 +242,12 @@ DEFAULT_SETTLE_SECONDS = 10.0
 
 
 async def _settle(started: float) -> None:
-    """Wait until the trigger has run for the settle time (``$TRAINKIT_TRIGGER_SETTLE_SECONDS``)."""
+    """Wait until the trigger has run for the settle time (``$TRAINKIT_TRIGGER_SETTLE_SECONDS``, any duration)."""
     try:
-        settle = float(os.environ.get(SETTLE_ENV, DEFAULT_SETTLE_SECONDS))
-    except ValueError:
+        settle = parse_duration(
+            os.environ.get(SETTLE_ENV, DEFAULT_SETTLE_SECONDS), field=SETTLE_ENV, allow_zero=True
+        )
+    except ValueError as problem:
+        logging.getLogger(__name__).warning("%s; holding the event %s s", problem, DEFAULT_SETTLE_SECONDS)
         settle = DEFAULT_SETTLE_SECONDS
     await asyncio.sleep(max(0.0, started + settle - time.monotonic()))

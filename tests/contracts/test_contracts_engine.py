@@ -124,7 +124,7 @@ def test_warning_failures_report_but_do_not_fail(churn_frame, churn_contract) ->
 def test_freshness_and_datetime_bounds(churn_frame) -> None:
     import pandas as pd
 
-    now = dt.datetime(2026, 6, 1, 12, tzinfo=dt.timezone.utc)
+    now = dt.datetime(2026, 6, 1, 12, tzinfo=dt.UTC)
     frame = pd.DataFrame({"ts": pd.to_datetime(["2026-05-30 10:00", "2026-05-31 20:00"])})
     contract = parse_contract(
         "dataset: events\ncolumns:\n  - name: ts\n    type: datetime\n"

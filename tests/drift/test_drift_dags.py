@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -39,7 +39,7 @@ def _events(run_id: str) -> list:
 
 
 def test_weekly_check_emits_the_drift_event_and_stores_the_report(airflow_db, trainkit_home):
-    run = _dag("weekly_drift_check").test(logical_date=datetime(2026, 3, 2, tzinfo=timezone.utc))
+    run = _dag("weekly_drift_check").test(logical_date=datetime(2026, 3, 2, tzinfo=UTC))
     assert run.state == "success"
     events = _events(run.run_id)
     assert len(events) == 1
@@ -58,7 +58,7 @@ def test_weekly_check_emits_the_drift_event_and_stores_the_report(airflow_db, tr
 
 def test_unchanged_week_emits_no_event(airflow_db, trainkit_home):
     run = _dag("weekly_drift_check").test(
-        logical_date=datetime(2026, 3, 9, tzinfo=timezone.utc), run_conf={"demo_week_drift": 0.0}
+        logical_date=datetime(2026, 3, 9, tzinfo=UTC), run_conf={"demo_week_drift": 0.0}
     )
     assert run.state == "success"
     assert _events(run.run_id) == []

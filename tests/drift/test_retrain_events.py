@@ -4,7 +4,7 @@ under the alias the check emitted it through."""
 from __future__ import annotations
 
 import importlib.util
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from drift_testing import EXAMPLE_DAGS
 
@@ -36,7 +36,7 @@ def _event(report: str, column: str):
         source_run_id=f"scheduled__{report}",
         source_map_index=-1,
         source_aliases=[AssetAliasReferenceAssetEventDagRun(name=drift_alias("churn").name)],
-        timestamp=datetime(2026, 3, 2, tzinfo=timezone.utc),
+        timestamp=datetime(2026, 3, 2, tzinfo=UTC),
     )
 
 

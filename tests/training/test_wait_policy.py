@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
-from enum import Enum
+from enum import StrEnum
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -42,7 +42,7 @@ class Denied(Exception):
     """A non-transient answer (HTTP 403)."""
 
 
-class FaultyState(str, Enum):
+class FaultyState(StrEnum):
     RUNNING = "Running"
     DONE = "Done"
 

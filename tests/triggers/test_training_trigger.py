@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import time
-from enum import Enum
+from enum import StrEnum
 
 import pytest
 from trainkit_testing import isolated_backends
@@ -15,7 +15,7 @@ from airflow_trainkit.training.spec import TrainingJobSpec
 from airflow_trainkit.triggers.training import TrainingJobTrigger
 
 
-class ScriptedState(str, Enum):
+class ScriptedState(StrEnum):
     RUNNING = "Running"
     DONE = "Done"
     STOPPED = "Stopped"

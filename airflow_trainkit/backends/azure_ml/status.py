@@ -7,7 +7,7 @@ itself imports no Azure SDK.
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 
-class AzureMLState(str, Enum):
+class AzureMLState(StrEnum):
     """``azure.ai.ml.entities.JobStatus`` as the service reports it (compare by value, never ``str()``)."""
 
     NOT_STARTED = "NotStarted"

@@ -17,8 +17,8 @@ import json
 import os
 import re
 import sys
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -50,7 +50,7 @@ _SECRET_ENV = re.compile(
 _URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:[^/@\s]*@")
 
 
-class OnPremState(str, Enum):
+class OnPremState(StrEnum):
     PENDING = "PENDING"
     RUNNING = "RUNNING"
     STOPPING = "STOPPING"
@@ -431,4 +431,4 @@ def inherited_env(environ: Mapping[str, str]) -> dict[str, str]:
 
 
 def _utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")

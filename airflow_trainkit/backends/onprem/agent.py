@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -160,13 +160,13 @@ def runner_alive(job_dir: Path, state: dict[str, Any], start_grace: float) -> bo
     pid = state.get("runner_pid") or runner.get("pid")
     if pid is None:
         submitted = datetime.fromisoformat(state.get("submitted_at") or utcnow())
-        return (datetime.now(timezone.utc) - submitted).total_seconds() < start_grace
+        return (datetime.now(UTC) - submitted).total_seconds() < start_grace
     ticks = state.get("runner_start_ticks") or runner.get("start_ticks")
     return process_alive(int(pid), ticks)
 
 
 def utcnow() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def op_snapshot(root: str, job_id: str, start_grace: float) -> dict[str, Any]:

@@ -220,7 +220,7 @@ async def _connect(target: SshTarget) -> Any:
             f"on-prem host {target.label} refused user {target.username!r}'s key or password",
             where=target.label,
         ) from None
-    except (OSError, asyncio.TimeoutError, asyncssh.Error) as err:
+    except (TimeoutError, OSError, asyncssh.Error) as err:
         raise TrainingJobUnreachable(
             f"on-prem host {target.label} cannot be reached: {type(err).__name__}: {err}",
             where=target.label,
@@ -300,7 +300,7 @@ class SshTransport:
             try:
                 done = await conn.run(command, input=stdin, check=False, timeout=CALL_TIMEOUT)
                 break
-            except (OSError, asyncssh.Error, asyncio.TimeoutError) as err:
+            except (TimeoutError, OSError, asyncssh.Error) as err:
                 # A dropped connection (sshd restarted, network blip): make a new one, once.
                 POOL.drop(target, conn)
                 if attempt == 2:

@@ -5,8 +5,8 @@ The answer echoes the job's ``runtime_env``, environment variables included: not
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from enum import Enum
+from datetime import UTC, datetime
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from airflow_trainkit.training.backend import JobPhase, JobStatus
@@ -21,7 +21,7 @@ META_OUTPUT_URI = "trainkit_output_uri"
 META_JOB_NAME = "trainkit_job_name"
 
 
-class RayJobState(str, Enum):
+class RayJobState(StrEnum):
     """``JobStatus`` of the Ray Jobs API."""
 
     PENDING = "PENDING"
@@ -87,4 +87,4 @@ def status_from_job(info: Mapping[str, Any], job_id: str, console_url: str | Non
 def _iso(millis: Any) -> str | None:
     if not millis:
         return None
-    return datetime.fromtimestamp(float(millis) / 1000.0, tz=timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(float(millis) / 1000.0, tz=UTC).isoformat(timespec="milliseconds")

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from airflow_trainkit.training.backend import JobPhase, JobStatus
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 
-class SageMakerState(str, Enum):
+class SageMakerState(StrEnum):
     """``TrainingJobStatus`` as SageMaker reports it."""
 
     IN_PROGRESS = "InProgress"

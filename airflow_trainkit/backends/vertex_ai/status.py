@@ -6,7 +6,7 @@ Works on the job's JSON form (proto field names, enums by name), so this module 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from airflow_trainkit.training.backend import JobPhase, JobStatus
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 
-class VertexState(str, Enum):
+class VertexState(StrEnum):
     """``google.cloud.aiplatform.v1.JobState`` as Vertex AI reports it."""
 
     UNSPECIFIED = "JOB_STATE_UNSPECIFIED"

@@ -29,7 +29,7 @@ import re
 import typing
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
@@ -52,7 +52,7 @@ _OPERATION = re.compile(
 )
 _BLOB_HOST = re.compile(r"^([a-z0-9]+)\.blob\.core\.windows\.net$")
 _RANGE = re.compile(r"^bytes=(\d+)-(\d*)$")
-BLOB_CREATED = datetime(2026, 1, 5, 10, 0, tzinfo=timezone.utc)
+BLOB_CREATED = datetime(2026, 1, 5, 10, 0, tzinfo=dt.UTC)
 _TERMINAL = {"Completed", "Failed", "Canceled", "NotResponding", "Paused"}
 _LIVE = {"NotStarted", "Queued", "Preparing", "Provisioning", "Starting", "Running", "Finalizing"}
 _JOB_TIERS = {"null", "spot", "basic", "standard", "premium"}
@@ -76,7 +76,7 @@ class Plan(BasePlan):
 @dataclass
 class Job(ScriptedJob[Plan]):
     body: dict[str, Any] = field(default_factory=dict)
-    created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    created: datetime = field(default_factory=lambda: datetime.now(dt.UTC))
 
 
 class FakeAzureML(WireFake[Plan]):
@@ -242,7 +242,7 @@ class FakeAzureML(WireFake[Plan]):
             return _error(400, "UserError", "; ".join(problems))
         if name in self.jobs:
             return _error(409, "UserError", f"A job with the name {name} already exists.")
-        now = datetime.now(timezone.utc).replace(microsecond=0)
+        now = datetime.now(dt.UTC).replace(microsecond=0)
         props = json.loads(json.dumps(body["properties"]))  # the record keeps what was sent
         props["status"] = "NotStarted"
         wsid = f"/subscriptions/{sub}/resourcegroups/{group}/workspaces/{ws}"

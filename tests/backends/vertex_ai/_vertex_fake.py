@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 
@@ -52,7 +52,7 @@ class Plan(BasePlan):
 @dataclass
 class Job(ScriptedJob[Plan]):
     message: Any = None  # the CustomJob protobuf (not proto-plus) message as stored by the service
-    created: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 class FakeVertex(WireFake[Plan]):
@@ -133,7 +133,7 @@ class FakeVertex(WireFake[Plan]):
             return _error(400, "INVALID_ARGUMENT", problem)
         name = f"{parent}/customJobs/{next(self._numbers)}"
         message.name = name
-        now = datetime.now(timezone.utc).replace(microsecond=0)
+        now = datetime.now(UTC).replace(microsecond=0)
         message.create_time.FromDatetime(now)
         message.update_time.FromDatetime(now)
         _set_state(message, "PENDING")
@@ -238,7 +238,7 @@ def _advance(job: Job, state: str) -> None:
         message.error.message = (
             job.plan.error or f"The replica workerpool0-0 exited with a non-zero status of 1. {state}"
         )
-    message.update_time.FromDatetime(datetime.now(timezone.utc).replace(microsecond=0))
+    message.update_time.FromDatetime(datetime.now(UTC).replace(microsecond=0))
 
 
 def _set_state(message: Any, state: str) -> None:
