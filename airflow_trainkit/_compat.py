@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import (
@@ -113,3 +114,22 @@ def xcom_value(ti_key: object, key: str) -> object:
     from airflow.sdk.execution_time.xcom import XCom
 
     return XCom.get_value(ti_key=ti_key, key=key)  # type: ignore[arg-type]
+
+
+_DEFERRABLE_ENV = "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"
+
+
+def default_deferrable() -> bool:
+    """``deferrable`` for an operator that was given none: ``True`` (promise 1: waiting costs no
+    worker slot) unless the deployment sets Airflow's ``[operators] default_deferrable`` explicitly.
+
+    Airflow's own default for that option is ``false``, and ``airflow.cfg`` as Airflow generates it
+    writes that default out (``default_deferrable = false``), so a ``false`` in the file cannot be
+    told from "not set". The explicit settings are the environment variable (or its ``_CMD`` /
+    ``_SECRET`` forms), either way, and a ``true`` in the file.
+    """
+    from airflow.sdk.configuration import conf
+
+    if any(os.environ.get(_DEFERRABLE_ENV + tail) for tail in ("", "_CMD", "_SECRET")):
+        return conf.getboolean("operators", "default_deferrable", fallback=True)
+    return True
