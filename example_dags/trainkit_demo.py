@@ -86,15 +86,14 @@ def trainkit_demo():
     )
     # [END howto_register_and_promote]
 
-    # The week after training, compared with what the model was trained on. "continue": the
-    # demo reports drift; the weekly_drift_check DAG shows the asset event that retrains.
+    # The week after training, compared with what the model was trained on. "warn": the demo
+    # reports drift; the weekly_drift_check DAG shows the asset event that retrains.
     drift = DriftCheckOperator(
         task_id="check_drift",
         reference=TRAIN_URI,
         current=WEEK_URI,
-        target="churned",
-        drift_share=0.3,
-        on_drift="continue",
+        config={"target": "churned", "drift_share": 0.3},
+        on_failure="warn",
     )
 
     @task

@@ -171,14 +171,13 @@ def test_no_secret_reaches_a_file_a_log_an_xcom_or_an_error(
             task_id=task_id,
             reference="SELECT * FROM churn",
             current=f"SELECT * FROM {current}",
-            reference_conn_id=conn_id,
-            current_conn_id=conn_id,
-            columns=FEATURES,
-            drift_share=0.3,
+            reference_database_conn_id=conn_id,
+            current_database_conn_id=conn_id,
+            config={"columns": FEATURES, "drift_share": 0.3},
             **kwargs,
         )
 
-    summary = run("drift", drift("drift", "churn_drifted", on_drift="continue", model_name="churn"))
+    summary = run("drift", drift("drift", "churn_drifted", on_failure="warn", model_name="churn"))
     events = contexts[-1]["outlet_events"][drift_alias("churn")].asset_alias_events
     assert summary["drift"] is True and len(events) == 1
     texts["drift asset event"] = json.dumps(events[0].extra, default=str)

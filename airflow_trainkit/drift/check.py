@@ -6,11 +6,10 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
-from airflow_trainkit.drift.config import DriftConfig
 from airflow_trainkit.drift.engine import evaluate
 from airflow_trainkit.drift.profile import DEFAULT_REPORT_ROWS, ProfileCache, Window
 from airflow_trainkit.drift.report import build_report, preload_evidently, write_report
-from airflow_trainkit.drift.tables import Table, as_table, open_table
+from airflow_trainkit.drift.tables import Table, as_table
 from airflow_trainkit.home import trainkit_home
 
 if TYPE_CHECKING:
@@ -18,6 +17,7 @@ if TYPE_CHECKING:
 
     import pandas as pd
 
+    from airflow_trainkit.drift.config import DriftConfig
     from airflow_trainkit.drift.results import DriftResult
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,6 @@ def run_check(
 
     The report is written before this returns, so a caller that then fails on drift leaves it behind.
     """
-    config.validate()
     if report_uri:
         preload_evidently()
     started = time.perf_counter()
@@ -73,21 +72,3 @@ def run_check(
         time.perf_counter() - evaluated_at,
     )
     return result
-
-
-def run_demo_drift_check(reference_uri: str, current_uri: str, report_uri: str) -> dict:
-    """The demo's drift check of the churn tables: every feature but the id, the label named.
-
-    :returns: the XCom-sized summary (``drifted_columns``, ``report_uri``, ...).
-    """
-    from airflow_trainkit.demo.data import CATEGORICAL_COLUMNS, NUMERIC_COLUMNS, TARGET
-
-    config = DriftConfig(columns=NUMERIC_COLUMNS + CATEGORICAL_COLUMNS, target=TARGET, drift_share=0.3)
-    result = run_check(
-        reference=open_table(reference_uri),
-        current=open_table(current_uri),
-        config=config,
-        reference_uri=reference_uri,
-        report_uri=report_uri,
-    )
-    return result.summary()

@@ -1,23 +1,55 @@
-"""What a drift check compares and how it decides: ``DriftConfig`` and its validation."""
+"""The settings of a drift check: what it compares and how it decides (``DriftConfig``).
+
+Light on purpose: a DAG file builds these settings at parse time, so this module imports pydantic
+and nothing heavy (no numpy, pandas, scipy or Evidently; tests/drift/test_drift_config.py holds it).
+The statistics live in ``methods``, ``engine`` and ``performance``, which import this, never the reverse.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from typing import Annotated, Any, Literal, get_args
 
-from airflow_trainkit.drift import methods
-from airflow_trainkit.drift.performance import METRICS
+from pydantic import Discriminator, Field, Tag, field_validator, model_validator
 
-CORRECTIONS = ("bh", "bonferroni", "none")
-DEFAULT_METHOD = {"numeric": "ks", "categorical": "chisquare"}
+from airflow_trainkit.config_model import StrictModel
+
+MethodName = Literal["ks", "chisquare", "psi", "wasserstein", "jensenshannon"]
+Correction = Literal["bh", "bonferroni", "none"]
+PerformanceMetric = Literal["accuracy", "f1", "roc_auc", "rmse", "mae"]
+
+METHOD_NAMES: tuple[str, ...] = get_args(MethodName)
+CORRECTIONS: tuple[str, ...] = get_args(Correction)
+PERFORMANCE_METRICS: tuple[str, ...] = get_args(PerformanceMetric)
+DEFAULT_METHOD: dict[str, MethodName] = {"numeric": "ks", "categorical": "chisquare"}
 # KS D and the chi-square total variation distance: at least 2 % of the distribution moved.
 DEFAULT_MIN_EFFECT = 0.02
 DEFAULT_MAX_ROWS = 5_000_000
 
 
-@dataclass
-class DriftConfig:
-    """What to compare and how to decide; see docs/drift.md.
+def _one_or_per_column(one: str) -> Any:
+    # Tags named after the types: config_model.error_lines leaves them out of the field's name, and
+    # only the branch the value's type picks is tried, so an error says one thing.
+    return Discriminator(lambda value: "dict" if isinstance(value, dict) else one)
+
+
+ColumnName = Annotated[str, Field(min_length=1)]
+Positive = Annotated[float, Field(gt=0)]
+MethodChoice = Annotated[
+    Annotated[MethodName, Tag("str")] | Annotated[dict[str, MethodName], Tag("dict")],
+    _one_or_per_column("str"),
+]
+ThresholdChoice = Annotated[
+    Annotated[Positive, Tag("float")] | Annotated[dict[str, Positive], Tag("dict")],
+    _one_or_per_column("float"),
+]
+
+
+class DriftConfig(StrictModel):
+    """What a drift check compares and how it decides; see docs/drift.md.
+
+    Every field has its default here and only here. Build it in Python (``DriftConfig(target="churned")``)
+    or give ``DriftCheckOperator`` the same as a dict; unknown keys and values of the wrong type are
+    refused with the field and the value named.
 
     :param columns: feature columns to test; all columns common to both windows by default
         (except ``target`` and ``prediction``).
@@ -36,53 +68,39 @@ class DriftConfig:
         ``rmse`` or ``mae``.
     :param max_performance_drop: relative drop of the metric against the reference that counts as
         performance (concept) drift.
-    :param max_rows: windows longer than this are sampled to this many rows with ``seed``.
+    :param max_rows: windows longer than this are sampled to this many rows with ``seed``; None
+        evaluates every row.
+    :param seed: the seed of that sample (the same rows for every column and every run).
     """
 
-    columns: list[str] | None = None
-    method: str | Mapping[str, str] | None = None
-    threshold: float | Mapping[str, float] | None = None
-    drift_share: float = 0.5
-    correction: str = "bh"
-    min_effect: float = DEFAULT_MIN_EFFECT
-    target: str | None = None
-    prediction: str | None = None
-    performance_metric: str | None = None
-    max_performance_drop: float = 0.05
-    max_rows: int | None = DEFAULT_MAX_ROWS
-    seed: int = 0
+    columns: Annotated[list[ColumnName], Field(min_length=1)] | None = None
+    method: MethodChoice | None = None
+    threshold: ThresholdChoice | None = None
+    drift_share: float = Field(default=0.5, gt=0, le=1)
+    correction: Correction = "bh"
+    min_effect: float = Field(default=DEFAULT_MIN_EFFECT, ge=0, lt=1)
+    target: ColumnName | None = None
+    prediction: ColumnName | None = None
+    performance_metric: PerformanceMetric | None = None
+    max_performance_drop: float = Field(default=0.05, gt=0, lt=1)
+    max_rows: Annotated[int, Field(ge=1000)] | None = DEFAULT_MAX_ROWS
+    seed: int = Field(default=0, ge=0)
 
-    def validate(self) -> None:
-        """Raise ``ValueError`` naming the first bad field."""
-        if not 0 < self.drift_share <= 1:
-            raise ValueError(f"drift_share must be in (0, 1], got {self.drift_share!r}")
-        if self.correction not in CORRECTIONS:
-            raise ValueError(f"correction must be one of {list(CORRECTIONS)}, got {self.correction!r}")
-        if not 0 <= self.min_effect < 1:
-            raise ValueError(f"min_effect must be in [0, 1), got {self.min_effect!r}")
-        if self.max_rows is not None and (not isinstance(self.max_rows, int) or self.max_rows < 1000):
-            raise ValueError(f"max_rows must be an integer of at least 1000 or None, got {self.max_rows!r}")
-        if self.columns is not None and (isinstance(self.columns, str) or not self.columns):
-            raise ValueError(f"columns must be a non-empty list of column names, got {self.columns!r}")
-        methods_given = self.method.values() if isinstance(self.method, Mapping) else [self.method]
-        for name in methods_given:
-            if name is not None and name not in methods.METHODS:
-                raise ValueError(f"method must be one of {sorted(methods.METHODS)}, got {name!r}")
-        thresholds = self.threshold.values() if isinstance(self.threshold, Mapping) else [self.threshold]
-        for value in thresholds:
-            if value is not None and (
-                isinstance(value, bool) or not isinstance(value, int | float) or value <= 0
-            ):
-                raise ValueError(f"threshold must be a positive number, got {value!r}")
-        if self.performance_metric is not None and self.performance_metric not in METRICS:
-            raise ValueError(
-                f"performance_metric must be one of {sorted(METRICS)}, got {self.performance_metric!r}"
-            )
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _tuple_as_list(cls, value: Any) -> Any:
+        """A tuple of names is a list of names (a DAG may hold its columns in a tuple)."""
+        return list(value) if isinstance(value, tuple) else value
+
+    @model_validator(mode="after")
+    def _performance_needs_both_columns(self) -> DriftConfig:
         if self.performance_metric and not (self.target and self.prediction):
-            raise ValueError("performance_metric needs both target and prediction to be named")
-        if not 0 < self.max_performance_drop < 1:
-            raise ValueError(f"max_performance_drop must be in (0, 1), got {self.max_performance_drop!r}")
+            raise ValueError(
+                f"performance_metric={self.performance_metric!r} needs both target and prediction to be named"
+            )
+        return self
 
     @property
     def aligned_columns(self) -> tuple[str, ...]:
+        """The label and prediction columns that are named: tested on their own, never as features."""
         return tuple(c for c in (self.target, self.prediction) if c)

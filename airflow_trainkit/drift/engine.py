@@ -30,33 +30,40 @@ log = logging.getLogger(__name__)
 
 
 def select_columns(ref_cols: list[str], current_columns: list[str], config: DriftConfig) -> list[str]:
-    """The feature columns to test; differing column sets are refused by name."""
-    special = set(config.aligned_columns)
+    """The feature columns to test; a named column missing from a window, or differing column
+    sets when none are named, are refused by name."""
+    windows = (("reference", ref_cols), ("current", current_columns))
     for role, name in (("target", config.target), ("prediction", config.prediction)):
         if name:
-            for window, cols in (("reference", ref_cols), ("current", current_columns)):
-                if name not in cols:
-                    raise ValueError(f"{role} column {name!r} is missing from the {window} window")
+            _require(name, windows, what=f"{role} column")
+    special = set(config.aligned_columns)
     if config.columns is not None:
         for name in config.columns:
-            if name not in ref_cols:
-                raise ValueError(f"column {name!r} is missing from the reference window")
-            if name not in current_columns:
-                raise ValueError(f"column {name!r} is missing from the current window")
+            _require(name, windows, what="column")
         return [c for c in config.columns if c not in special]
+    _require_same_columns(ref_cols, current_columns)
+    return [c for c in ref_cols if c not in special]
+
+
+def _require(name: str, windows: tuple[tuple[str, list[str]], ...], *, what: str) -> None:
+    for window, cols in windows:
+        if name not in cols:
+            raise ValueError(f"{what} {name!r} is missing from the {window} window")
+
+
+def _require_same_columns(ref_cols: list[str], current_columns: list[str]) -> None:
     missing = [c for c in ref_cols if c not in current_columns]
     extra = [c for c in current_columns if c not in ref_cols]
-    if missing or extra:
-        parts = []
-        if missing:
-            parts.append(f"missing from the current window: {missing}")
-        if extra:
-            parts.append(f"not in the reference window: {extra}")
+    parts = []
+    if missing:
+        parts.append(f"missing from the current window: {missing}")
+    if extra:
+        parts.append(f"not in the reference window: {extra}")
+    if parts:
         raise ValueError(
             "reference and current have different columns (" + "; ".join(parts) + "); name the columns "
             "to compare with columns=[...]"
         )
-    return [c for c in ref_cols if c not in special]
 
 
 def method_for(column: str, kind: str, config: DriftConfig) -> tuple[str, float]:
@@ -95,7 +102,6 @@ def evaluate(
     :raises ValueError: columns differ, a column is all null in one window, a numeric column holds
         strings; the message names the column.
     """
-    config.validate()
     reference = _window(reference, "reference", config)
     current = _window(current, "current", config)
     features = select_columns(reference.columns, current.columns, config)

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from airflow_trainkit.drift.results import rounded
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from airflow_trainkit.drift.config import DriftConfig
     from airflow_trainkit.drift.profile import PreparedColumn
 
-# Each metric, and whether higher is better.
+# Each metric DriftConfig.performance_metric accepts, and whether higher is better.
 METRICS = {"accuracy": True, "f1": True, "roc_auc": True, "rmse": False, "mae": False}
 
 
@@ -23,16 +24,14 @@ def performance(
     by more than ``config.max_performance_drop``."""
     metric = config.performance_metric or "accuracy"
     target, prediction = config.target or "", config.prediction or ""
-    pairs = []
-    for window in (reference, current):
-        y_true, y_pred = window[target].aligned, window[prediction].aligned
-        assert y_true is not None and y_pred is not None  # prepared with aligned=True
-        pairs.append((y_true, y_pred))
-    ref_value = metric_value(metric, *pairs[0])
-    cur_value = metric_value(metric, *pairs[1])
-    higher_better = METRICS[metric]
-    change = (ref_value - cur_value) if higher_better else (cur_value - ref_value)
-    drop = change / abs(ref_value) if ref_value else (float("inf") if change > 0 else 0.0)
+    ref_value, cur_value = (
+        metric_value(metric, _aligned(window, target), _aligned(window, prediction))
+        for window in (reference, current)
+    )
+    change = (ref_value - cur_value) if METRICS[metric] else (cur_value - ref_value)
+    # From a reference metric of 0 (a perfect rmse or mae) any worsening is an unbounded relative
+    # drop: reported as null (JSON has no infinity) and counted as drift.
+    drop = change / abs(ref_value) if ref_value else (math.inf if change > 0 else 0.0)
     return {
         "metric": metric,
         "reference": rounded(ref_value),
@@ -43,9 +42,18 @@ def performance(
     }
 
 
+def _aligned(window: dict[str, PreparedColumn], column: str) -> np.ndarray:
+    """The column's evaluated rows in table order, which pair label and prediction row by row."""
+    rows = window[column].aligned
+    if rows is None:
+        raise ValueError(f"column {column!r} was prepared without its rows in table order (aligned=True)")
+    return rows
+
+
 def metric_value(metric: str, y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """A performance metric on the rows where both label and prediction are present."""
-    import pandas as pd  # heavy: only when data is evaluated
+    import numpy as np  # heavy: only when data is evaluated
+    import pandas as pd
 
     t = pd.to_numeric(pd.Series(y_true), errors="coerce").to_numpy(dtype=float)
     p = pd.to_numeric(pd.Series(y_pred), errors="coerce").to_numpy(dtype=float)

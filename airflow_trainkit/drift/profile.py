@@ -51,6 +51,7 @@ class ColumnProfile:
 
     @property
     def evaluated(self) -> int:
+        """The rows that hold a value (what the tests run on)."""
         return self.rows - self.nulls
 
 
@@ -156,10 +157,12 @@ class Window:
 
     @property
     def total_rows(self) -> int:
+        """The table's row count, before any sampling."""
         return self._shape[0]
 
     @property
     def columns(self) -> list[str]:
+        """The table's column names (from the cache when the reference's shape is cached)."""
         return self._shape[1]
 
     @property
@@ -238,6 +241,7 @@ class ProfileCache:
         return cls(folder)
 
     def table_shape(self) -> tuple[int, list[str]] | None:
+        """The cached row count and column names; None when not cached or unreadable."""
         try:
             meta = json.loads((self.folder / "table.json").read_text())
         except (OSError, ValueError):
@@ -245,10 +249,12 @@ class ProfileCache:
         return int(meta["rows"]), list(meta["columns"])
 
     def save_table_shape(self, rows: int, columns: list[str]) -> None:
+        """Cache the table's row count and column names (so a cached reference is never opened)."""
         payload = json.dumps({"version": PROFILE_VERSION, "rows": rows, "columns": columns})
         self._write("table.json", lambda path: path.write_text(payload))
 
     def load(self, column: str, *, aligned: bool) -> PreparedColumn | None:
+        """A cached column; None when absent, damaged, or cached without the aligned rows asked for."""
         import pandas as pd  # heavy: only when data is prepared
 
         stem = _stem(column)

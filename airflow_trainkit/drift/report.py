@@ -52,7 +52,10 @@ def build_report(result: DriftResult) -> dict[str, str]:
     from evidently.presets import DataDriftPreset
 
     tested = report_columns(result, DEFAULT_REPORT_COLUMNS)
-    files: dict[str, str] = {"summary.json": json.dumps(result.details(), indent=2, default=str)}
+    # allow_nan=False: the results hold no infinity or NaN (results.py); strict JSON or an error.
+    files: dict[str, str] = {
+        "summary.json": json.dumps(result.details(), indent=2, default=str, allow_nan=False)
+    }
     if not tested or result.reference_sample is None or result.current_sample is None:
         files["report.html"] = _banner_page(result)
         files["report.json"] = json.dumps({"note": "current window empty: nothing was compared"})
@@ -129,7 +132,7 @@ def _banner(result: DriftResult, ref_rows: int, cur_rows: int, shown: int) -> st
         f"<p>Decisions were made on all rows: reference {rows['reference_evaluated']:,} of "
         f"{rows['reference']:,}, current {rows['current_evaluated']:,} of {rows['current']:,}; "
         f"p-values corrected with <b>{html.escape(result.correction)}</b>; "
-        f"{summary['drifted_count']} of {summary['columns_checked']} feature columns drifted "
+        f"{summary['drifted_feature_count']} of {summary['features_checked']} feature columns drifted "
         f"(dataset drift at share &ge; {result.drift_share}).</p>"
         f"<p><b>The Evidently report below was built on a sample</b> of {ref_rows:,} reference and "
         f"{cur_rows:,} current rows (fixed seed), without the correction or the effect-size floor: "

@@ -1,12 +1,16 @@
 """A drift check's verdicts: one ``ColumnResult`` per column and the ``DriftResult`` whose
-``summary()`` goes to XCom."""
+``summary()`` goes to XCom.
+
+Both are JSON as they are: a number that is not finite (a chi-square statistic of a category the
+reference never had, a relative drop from a reference metric of 0) is ``None`` (JSON ``null``),
+never the string ``"inf"``. The summary's keys are listed in docs/drift.md.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from airflow_trainkit.drift import methods
 
@@ -35,8 +39,10 @@ class ColumnResult:
     current_rows: int = 0
 
     def summary(self) -> dict[str, Any]:
+        """The column's entry in ``drifted_columns``: its role, method, value and threshold."""
         out: dict[str, Any] = {
             "column": self.column,
+            "role": self.role,
             "method": self.method,
             "statistic": rounded(self.statistic),
         }
@@ -72,19 +78,27 @@ class DriftResult:
 
     @property
     def features(self) -> list[ColumnResult]:
+        """The feature columns tested (the label and prediction columns are not features)."""
         return [c for c in self.columns if c.role == "feature"]
 
     @property
     def drifted_features(self) -> list[ColumnResult]:
+        """The feature columns that drifted: what ``dataset_drift`` counts."""
         return [c for c in self.features if c.drifted]
 
     @property
+    def drifted(self) -> list[ColumnResult]:
+        """Every column that drifted: features first, then the label and the prediction."""
+        return [c for c in self.columns if c.drifted]
+
+    @property
     def share_drifted(self) -> float:
+        """The share of feature columns that drifted."""
         return len(self.drifted_features) / len(self.features) if self.features else 0.0
 
     @property
     def dataset_drift(self) -> bool:
-        # Evidently's rule: share of drifted columns >= drift_share.
+        """Evidently's rule: the share of drifted feature columns is at least ``drift_share``."""
         return bool(self.features) and self.share_drifted >= self.drift_share
 
     def _role_drift(self, role: str) -> bool | None:
@@ -105,14 +119,23 @@ class DriftResult:
         )
 
     def summary(self) -> dict[str, Any]:
-        drifted = [c for c in self.columns if c.drifted]
+        """The small JSON dict that goes to XCom and into the asset event (keys: docs/drift.md).
+
+        Each count counts its list: ``columns_checked`` and ``drifted_count`` count every tested
+        column (features, label, prediction) and ``drifted_columns`` lists the drifted ones;
+        ``features_checked`` and ``drifted_feature_count`` count the features only, as
+        ``share_drifted`` and ``dataset_drift`` do.
+        """
+        drifted = self.drifted
         out: dict[str, Any] = {
             "drift": self.drift,
             "dataset_drift": self.dataset_drift,
             "share_drifted": round(self.share_drifted, 4),
             "drift_share": self.drift_share,
-            "columns_checked": len(self.features),
-            "drifted_count": len(self.drifted_features),
+            "features_checked": len(self.features),
+            "drifted_feature_count": len(self.drifted_features),
+            "columns_checked": len(self.columns),
+            "drifted_count": len(drifted),
             "drifted_columns": [c.summary() for c in drifted[:MAX_SUMMARY_COLUMNS]],
             "prediction_drift": self._role_drift("prediction"),
             "label_drift": self._role_drift("target"),
@@ -133,12 +156,18 @@ class DriftResult:
 
     def details(self) -> dict[str, Any]:
         """Every column's result, for the stored report (not for XCom)."""
-        return {**self.summary(), "columns": [asdict(c) for c in self.columns], "notes": self.notes}
+        columns = [{k: finite(v) for k, v in asdict(c).items()} for c in self.columns]
+        return {**self.summary(), "columns": columns, "notes": self.notes}
 
 
-def rounded(value: float) -> float | str:
-    """Round for the summary without losing tiny p-values; infinities as text, so JSON stays strict."""
+def rounded(value: float) -> float | None:
+    """Round for the summary without losing tiny p-values; None (JSON null) when not finite."""
     value = float(value)
-    if not np.isfinite(value):
-        return str(value)
+    if not math.isfinite(value):
+        return None
     return float(f"{value:.6g}")
+
+
+def finite(value: Any) -> Any:
+    """A float that is not finite as None (JSON null); any other value as it is."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value

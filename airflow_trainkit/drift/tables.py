@@ -11,6 +11,8 @@ import threading
 from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING
 
+from typing_extensions import override
+
 from airflow_trainkit import storage
 
 if TYPE_CHECKING:
@@ -27,11 +29,13 @@ class Table(ABC):
 
     @property
     @abstractmethod
-    def rows(self) -> int: ...
+    def rows(self) -> int:
+        """How many rows the table has (reading only its metadata where the format allows)."""
 
     @property
     @abstractmethod
-    def columns(self) -> list[str]: ...
+    def columns(self) -> list[str]:
+        """The table's column names, in its order."""
 
     @abstractmethod
     def column(self, name: str) -> pd.Series:
@@ -57,20 +61,25 @@ class FrameTable(Table):
 
     @property
     def frame(self) -> pd.DataFrame:
+        """The whole frame, read on first use (once, whichever thread asks first)."""
         with self._reading:
             if self._frame is None:
-                assert self._read is not None
+                if self._read is None:  # __init__ refuses this; kept out of reach of python -O
+                    raise TypeError("a FrameTable needs a frame or a read function")
                 self._frame = self._read()
         return self._frame
 
     @property
+    @override
     def rows(self) -> int:
         return len(self.frame)
 
     @property
+    @override
     def columns(self) -> list[str]:
         return [str(c) for c in self.frame.columns]
 
+    @override
     def column(self, name: str) -> pd.Series:
         return self.frame[name]
 
@@ -89,16 +98,19 @@ class ParquetTable(Table):
         self._path = path
 
     @property
+    @override
     def rows(self) -> int:
         return self._rows
 
     @property
+    @override
     def columns(self) -> list[str]:
         # A frame's index that pandas stored as a column is not data: pandas reads it back as the index.
         meta = self._dataset.schema.pandas_metadata or {}
         index = {c for c in meta.get("index_columns", []) if isinstance(c, str)}
         return [c for c in self._dataset.schema.names if c not in index]
 
+    @override
     def column(self, name: str) -> pd.Series:
         try:
             data = self._dataset.to_table(columns=[name]).column(0)

@@ -104,7 +104,7 @@ def test_drift_page_example_of_text_in_a_numeric_column_is_refused_from_csv(tmp_
     from airflow_trainkit.drift.config import DriftConfig
     from airflow_trainkit.drift.tables import open_table
 
-    text = section("drift.md", "## Result, report and on_drift")
+    text = section("drift.md", "## Result, report and on_failure")
     example = re.search(r'a numeric column holding text \(`"([^"`]+)"`\)', text).group(1)
     rows = "\n".join(f"{i},{i % 7}" for i in range(200))
     (tmp_path / "reference.csv").write_text(f"id,age\n{rows}\n")

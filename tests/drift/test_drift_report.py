@@ -12,7 +12,7 @@ import pytest
 from drift_testing import make_frame
 
 from airflow_trainkit import storage
-from airflow_trainkit.drift.check import profile_cache_dir, run_check, run_demo_drift_check
+from airflow_trainkit.drift.check import profile_cache_dir, run_check
 from airflow_trainkit.drift.engine import DriftConfig
 from airflow_trainkit.drift.profile import ProfileCache
 from airflow_trainkit.drift.tables import FrameTable, open_table
@@ -32,13 +32,21 @@ def _write(frame, path):
     return str(path)
 
 
-def test_demo_check_writes_a_whole_report_that_opens(tmp_path):
-    from airflow_trainkit.demo.data import write_churn_dataset
+def test_the_demo_tables_check_writes_a_whole_report_that_opens(tmp_path):
+    from airflow_trainkit.demo.data import CATEGORICAL_COLUMNS, NUMERIC_COLUMNS, TARGET, write_churn_dataset
 
     ref = write_churn_dataset(tmp_path / "train.parquet", rows=6000, seed=7)
     cur = write_churn_dataset(tmp_path / "week.csv", rows=3000, seed=8, drift=0.5)
     report_uri = str(tmp_path / "reports" / "week1")
-    summary = run_demo_drift_check(str(ref), str(cur), report_uri)
+    config = DriftConfig(columns=NUMERIC_COLUMNS + CATEGORICAL_COLUMNS, target=TARGET, drift_share=0.3)
+    result = run_check(
+        reference=open_table(str(ref)),
+        current=open_table(str(cur)),
+        config=config,
+        reference_uri=str(ref),
+        report_uri=report_uri,
+    )
+    summary = result.summary()
 
     assert {c["column"] for c in summary["drifted_columns"]} == {
         "monthly_charges",

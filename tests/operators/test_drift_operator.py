@@ -1,4 +1,4 @@
-"""DriftCheckOperator.execute on real files: what each on_drift does, and the outlet event it adds."""
+"""DriftCheckOperator.execute on real files: what each on_failure does, and the outlet event it adds."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import pytest
 
 from airflow_trainkit._compat import AirflowSkipException, AssetAlias
 from airflow_trainkit.demo.data import write_churn_dataset
+from airflow_trainkit.drift.config import DriftConfig
 from airflow_trainkit.exceptions import DriftDetected
 from airflow_trainkit.operators.drift import DriftCheckOperator, drift_alias, drift_asset
+from airflow_trainkit.vocabulary import TrainkitDeprecationWarning
 
 FEATURES = ["tenure_months", "monthly_charges", "support_calls", "data_usage_gb", "age", "contract", "region"]
 
@@ -35,22 +37,21 @@ def _context():
     return {"run_id": "manual__2026-03-02", "dag": None, "outlet_events": OutletEventAccessors()}
 
 
-def _op(tables, current, **kwargs):
+def _op(tables, current, config=None, **kwargs):
     return DriftCheckOperator(
         task_id="check",
         reference=tables["reference"],
         current=tables[current],
-        columns=FEATURES,
-        drift_share=0.3,
+        config=config or {"columns": FEATURES, "drift_share": 0.3},
         **kwargs,
     )
 
 
 def test_constructor_only_assigns_and_declares_the_alias():
     op = DriftCheckOperator(
-        task_id="c", reference="{{ x }}", current="{{ y }}", on_drift="bogus", model_name="m"
+        task_id="c", reference="{{ x }}", current="{{ y }}", on_failure="bogus", model_name="m"
     )
-    assert op.on_drift == "bogus"  # validated in execute, not here
+    assert op.on_failure == "bogus"  # validated in execute, not here
     assert op.outlets == [AssetAlias(name="trainkit_drift__m")]
     assert drift_asset("m").uri == "x-trainkit://m/drift"
 
@@ -71,12 +72,13 @@ def test_fail_stores_the_report_then_raises(tables, tmp_path):
 
 def test_skip_marks_the_task_skipped(tables):
     with pytest.raises(AirflowSkipException):
-        _op(tables, "drifted", on_drift="skip").execute(_context())
+        _op(tables, "drifted", on_failure="skip").execute(_context())
 
 
-def test_continue_adds_the_asset_event_only_on_drift(tables):
+def test_warn_adds_the_asset_event_only_on_drift(tables):
     context = _context()
-    summary = _op(tables, "drifted", on_drift="continue", model_name="churn").execute(context)
+    config = DriftConfig(columns=FEATURES, drift_share=0.3)  # a model, or the same as a dict
+    summary = _op(tables, "drifted", config, on_failure="warn", model_name="churn").execute(context)
     events = context["outlet_events"][drift_alias("churn")].asset_alias_events
     assert len(events) == 1
     assert events[0].dest_asset_key.uri == "x-trainkit://churn/drift"
@@ -84,18 +86,41 @@ def test_continue_adds_the_asset_event_only_on_drift(tables):
     assert summary["report_uri"].endswith("/reports/drift/no_dag/manual__2026-03-02/check")
 
     quiet = _context()
-    summary = _op(tables, "same", on_drift="continue", model_name="churn").execute(quiet)
+    summary = _op(tables, "same", on_failure="warn", model_name="churn").execute(quiet)
     assert summary["drift"] is False and summary["drifted_columns"] == []
     assert quiet["outlet_events"][drift_alias("churn")].asset_alias_events == []
 
 
 def test_bad_arguments_are_named_in_execute(tables):
-    with pytest.raises(ValueError, match="on_drift must be one of"):
-        _op(tables, "same", on_drift="warn").execute(_context())
-    with pytest.raises(ValueError, match="correction must be one of"):
-        _op(tables, "same", correction="holm").execute(_context())
+    with pytest.raises(ValueError, match="on_failure must be one of 'fail', 'warn', 'skip', got 'ignore'"):
+        _op(tables, "same", on_failure="ignore").execute(_context())
+    with pytest.raises(ValueError, match=r"config\.correction: Input should be .*, got 'holm'"):
+        _op(tables, "same", {"correction": "holm"}).execute(_context())
     with pytest.raises(ValueError, match="current must be a table URI or a SQL query"):
         DriftCheckOperator(task_id="c", reference=tables["reference"], current="  ").execute(_context())
+
+
+def test_the_old_spellings_still_check_with_a_warning(tables):
+    """on_drift="continue" and the settings as keyword arguments, as before this release."""
+    with pytest.warns(TrainkitDeprecationWarning) as caught:
+        op = DriftCheckOperator(
+            task_id="check",
+            reference=tables["reference"],
+            current=tables["drifted"],
+            columns=FEATURES,
+            drift_share=0.3,
+            on_drift="continue",
+            model_name="churn",
+        )
+    assert {str(w.message).split(" is deprecated")[0] for w in caught} == {
+        "DriftCheckOperator(on_drift=...)",
+        "on_failure='continue'",
+        "DriftCheckOperator(columns=..., drift_share=...)",
+    }
+    context = _context()
+    summary = op.execute(context)
+    assert summary["drift"] is True
+    assert len(context["outlet_events"][drift_alias("churn")].asset_alias_events) == 1
 
 
 def test_an_empty_csv_as_the_current_window_is_named_as_such(tables, tmp_path):
