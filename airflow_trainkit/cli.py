@@ -21,6 +21,7 @@ COMMAND_MODULES = [
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``trainkit`` parser, with the sub-commands of every module in ``COMMAND_MODULES``."""
     parser = argparse.ArgumentParser(prog="trainkit", description="airflow-trainkit command line")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for module_name in COMMAND_MODULES:
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``trainkit`` command and return its exit code; a ``ValueError`` is printed, exit code 2."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)

@@ -9,6 +9,7 @@ from typing import Any
 
 
 def get_provider_info() -> dict[str, Any]:
+    """The provider's metadata: connection types, hooks, operators, sensors, triggers and extra links."""
     return {
         "package-name": "airflow-trainkit",
         "name": "Trainkit",

@@ -11,6 +11,7 @@ DEMO_DAG_ID = "trainkit_demo"
 
 
 def register(subparsers: Any) -> None:
+    """Add ``trainkit demo`` to the ``trainkit`` sub-commands."""
     parser = subparsers.add_parser("demo", help="run the demo pipeline with dag.test() on embedded defaults")
     parser.add_argument(
         "--home", default="demo-home", help="AIRFLOW_HOME for the demo (default: ./demo-home)"
@@ -32,6 +33,8 @@ workstation-cpu,,,1500,4,120,0.15,0.4,0,USD
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the demo DAG in the ``--home`` folder (writing its on-prem cost rows the first time) and
+    print its summary; the exit code is the run's."""
     from airflow_trainkit.local.runner import run_dag_file
 
     home = Path(args.home).resolve()

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from typing_extensions import override
+
 from airflow_trainkit._compat import BaseHook
 
 DEFAULT_GRACE_SECONDS = 30.0
@@ -75,6 +77,7 @@ class OnPremGpuHook(BaseHook):
         self.conn_id = conn_id
 
     @classmethod
+    @override
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         return {
             "hidden_fields": ["schema", "login", "password", "port", "host"],
@@ -85,6 +88,10 @@ class OnPremGpuHook(BaseHook):
         }
 
     def settings(self) -> OnPremSettings:
+        """The connection's settings, or the embedded defaults without one.
+
+        :raises ValueError: naming the connection, the extra and its bad value.
+        """
         extra: dict[str, Any] = {}
         if self.conn_id:
             extra = self.get_connection(self.conn_id).extra_dejson

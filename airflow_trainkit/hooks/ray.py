@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from typing_extensions import override
+
 from airflow_trainkit._compat import BaseHook
 
 DEFAULT_CONN_ID = "trainkit_ray_default"
@@ -68,6 +70,7 @@ class RayClusterHook(BaseHook):
         self.conn_id = conn_id
 
     @classmethod
+    @override
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         return {
             "hidden_fields": ["login"],

@@ -7,6 +7,7 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
+    """Add ``trainkit dag test`` to the ``trainkit`` sub-commands."""
     parser = subparsers.add_parser("dag", help="run a DAG file locally")
     commands = parser.add_subparsers(dest="dag_command", required=True)
     test = commands.add_parser(

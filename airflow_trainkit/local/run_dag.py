@@ -41,12 +41,14 @@ class Progress:
         self.reported: set[tuple[str, int]] = set()
 
     def write(self, task_id: str, map_index: int, state: str, detail: str) -> None:
+        """Print one task's line (``task[i]`` for a mapped one) and remember that it was reported."""
         name = task_id if map_index < 0 else f"{task_id}[{map_index}]"
         self.reported.add((task_id, map_index))
         self.out.write(task_line(name, state, detail) + "\n")
         self.out.flush()
 
     def listener(self) -> Any:
+        """The object to hand Airflow's listener manager: its hooks call :meth:`write`."""
         from airflow_trainkit._compat import hookimpl
 
         progress = self
@@ -86,6 +88,7 @@ def _log_to(path: str) -> IO[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the DAG with ``dag.test()``: 0 when the run succeeded, 1 when not, 2 for a bad file or DAG id."""
     parser = argparse.ArgumentParser(prog="python -m airflow_trainkit.local.run_dag")
     parser.add_argument("dag_file")
     parser.add_argument("--log", required=True, help="file that receives all other output")

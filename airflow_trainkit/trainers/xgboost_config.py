@@ -118,66 +118,14 @@ def resolve_config(args: argparse.Namespace, env: TrainerEnv) -> XGBoostConfig:
 
     :raises BadInput: a value is missing or wrong; the message names the field and the value.
     """
-    hps = dict(env.hyperparameters)
-    for item in args.param:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise BadInput(f"--param must be KEY=VALUE, got {item!r}")
-        hps[key.strip()] = value
-    flag_map = {
-        "target": args.target,
-        "task": args.task,
-        "num_boost_round": args.num_boost_round,
-        "early_stopping_rounds": args.early_stopping_rounds,
-        "learning_rate": args.learning_rate,
-        "max_depth": args.max_depth,
-        "validation_fraction": args.validation_fraction,
-        "seed": args.seed,
-        "checkpoint_interval": args.checkpoint_interval,
-        "model_format": args.model_format,
-        "scale_pos_weight": args.scale_pos_weight,
-        "drop_columns": args.drop_columns,
-    }
-    hps.update({k: v for k, v in flag_map.items() if v is not None})
-
-    values: dict[str, Any] = {}
-    if str(hps.get("max_depth", "")).strip().lower() == "auto":
-        hps.pop("max_depth")
-    for name, (convert, check, expected) in _KNOWN.items():
-        if name not in hps or hps[name] is None:
-            continue
-        raw = hps[name]
-        try:
-            value = convert(raw)
-            if convert is int and isinstance(raw, float) and raw != int(raw):
-                raise ValueError(raw)
-        except (TypeError, ValueError):
-            raise BadInput(f"hyperparameter {name!r} must be {expected}, got {raw!r}") from None
-        if not check(value):
-            raise BadInput(f"hyperparameter {name!r} must be {expected}, got {raw!r}")
-        values[name] = value
-
-    spw = hps.get("scale_pos_weight")
-    if spw is not None and spw != "":
-        if str(spw).strip().lower() == "auto":
-            values["scale_pos_weight"] = "auto"
-        else:
-            try:
-                values["scale_pos_weight"] = float(spw)
-            except (TypeError, ValueError):
-                raise BadInput(
-                    f"hyperparameter 'scale_pos_weight' must be 'auto' or a number, got {spw!r}"
-                ) from None
-            if not values["scale_pos_weight"] > 0:
-                raise BadInput(f"hyperparameter 'scale_pos_weight' must be > 0, got {spw!r}")
-
-    drop = hps.get("drop_columns")
-    if isinstance(drop, str):
-        values["drop_columns"] = [c.strip() for c in drop.split(",") if c.strip()]
-    elif isinstance(drop, list) and all(isinstance(c, str) for c in drop):
-        values["drop_columns"] = list(drop)
-    elif drop is not None:
-        raise BadInput(f"hyperparameter 'drop_columns' must be a list of names or 'a,b', got {drop!r}")
+    hps = _merged_hyperparameters(args, env)
+    values = _known_values(hps)
+    spw = _scale_pos_weight(hps.get("scale_pos_weight"))
+    if spw is not None:
+        values["scale_pos_weight"] = spw
+    drop = _drop_columns(hps.get("drop_columns"))
+    if drop is not None:
+        values["drop_columns"] = drop
 
     train_uri = args.train or env.inputs.get("train")
     if not train_uri:
@@ -201,3 +149,76 @@ def resolve_config(args: argparse.Namespace, env: TrainerEnv) -> XGBoostConfig:
         params=params,
         **values,
     )
+
+
+def _merged_hyperparameters(args: argparse.Namespace, env: TrainerEnv) -> dict[str, Any]:
+    """The job's hyperparameters, then each ``--param KEY=VALUE``, then the named flags that were given."""
+    hps = dict(env.hyperparameters)
+    for item in args.param:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise BadInput(f"--param must be KEY=VALUE, got {item!r}")
+        hps[key.strip()] = value
+    flag_map = {
+        "target": args.target,
+        "task": args.task,
+        "num_boost_round": args.num_boost_round,
+        "early_stopping_rounds": args.early_stopping_rounds,
+        "learning_rate": args.learning_rate,
+        "max_depth": args.max_depth,
+        "validation_fraction": args.validation_fraction,
+        "seed": args.seed,
+        "checkpoint_interval": args.checkpoint_interval,
+        "model_format": args.model_format,
+        "scale_pos_weight": args.scale_pos_weight,
+        "drop_columns": args.drop_columns,
+    }
+    hps.update({k: v for k, v in flag_map.items() if v is not None})
+    if str(hps.get("max_depth", "")).strip().lower() == "auto":
+        hps.pop("max_depth")  # the default: chosen from the training rows
+    return hps
+
+
+def _known_values(hps: dict[str, Any]) -> dict[str, Any]:
+    """The settings of ``_KNOWN`` that ``hps`` sets, converted and checked."""
+    values: dict[str, Any] = {}
+    for name, (convert, check, expected) in _KNOWN.items():
+        if name not in hps or hps[name] is None:
+            continue
+        raw = hps[name]
+        try:
+            value = convert(raw)
+            if convert is int and isinstance(raw, float) and raw != int(raw):
+                raise ValueError(raw)
+        except (TypeError, ValueError):
+            raise BadInput(f"hyperparameter {name!r} must be {expected}, got {raw!r}") from None
+        if not check(value):
+            raise BadInput(f"hyperparameter {name!r} must be {expected}, got {raw!r}")
+        values[name] = value
+    return values
+
+
+def _scale_pos_weight(spw: Any) -> float | str | None:
+    """``"auto"``, a positive number, or ``None`` when not set."""
+    if spw is None or spw == "":
+        return None
+    if str(spw).strip().lower() == "auto":
+        return "auto"
+    try:
+        weight = float(spw)
+    except (TypeError, ValueError):
+        raise BadInput(f"hyperparameter 'scale_pos_weight' must be 'auto' or a number, got {spw!r}") from None
+    if not weight > 0:
+        raise BadInput(f"hyperparameter 'scale_pos_weight' must be > 0, got {spw!r}")
+    return weight
+
+
+def _drop_columns(drop: Any) -> list[str] | None:
+    """Columns to leave out, from a list of names or ``"a,b"``; ``None`` when not set."""
+    if isinstance(drop, str):
+        return [c.strip() for c in drop.split(",") if c.strip()]
+    if isinstance(drop, list) and all(isinstance(c, str) for c in drop):
+        return list(drop)
+    if drop is not None:
+        raise BadInput(f"hyperparameter 'drop_columns' must be a list of names or 'a,b', got {drop!r}")
+    return None

@@ -29,8 +29,23 @@ class _Prepared:
 
 
 def _prepare(frame: pd.DataFrame, config: XGBoostConfig) -> _Prepared:
+    """Features and labels of the training table, the task, its classes and each category column's values."""
     import pandas as pd  # heavy: only when a job trains
 
+    _check_columns(frame, config)
+    frame, target = _labelled_rows(frame, config)
+    features = frame.drop(columns=[config.target, *config.drop_columns])
+    if features.shape[1] == 0:
+        raise BadInput(f"no feature columns left after dropping target {config.target!r} and drop_columns")
+    numeric_target = pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target)
+    task = _task(config, target, numeric_target)
+    labels, classes = _labels(task, target, numeric_target, config)
+    categories = _encode_features(features)
+    return _Prepared(features, labels, task, classes, categories, list(config.drop_columns))
+
+
+def _check_columns(frame: pd.DataFrame, config: XGBoostConfig) -> None:
+    """The target and every column of ``drop_columns`` are in the training table."""
     if config.target not in frame.columns:
         raise BadInput(
             f"target column {config.target!r} is not in the training table {redact_uri(config.train_uri)!r}; "
@@ -39,6 +54,10 @@ def _prepare(frame: pd.DataFrame, config: XGBoostConfig) -> _Prepared:
     missing = [c for c in config.drop_columns if c not in frame.columns]
     if missing:
         raise BadInput(f"drop_columns: column(s) {', '.join(map(repr, missing))} not in the training table")
+
+
+def _labelled_rows(frame: pd.DataFrame, config: XGBoostConfig) -> tuple[pd.DataFrame, Any]:
+    """The rows with a target value (the others dropped with a warning), and their target column."""
     target = frame[config.target]
     no_label = int(target.isna().sum())
     if no_label:
@@ -47,21 +66,22 @@ def _prepare(frame: pd.DataFrame, config: XGBoostConfig) -> _Prepared:
         target = frame[config.target]
     if frame.empty:
         raise BadInput(f"target column {config.target!r} has no values in {redact_uri(config.train_uri)!r}")
-    features = frame.drop(columns=[config.target, *config.drop_columns])
-    if features.shape[1] == 0:
-        raise BadInput(f"no feature columns left after dropping target {config.target!r} and drop_columns")
+    return frame, target
 
-    task = config.task
-    numeric_target = pd.api.types.is_numeric_dtype(target) and not pd.api.types.is_bool_dtype(target)
-    if task == "auto":
-        integral = numeric_target and bool((target == target.round()).all())
-        task = (
-            "classification"
-            if (not numeric_target or (integral and target.nunique() <= 20))
-            else "regression"
-        )
-        log.info("task auto-detected as %s from target %r (%s)", task, config.target, target.dtype)
-    classes: list[Any] = []
+
+def _task(config: XGBoostConfig, target: Any, numeric_target: bool) -> str:
+    """The configured task; for ``auto``, classification when the target is not numeric or has at most
+    20 whole-number values, else regression."""
+    if config.task != "auto":
+        return config.task
+    integral = numeric_target and bool((target == target.round()).all())
+    task = "classification" if (not numeric_target or (integral and target.nunique() <= 20)) else "regression"
+    log.info("task auto-detected as %s from target %r (%s)", task, config.target, target.dtype)
+    return task
+
+
+def _labels(task: str, target: Any, numeric_target: bool, config: XGBoostConfig) -> tuple[Any, list[Any]]:
+    """The label array (class indexes, or floats for regression) and the classes in index order."""
     if task == "classification":
         classes = sorted(target.unique().tolist(), key=lambda v: (str(type(v)), v))
         if len(classes) < 2:
@@ -69,11 +89,18 @@ def _prepare(frame: pd.DataFrame, config: XGBoostConfig) -> _Prepared:
                 f"target column {config.target!r} has a single class {classes[0]!r}: classification needs "
                 "at least two"
             )
-        labels = target.map({c: i for i, c in enumerate(classes)}).astype("int32").to_numpy()
-    else:
-        if not numeric_target:
-            raise BadInput(f"regression target {config.target!r} must be numeric, got dtype {target.dtype}")
-        labels = target.astype("float64").to_numpy()
+        return target.map({c: i for i, c in enumerate(classes)}).astype("int32").to_numpy(), classes
+    if not numeric_target:
+        raise BadInput(f"regression target {config.target!r} must be numeric, got dtype {target.dtype}")
+    return target.astype("float64").to_numpy(), []
+
+
+def _encode_features(features: pd.DataFrame) -> dict[str, list[Any]]:
+    """Make ``features`` XGBoost-ready in place (booleans as floats, text as categories).
+
+    :return: each category column's values, so a validation table can be encoded the same way.
+    """
+    import pandas as pd  # heavy: only when a job trains
 
     categories: dict[str, list[Any]] = {}
     for name in list(features.columns):
@@ -96,7 +123,7 @@ def _prepare(frame: pd.DataFrame, config: XGBoostConfig) -> _Prepared:
                 f"feature column {name!r} has dtype {column.dtype}, which XGBoost cannot use; "
                 "convert it or list it in drop_columns"
             )
-    return _Prepared(features, labels, task, classes, categories, list(config.drop_columns))
+    return categories
 
 
 def _prepare_more(frame: pd.DataFrame, data: _Prepared, config: XGBoostConfig) -> tuple[pd.DataFrame, Any]:

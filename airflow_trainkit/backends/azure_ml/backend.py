@@ -20,6 +20,8 @@ import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from typing_extensions import override
+
 from airflow_trainkit.backends.azure_ml import request as azure_request
 from airflow_trainkit.backends.azure_ml.status import PHASES, AzureMLState, job_facts, status_from_facts
 from airflow_trainkit.training.backend import JobPhase, JobRef, JobStatus, TrainingBackend, register_backend
@@ -83,6 +85,7 @@ class AzureMLBackend(TrainingBackend):
 
     @property
     def azure_conn_id(self) -> str:
+        """The azure connection this backend reads: ``conn_id``, or ``azure_default``."""
         return self.conn_id or DEFAULT_CONN_ID
 
     # -- connection, credential, client ---------------------------------------------------------
@@ -120,6 +123,7 @@ class AzureMLBackend(TrainingBackend):
 
     @cached_property
     def region(self) -> str | None:
+        """The workspace's region from the extra (``region`` or ``location``), for the actual cost."""
         value = self._extra("region") or self._extra("location")
         return str(value) if value else None
 
@@ -194,9 +198,11 @@ class AzureMLBackend(TrainingBackend):
 
     # -- the backend interface ------------------------------------------------------------------
 
+    @override
     def validate(self, spec: TrainingJobSpec) -> None:
         azure_request.validate(spec)
 
+    @override
     def submit(
         self, spec: TrainingJobSpec, job: JobRef | str, identity: JobIdentity | None = None
     ) -> JobStatus:
@@ -222,6 +228,7 @@ class AzureMLBackend(TrainingBackend):
         created = self.client.jobs.create_or_update(command_job, experiment_name=plan.experiment_name)
         return self._status(created, job_id)
 
+    @override
     def describe(self, job: JobRef | str) -> JobStatus:
         """One ``GET {workspace}/jobs/{name}``."""
         from azure.core.exceptions import ResourceNotFoundError
@@ -235,6 +242,7 @@ class AzureMLBackend(TrainingBackend):
             raise TrainingJobNotFound(self.name, job_id) from None
         return self._status(found, job_id)
 
+    @override
     def stop(self, job: JobRef | str, *, reason: str = "stopped by Airflow") -> None:
         """``begin_cancel``; a job that is cancelling or has ended is left alone.
 
@@ -278,6 +286,7 @@ class AzureMLBackend(TrainingBackend):
                 return
         log.info("Asked Azure ML job %s to cancel: %s", job_id, reason)
 
+    @override
     def is_transient(self, error: BaseException) -> bool:
         """Throttling, 5xx answers and connection failures are worth another try."""
         from azure.core.exceptions import HttpResponseError, ServiceRequestError, ServiceResponseError
@@ -288,6 +297,7 @@ class AzureMLBackend(TrainingBackend):
             return error.status_code in _TRANSIENT_CODES
         return super().is_transient(error)
 
+    @override
     def result(
         self, status: JobStatus, spec: TrainingJobSpec | None = None, attempt: int = 1
     ) -> dict[str, Any]:
@@ -301,6 +311,7 @@ class AzureMLBackend(TrainingBackend):
                 out["output_uri"] = readable
         return out
 
+    @override
     def metrics(self, status: JobStatus) -> dict[str, Any] | None:
         """The ``metrics.json`` a succeeded job wrote next to its model, read from the datastore's blob."""
         if status.phase != JobPhase.SUCCEEDED or not status.output_uri:
@@ -318,6 +329,7 @@ class AzureMLBackend(TrainingBackend):
             return None
         return parsed if isinstance(parsed, dict) else None
 
+    @override
     def log_tail(self, job: JobRef | str, lines: int = 50) -> list[str]:
         """The last lines of the job's ``std_log``, from the workspace artifact store."""
         job_id = self.ref(job).job_name

@@ -88,6 +88,15 @@ def compute_name(spec: TrainingJobSpec, connection_compute: str | None) -> str |
 
 def validate(spec: TrainingJobSpec) -> None:
     """Refuse what Azure ML would refuse, before any call; ``ValueError`` names the field and value."""
+    _validate_options(spec)
+    _validate_image(spec)
+    _validate_storage(spec)
+    _validate_names(spec)
+    instance_type(spec)
+
+
+def _validate_options(spec: TrainingJobSpec) -> None:
+    """``spec.options``: only the known keys, a compute name, an experiment name Azure ML accepts."""
     unknown = sorted(set(spec.options) - set(KNOWN_OPTIONS))
     if unknown:
         raise ValueError(
@@ -102,6 +111,10 @@ def validate(spec: TrainingJobSpec) -> None:
         raise ValueError(
             f"spec.options['experiment_name'] must be letters, digits, '_', '.', '-', got {experiment!r}"
         )
+
+
+def _validate_image(spec: TrainingJobSpec) -> None:
+    """``spec.image``: required, and a well-formed reference when it names a registered environment."""
     if not spec.image:
         raise ValueError(
             "spec.image is required for Azure ML (got None): a container image, or a registered "
@@ -112,6 +125,10 @@ def validate(spec: TrainingJobSpec) -> None:
             f"spec.image: {spec.image!r} is not an environment reference 'azureml:<name>:<version>' "
             "or 'azureml:<name>@latest'"
         )
+
+
+def _validate_storage(spec: TrainingJobSpec) -> None:
+    """Output and checkpoint URIs on a datastore (they are mounted), and a checkpoint for spot jobs."""
     if not spec.output_uri or not _DATASTORE_URI.match(spec.output_uri):
         raise ValueError(
             "spec.output_uri must be an Azure ML datastore URI 'azureml://datastores/<name>/paths/<path>' "
@@ -127,6 +144,10 @@ def validate(spec: TrainingJobSpec) -> None:
             "spec.checkpoint_uri is required when spec.spot is true (got None): a preempted low-priority "
             "job restarts and resumes from its last checkpoint; set allow_spot_without_checkpoint=true to opt out"
         )
+
+
+def _validate_names(spec: TrainingJobSpec) -> None:
+    """Input channels and environment names Azure ML accepts, and input URIs it can mount."""
     for channel, uri in spec.inputs.items():
         if not _NAME.match(channel):
             raise ValueError(
@@ -139,7 +160,6 @@ def validate(spec: TrainingJobSpec) -> None:
             raise ValueError(
                 f"spec.env: Azure ML environment names must match [a-zA-Z_][a-zA-Z0-9_]*, got {key!r}"
             )
-    instance_type(spec)
 
 
 def input_type(channel: str, uri: str) -> str:

@@ -22,6 +22,8 @@ from enum import StrEnum
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from typing_extensions import override
+
 from airflow_trainkit.training.backend import JobPhase, JobRef, JobStatus, TrainingBackend, register_backend
 from airflow_trainkit.training.capabilities import Capabilities
 from airflow_trainkit.training.pricing import BackendPricing
@@ -51,6 +53,8 @@ _URL_WITH_PASSWORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://[^/@\s:]*:[^/@\s]*@"
 
 
 class OnPremState(StrEnum):
+    """A job's state as its runner records it in ``state.json``; ``LOST`` is the backend's verdict."""
+
     PENDING = "PENDING"
     RUNNING = "RUNNING"
     STOPPING = "STOPPING"
@@ -97,6 +101,7 @@ class OnPremBackend(TrainingBackend):
 
     @cached_property
     def settings(self) -> OnPremSettings:
+        """The connection's settings (transport, hosts, root, GPUs, grace), read once per backend."""
         from airflow_trainkit.hooks.onprem import OnPremGpuHook
 
         return OnPremGpuHook(self.conn_id).settings()
@@ -123,6 +128,7 @@ class OnPremBackend(TrainingBackend):
 
     @property
     def root(self) -> Path:
+        """The connection's job root (with the SSH transport, a host may name its own: :meth:`root_on`)."""
         return self.settings.root
 
     def root_on(self, transport: Transport) -> str:
@@ -130,8 +136,10 @@ class OnPremBackend(TrainingBackend):
         return str(getattr(transport, "root", None) or self.settings.root)
 
     def host_gpus(self) -> list[dict[str, str]]:
+        """The first host's GPUs: its configured inventory, else what ``nvidia-smi`` lists there."""
         return self.transport.gpus()
 
+    @override
     def validate(self, spec: TrainingJobSpec) -> None:
         from airflow_trainkit import storage
 
@@ -177,6 +185,7 @@ class OnPremBackend(TrainingBackend):
 
         return choose(self._eligible(spec), self.root_on)
 
+    @override
     def submit(
         self, spec: TrainingJobSpec, job: JobRef | str, identity: JobIdentity | None = None
     ) -> JobStatus:
@@ -276,6 +285,7 @@ class OnPremBackend(TrainingBackend):
                 return [self.transports[host]]
         return list(self.transports.values())
 
+    @override
     def find(self, job: JobRef | str) -> JobStatus | None:
         # Called by the worker that is about to submit: a local root that does not exist yet is new,
         # not invisible, so make it here and keep "unreachable" for readers such as the triggerer.
@@ -283,6 +293,7 @@ class OnPremBackend(TrainingBackend):
             self.transport.call("prepare_root", root=str(self.root))
         return super().find(job)
 
+    @override
     def describe(self, job: JobRef | str) -> JobStatus:
         ref = self.ref(job)
         candidates = self._candidates(ref)
@@ -297,6 +308,7 @@ class OnPremBackend(TrainingBackend):
                 return self._status(ref.job_name, transport, snapshot)
         return self._status(ref.job_name, candidates[-1], snapshot)
 
+    @override
     async def describe_async(self, job: JobRef | str) -> JobStatus:
         """One remote command per describe of a job whose host is known, on a shared connection."""
         ref = self.ref(job)
@@ -361,6 +373,7 @@ class OnPremBackend(TrainingBackend):
             handle=ref.handle,
         )
 
+    @override
     def stop(self, job: JobRef | str, *, reason: str = "stopped by Airflow") -> None:
         ref = self.ref(job)
         for transport in self._candidates(ref):
@@ -374,6 +387,7 @@ class OnPremBackend(TrainingBackend):
             if done["found"]:
                 return
 
+    @override
     async def stop_async(self, job: JobRef | str, *, reason: str = "stopped by Airflow") -> None:
         ref = self.ref(job)
         for transport in await asyncio.to_thread(self._candidates, ref):
@@ -387,10 +401,12 @@ class OnPremBackend(TrainingBackend):
             if done["found"]:
                 return
 
+    @override
     def connection_ids(self) -> list[str]:
         """The on-prem connection and, with the SSH transport, each host's ``ssh`` connection."""
         return super().connection_ids() + [h.ssh_conn_id for h in self.settings.hosts]
 
+    @override
     def is_transient(self, error: BaseException) -> bool:
         from airflow_trainkit.exceptions import TrainingJobUnreachable
 
@@ -398,6 +414,7 @@ class OnPremBackend(TrainingBackend):
             return error.transient
         return super().is_transient(error)
 
+    @override
     def log_tail(self, job: JobRef | str, lines: int = 50) -> list[str]:
         ref = self.ref(job)
         candidates = self._candidates(ref)
@@ -406,6 +423,7 @@ class OnPremBackend(TrainingBackend):
         path = f"{self.root_on(candidates[0])}/{ref.job_name}/output.log"
         return list(candidates[0].call("tail", path=path, lines=lines))
 
+    @override
     def metrics(self, status: JobStatus) -> dict[str, Any] | None:
         """``metrics.json`` of the job's output; read on the GPU host when the output is a path there."""
         from airflow_trainkit import storage

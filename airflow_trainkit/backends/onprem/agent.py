@@ -47,12 +47,14 @@ def write_private(path: Path, text: str) -> None:
 
 
 def make_private_dir(path: Path) -> None:
+    """Make a job-control folder 0700 (tightening one that exists), its parents as the umask says."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
     os.chmod(path, PRIVATE_DIR_MODE)
 
 
 def read_text(path: Path) -> str | None:
+    """A file's text, or ``None`` when there is no such file."""
     try:
         return path.read_text()
     except FileNotFoundError:
@@ -82,6 +84,7 @@ def process_alive(pid: int, start_ticks: int | None) -> bool:
 
 
 def signal_group(pgid: int, sig: int) -> bool:
+    """Send ``sig`` to a process group; ``False`` when the group is gone or not ours to signal."""
     try:
         os.killpg(pgid, sig)
     except (ProcessLookupError, PermissionError):
@@ -93,6 +96,7 @@ def signal_group(pgid: int, sig: int) -> bool:
 
 
 def op_hello() -> dict[str, Any]:
+    """This host's Python version and interpreter, and its name: the transport's reachability check."""
     return {"python": list(sys.version_info[:3]), "host": socket.gethostname(), "executable": sys.executable}
 
 
@@ -166,6 +170,7 @@ def runner_alive(job_dir: Path, state: dict[str, Any], start_grace: float) -> bo
 
 
 def utcnow() -> str:
+    """Now in UTC, ISO 8601 to the millisecond: the timestamps of ``state.json`` and ``stop.json``."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
@@ -224,11 +229,13 @@ def op_read(path: str, limit: int = 1_000_000) -> str | None:
 
 
 def op_tail(path: str, lines: int) -> list[str]:
+    """The last ``lines`` lines of a text file (a job's ``output.log``); none when it is absent."""
     text = read_text(Path(path)) or ""
     return text.splitlines()[-int(lines) :]
 
 
 def op_missing(paths: list[str]) -> list[str]:
+    """Which of ``paths`` do not exist on this host (a job's local inputs, checked before submit)."""
     return [p for p in paths if not Path(p).exists()]
 
 
@@ -310,6 +317,7 @@ OPERATIONS: dict[str, Any] = {
 
 
 def dispatch(op: str, args: dict[str, Any]) -> Any:
+    """Run the operation named ``op`` with its JSON arguments; ``ValueError`` for an unknown name."""
     if op not in OPERATIONS:
         raise ValueError(f"unknown on-prem agent operation {op!r}")
     return OPERATIONS[op](**args)

@@ -67,10 +67,13 @@ def process_start_ticks(pid: int) -> int | None:
 
 
 def utcnow() -> str:
+    """Now in UTC, ISO 8601 to the millisecond: the timestamps of ``state.json``."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 class Runner:
+    """Supervises one job from its directory: takes its GPUs, runs its command, records the outcome."""
+
     def __init__(self, job_dir: Path) -> None:
         self.job_dir = job_dir
         self.job = json.loads((job_dir / "job.json").read_text())
@@ -79,10 +82,12 @@ class Runner:
         self.lock_files: list[Any] = []
 
     def write_state(self, **changes: Any) -> None:
+        """Merge ``changes`` into the job's state and rewrite ``state.json`` whole (0600)."""
         self.state.update(changes)
         write_private_atomic(self.job_dir / "state.json", json.dumps(self.state, indent=1).encode())
 
     def stop_request(self) -> dict[str, Any] | None:
+        """The job's stop request (``stop.json``, or a SIGTERM this runner received), else ``None``."""
         path = self.job_dir / "stop.json"
         if path.exists():
             try:
@@ -94,6 +99,10 @@ class Runner:
         return None
 
     def run(self) -> int:
+        """Take the GPUs, start the command in a process group of its own and supervise it.
+
+        :return: the runner's exit status, 0 whenever it recorded an outcome in ``state.json``.
+        """
         signal.signal(signal.SIGTERM, self._on_sigterm)
         # From here on a stopper signals this process rather than relying on stop.json alone.
         self.write_state(runner_pid=os.getpid(), runner_start_ticks=process_start_ticks(os.getpid()))
@@ -139,6 +148,8 @@ class Runner:
         return self.supervise(child, started, log)
 
     def supervise(self, child: subprocess.Popen[bytes], started: float, log: Any) -> int:
+        """Wait for the command; on a stop request or past ``max_runtime`` send its group SIGTERM,
+        then SIGKILL after the grace period; record the outcome."""
         max_runtime = float(self.job["max_runtime"])
         grace = float(self.job["grace_seconds"])
         terminate_at: float | None = None
@@ -193,43 +204,61 @@ class Runner:
         deadline = time.monotonic() + float(self.job["max_wait"])
         waiting_logged = False
         while True:
-            taken: list[tuple[dict[str, str], Any]] = []
-            for gpu in host_gpus:
-                handle = open(lock_dir / f"gpu{gpu['index']}.lock", "a+")  # noqa: SIM115 - held for the job
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    handle.close()
-                    continue
-                taken.append((gpu, handle))
-                if len(taken) == needed:
-                    break
-            if len(taken) == needed:
-                self.lock_files = [handle for _, handle in taken]
-                for _, handle in taken:
-                    handle.seek(0)
-                    handle.truncate()
-                    handle.write(self.job["job_id"])
-                    handle.flush()
+            taken = _lock_free_gpus(host_gpus, lock_dir, needed)
+            if taken is not None:
+                self._hold_locks(taken)
                 return [gpu for gpu, _ in taken]
-            for _, handle in taken:
-                handle.close()
             if not waiting_logged:
                 self.write_state(message=f"waiting for {needed} free GPU(s)")
                 waiting_logged = True
-            request = self.stop_request()
-            if request is not None:
-                self.write_state(state="STOPPED", message=str(request.get("reason")), ended_at=utcnow())
-                return None
-            if time.monotonic() > deadline:
-                self.write_state(
-                    state="FAILED", message=f"no {needed} free GPU(s) within max_wait", ended_at=utcnow()
-                )
+            if self._give_up_waiting(needed, deadline):
                 return None
             time.sleep(GPU_WAIT_SECONDS)
 
+    def _hold_locks(self, taken: list[tuple[dict[str, str], Any]]) -> None:
+        """Keep the locks for the job's lifetime, each naming the job that holds it."""
+        self.lock_files = [handle for _, handle in taken]
+        for _, handle in taken:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(self.job["job_id"])
+            handle.flush()
+
+    def _give_up_waiting(self, needed: int, deadline: float) -> bool:
+        """Record the outcome and say so when a stop was asked for or ``max_wait`` has passed."""
+        request = self.stop_request()
+        if request is not None:
+            self.write_state(state="STOPPED", message=str(request.get("reason")), ended_at=utcnow())
+            return True
+        if time.monotonic() > deadline:
+            self.write_state(
+                state="FAILED", message=f"no {needed} free GPU(s) within max_wait", ended_at=utcnow()
+            )
+            return True
+        return False
+
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         self.stop_signalled = True
+
+
+def _lock_free_gpus(
+    host_gpus: list[dict[str, str]], lock_dir: Path, needed: int
+) -> list[tuple[dict[str, str], Any]] | None:
+    """``needed`` GPUs with their lock files held (GPUs in host order), or ``None`` with none held."""
+    taken: list[tuple[dict[str, str], Any]] = []
+    for gpu in host_gpus:
+        handle = open(lock_dir / f"gpu{gpu['index']}.lock", "a+")  # noqa: SIM115 - held for the job
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            continue
+        taken.append((gpu, handle))
+        if len(taken) == needed:
+            return taken
+    for _, handle in taken:
+        handle.close()
+    return None
 
 
 def job_env(environ: Mapping[str, str]) -> dict[str, str]:
@@ -260,6 +289,7 @@ def _exit_message(code: int) -> str:
 
 
 def main(argv: list[str]) -> int:
+    """Run the job in the folder ``argv[0]``; a runner error is recorded as FAILED, then raised."""
     if len(argv) != 1:
         print(
             "usage: python -m airflow_trainkit.backends.onprem.runner JOB_DIR (or runner.py JOB_DIR)",

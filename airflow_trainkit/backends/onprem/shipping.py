@@ -19,6 +19,7 @@ SOURCE_FOLDER = "src"
 
 
 def runner_source() -> str:
+    """The runner's source, written into each remote job's folder as ``runner.py``."""
     from airflow_trainkit.backends.onprem import runner
 
     return Path(runner.__file__).read_text()

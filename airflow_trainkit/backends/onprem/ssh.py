@@ -23,6 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from typing_extensions import override
+
+from airflow_trainkit.backends.onprem.transport import Transport, parse_gpu_list
 from airflow_trainkit.exceptions import TrainingJobUnreachable
 
 if TYPE_CHECKING:
@@ -64,6 +67,7 @@ class SshTarget:
 
     @property
     def label(self) -> str:
+        """How messages name the host: address, port and connection id (never a credential)."""
         return f"{self.host}:{self.port} (connection {self.conn_id!r})"
 
     def connect_options(self) -> dict[str, Any]:
@@ -249,7 +253,7 @@ class _Bridge:
 BRIDGE = _Bridge()
 
 
-class SshTransport:
+class SshTransport(Transport):
     """Jobs on one GPU host over SSH.
 
     :param ssh_conn_id: an Airflow connection of type ``ssh``.
@@ -269,21 +273,26 @@ class SshTransport:
         self._target: SshTarget | None = None
 
     @property
+    @override
     def host(self) -> str:
         return self.ssh_conn_id
 
     def target(self) -> SshTarget:
+        """The host's connection, read on first use (a blocking connection lookup) and kept."""
         if self._target is None:
             self._target = read_target(self.ssh_conn_id)
         return self._target
 
+    @override
     def python(self) -> str:
         return self.python_path
 
+    @override
     def call(self, op: str, **args: Any) -> Any:
         target = self.target()  # read here, in the caller's thread: connection lookups block
         return BRIDGE.run(self._call(target, op, args))
 
+    @override
     async def call_async(self, op: str, **args: Any) -> Any:
         if "asyncssh" not in sys.modules:  # its first import takes longer than a loop may block
             await asyncio.to_thread(importlib.import_module, "asyncssh")
@@ -325,6 +334,7 @@ class SshTransport:
             raise RemoteOperationFailed(f"on-prem host {target.label}: {op} failed: {answer.get('error')}")
         return answer["result"]
 
+    @override
     def check_python(self) -> dict[str, Any]:
         """The host answers and its Python is recent enough for the runner.
 
@@ -338,15 +348,15 @@ class SshTransport:
             )
         return hello
 
+    @override
     def gpus(self) -> list[dict[str, str]]:
-        from airflow_trainkit.backends.onprem.transport import parse_gpu_list
-
         if self.configured_gpus is not None:
             return parse_gpu_list(self.configured_gpus)
         return list(self.call("gpus"))
 
 
 def agent_bootstrap() -> str:
+    """The ``python -c`` program each remote call runs: it reads the agent's source from stdin and runs it."""
     from airflow_trainkit.backends.onprem.agent import BOOTSTRAP
 
     return BOOTSTRAP

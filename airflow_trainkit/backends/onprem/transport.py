@@ -13,6 +13,8 @@ import socket
 import sys
 from typing import Any, Protocol
 
+from typing_extensions import override
+
 
 class Transport(Protocol):
     """What the on-prem backend needs from the host that runs its jobs.
@@ -29,9 +31,13 @@ class Transport(Protocol):
         """How results, handles and errors name the host."""
         ...
 
-    def call(self, op: str, **args: Any) -> Any: ...
+    def call(self, op: str, **args: Any) -> Any:
+        """Run the agent operation ``op`` on the host and return its JSON answer (blocking)."""
+        ...
 
-    async def call_async(self, op: str, **args: Any) -> Any: ...
+    async def call_async(self, op: str, **args: Any) -> Any:
+        """:meth:`call` for the triggerer's event loop: it never blocks the loop."""
+        ...
 
     def python(self) -> str:
         """The interpreter that replaces ``python`` in a job's command and runs the runner."""
@@ -46,7 +52,7 @@ class Transport(Protocol):
         ...
 
 
-class LocalTransport:
+class LocalTransport(Transport):
     """Jobs run on this host, as their own session, outliving the task process that started them.
 
     :param gpus: the GPU inventory (``"0,1"``, ``"0:A100,1:A100"``, ``"none"``); ``None`` for
@@ -59,23 +65,29 @@ class LocalTransport:
         self.configured_gpus = gpus
 
     @property
+    @override
     def host(self) -> str:
         return socket.gethostname()
 
+    @override
     def call(self, op: str, **args: Any) -> Any:
         from airflow_trainkit.backends.onprem.agent import dispatch
 
         return dispatch(op, args)
 
+    @override
     async def call_async(self, op: str, **args: Any) -> Any:
         return await asyncio.to_thread(self.call, op, **args)
 
+    @override
     def python(self) -> str:
         return sys.executable  # the worker's own interpreter, with trainkit installed
 
+    @override
     def check_python(self) -> dict[str, Any]:
         return dict(self.call("hello"))  # this interpreter runs trainkit: it is recent enough
 
+    @override
     def gpus(self) -> list[dict[str, str]]:
         configured = self.configured_gpus
         if configured is None:

@@ -14,6 +14,8 @@ import shlex
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from typing_extensions import override
+
 from airflow_trainkit.backends.ray.status import (
     META_INSTANCE_COUNT,
     META_INSTANCE_TYPE,
@@ -78,22 +80,26 @@ class RayBackend(TrainingBackend):
 
     @cached_property
     def settings(self) -> RaySettings:
+        """The connection's settings (address, token, TLS, package storage), read once per backend."""
         from airflow_trainkit.hooks.ray import RayClusterHook
 
         return RayClusterHook(self.conn_id).settings()
 
     @cached_property
     def client(self) -> RayJobsClient:
+        """This backend's Jobs API client, shared by the worker's calls and the triggerer's loops."""
         from airflow_trainkit.backends.ray.client import RayJobsClient
 
         return RayJobsClient(self.settings)
 
     @property
     def console_url(self) -> str:
+        """The dashboard a job's console link points into: the connection's ``console_url``, else its address."""
         return self.settings.console_url or self.settings.address
 
     # -- checks -----------------------------------------------------------------------------------
 
+    @override
     def validate(self, spec: TrainingJobSpec) -> None:
         """Options, output and package size, before anything is uploaded or submitted."""
         unknown = sorted(set(spec.options) - set(OPTIONS))
@@ -128,6 +134,7 @@ class RayBackend(TrainingBackend):
 
     # -- the backend interface --------------------------------------------------------------------
 
+    @override
     def submit(
         self, spec: TrainingJobSpec, job: JobRef | str, identity: JobIdentity | None = None
     ) -> JobStatus:
@@ -167,6 +174,7 @@ class RayBackend(TrainingBackend):
         log.info("The submit of Ray job %s answered %s, but the job exists: following it", job_id, err)
         return status
 
+    @override
     def describe(self, job: JobRef | str) -> JobStatus:
         job_id = self.ref(job).job_name
         try:
@@ -176,6 +184,7 @@ class RayBackend(TrainingBackend):
             raise
         return self._status(job_id, info)
 
+    @override
     async def describe_async(self, job: JobRef | str) -> JobStatus:
         """``GET /api/jobs/{name}`` on this event loop's async client."""
         import asyncio
@@ -190,6 +199,7 @@ class RayBackend(TrainingBackend):
             raise
         return self._status(job_id, info)
 
+    @override
     def stop(self, job: JobRef | str, *, reason: str = "stopped by Airflow") -> None:
         """``POST /api/jobs/{name}/stop``; a job that has ended or does not exist is left alone."""
         job_id = self.ref(job).job_name
@@ -202,6 +212,7 @@ class RayBackend(TrainingBackend):
             raise
         self._log_stop(job_id, answer, reason)
 
+    @override
     async def stop_async(self, job: JobRef | str, *, reason: str = "stopped by Airflow") -> None:
         import asyncio
 
@@ -216,6 +227,7 @@ class RayBackend(TrainingBackend):
             raise
         self._log_stop(job_id, answer, reason)
 
+    @override
     def log_tail(self, job: JobRef | str, lines: int = 50) -> list[str]:
         """The driver's last lines (``GET /api/jobs/{name}/logs``)."""
         job_id = self.ref(job).job_name
@@ -223,6 +235,7 @@ class RayBackend(TrainingBackend):
         text = str((answer or {}).get("logs") or "")
         return text.splitlines()[-lines:] if lines > 0 else []
 
+    @override
     def is_transient(self, error: BaseException) -> bool:
         """Throttling, 5xx answers and an API that does not answer are worth another try."""
         from airflow_trainkit.backends.ray.client import RayApiError

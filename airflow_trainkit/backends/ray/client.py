@@ -41,14 +41,17 @@ class RayApiError(TrainkitError):
 
     @property
     def transient(self) -> bool:
+        """Throttling or a 5xx of a busy or restarting head node: worth another try."""
         return self.status in TRANSIENT_STATUS and not self.already_exists
 
     @property
     def already_exists(self) -> bool:
+        """A submit refused because a job of that name exists (a retry re-attaches to it)."""
         return "already exists" in self.text
 
     @property
     def not_found(self) -> bool:
+        """No job has the name asked for."""
         return self.status == 404
 
 
@@ -89,6 +92,7 @@ class RayJobsClient:
 
     @property
     def sync(self) -> Any:
+        """The blocking ``httpx.Client`` of the worker's calls, made on first use."""
         import httpx
 
         with self._sync_lock:
@@ -121,6 +125,7 @@ class RayJobsClient:
                 ready.set_exception(err)
 
     def close(self) -> None:
+        """Close the blocking client (each event loop's async client closes with its loop)."""
         if self._sync is not None:
             self._sync.close()
             self._sync = None

@@ -12,6 +12,8 @@ import threading
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from typing_extensions import override
+
 from airflow_trainkit.backends.sagemaker.request import SageMakerRequestBuilder
 from airflow_trainkit.backends.sagemaker.source import SOURCE_ARCHIVE, package_source, script_source
 from airflow_trainkit.backends.sagemaker.status import PHASES, SageMakerState, status_from_description
@@ -88,6 +90,7 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
 
     @property
     def aws_conn_id(self) -> str:
+        """The AWS connection this backend uses: ``conn_id``, or ``aws_default``."""
         return self.conn_id or DEFAULT_CONN_ID
 
     # -- AWS clients -----------------------------------------------------------------------------
@@ -104,10 +107,12 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
 
     @cached_property
     def client(self) -> Any:
+        """The blocking boto3 SageMaker client of the worker's calls, made on first use."""
         return self._sagemaker_hook.conn
 
     @cached_property
     def region(self) -> str:
+        """The region the connection's client talks to (job console links and script mode use it)."""
         return str(self.client.meta.region_name)
 
     @property
@@ -210,6 +215,7 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
 
     # -- the backend interface ------------------------------------------------------------------
 
+    @override
     def submit(
         self, spec: TrainingJobSpec, job: JobRef | str, identity: JobIdentity | None = None
     ) -> JobStatus:
@@ -232,6 +238,7 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
         self.client.create_training_job(**request)
         return self.describe(job_id)
 
+    @override
     def describe(self, job: JobRef | str) -> JobStatus:
         from botocore.exceptions import ClientError  # boto3 is only needed once a job is handled
 
@@ -246,6 +253,7 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
             raise
         return status_from_description(response, self.region)
 
+    @override
     async def describe_async(self, job: JobRef | str) -> JobStatus:
         """``DescribeTrainingJob`` through aiobotocore, with the connection's credentials and endpoint."""
         from botocore.exceptions import ClientError
@@ -263,6 +271,7 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
             raise
         return status_from_description(response, str(client.meta.region_name))
 
+    @override
     def stop(self, job: JobRef | str, *, reason: str = "stopped by Airflow") -> None:
         """``StopTrainingJob``; a job that is stopping, stopped, finished or unknown is left alone."""
         from botocore.exceptions import ClientError
@@ -284,6 +293,7 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
             return
         log.info("Asked SageMaker job %s to stop: %s", job_id, reason)
 
+    @override
     def is_transient(self, error: BaseException) -> bool:
         """Throttling, 5xx answers and connection failures are worth another try."""
         from botocore.exceptions import ClientError, HTTPClientError
@@ -297,6 +307,7 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
             return True
         return super().is_transient(error)
 
+    @override
     def log_tail(self, job: JobRef | str, lines: int = 50) -> list[str]:
         """The last lines of the job's CloudWatch log streams (one per host, prefixed by host)."""
         from botocore.exceptions import ClientError
@@ -325,6 +336,7 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
         events.sort(key=lambda e: e[0])
         return [message for _, message in events[-lines:]]
 
+    @override
     def metrics(self, status: JobStatus) -> dict[str, Any] | None:
         """SageMaker's ``FinalMetricDataList`` (the model itself is a tarball on S3), if the job has one."""
         final = status.details.get("final_metrics")

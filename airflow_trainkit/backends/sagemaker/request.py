@@ -40,49 +40,33 @@ class SageMakerRequestBuilder:
     if TYPE_CHECKING:
 
         @property
-        def aws_conn_id(self) -> str: ...
+        def aws_conn_id(self) -> str:
+            """The AWS connection whose extra may name the execution role."""
+            ...
 
         @property
-        def region(self) -> str: ...
+        def region(self) -> str:
+            """The connection's region (script mode passes it to the framework container)."""
+            ...
 
         def _connection_extra(self) -> dict[str, Any]: ...
 
     def validate(self, spec: TrainingJobSpec) -> None:
         """Refuse what SageMaker would refuse, before any API call; ``ValueError`` names the field."""
-        unknown = sorted(set(spec.options) - set(KNOWN_OPTIONS))
-        if unknown:
-            raise ValueError(
-                f"spec.options: unknown SageMaker option(s) {', '.join(map(repr, unknown))}; "
-                f"known: {', '.join(KNOWN_OPTIONS)}"
-            )
-        if not spec.image:
-            raise ValueError(
-                "spec.image is required for SageMaker (got None): the ECR URI of the training container"
-            )
-        if not spec.output_uri or not _is_s3(spec.output_uri):
-            raise ValueError(f"spec.output_uri must be an s3:// URI for SageMaker, got {spec.output_uri!r}")
-        if spec.checkpoint_uri is not None and not _is_s3(spec.checkpoint_uri):
-            raise ValueError(
-                f"spec.checkpoint_uri must be an s3:// URI for SageMaker, got {spec.checkpoint_uri!r}"
-            )
-        if spec.spot and spec.max_wait is not None and spec.max_wait < spec.max_runtime:
-            raise ValueError(
-                f"spec.max_wait ({spec.max_wait} s) must be at least spec.max_runtime ({spec.max_runtime} s)"
-            )
-        for channel, uri in spec.inputs.items():
-            if not _CHANNEL.match(channel):
-                raise ValueError(
-                    f"spec.inputs: channel name {channel!r} must be 1-64 letters, digits, '.', '-' or '_'"
-                )
-            if not _is_s3(uri):
-                raise ValueError(f"spec.inputs[{channel!r}] must be an s3:// URI for SageMaker, got {uri!r}")
-        for key, value in spec.env.items():
-            if not _ENV_KEY.match(key):
-                raise ValueError(
-                    f"spec.env: SageMaker environment names must match [a-zA-Z_][a-zA-Z0-9_]*, got {key!r}"
-                )
-            if len(value) > 1024:
-                raise ValueError(f"spec.env[{key!r}]: SageMaker allows at most 1024 characters")
+        _validate_known_options(spec)
+        _validate_image_and_storage(spec)
+        _validate_inputs(spec)
+        _validate_env(spec)
+        self._validate_sizes(spec)
+        if spec.instance_count > 1 and spec.spot and not spec.checkpoint_uri:
+            log.warning("A multi-instance spot job without checkpoints restarts from scratch on interruption")
+        self.instance_type(spec)
+        self.role_arn(spec)
+        _validate_option_values(spec)
+        script_source(spec)
+
+    def _validate_sizes(self, spec: TrainingJobSpec) -> None:
+        """SageMaker's length limits on hyperparameters and the command."""
         for key, value in self.hyperparameters(spec).items():
             if len(key) > 256 or len(value) > 2500:
                 raise ValueError(
@@ -92,20 +76,6 @@ class SageMakerRequestBuilder:
             raise ValueError(
                 "spec.command: SageMaker allows at most 100 parts of at most 256 characters each"
             )
-        if spec.instance_count > 1 and spec.spot and not spec.checkpoint_uri:
-            log.warning("A multi-instance spot job without checkpoints restarts from scratch on interruption")
-        self.instance_type(spec)
-        self.role_arn(spec)
-        volume = spec.options.get("volume_size_gb", DEFAULT_VOLUME_SIZE_GB)
-        if isinstance(volume, bool) or not isinstance(volume, int) or volume < 1:
-            raise ValueError(f"spec.options['volume_size_gb'] must be a whole number of GB, got {volume!r}")
-        content_types = spec.options.get("input_content_types", {})
-        if not isinstance(content_types, dict) or not set(content_types) <= set(spec.inputs):
-            raise ValueError(
-                "spec.options['input_content_types'] must map channels of spec.inputs to content types, "
-                f"got {content_types!r}"
-            )
-        script_source(spec)
 
     def instance_type(self, spec: TrainingJobSpec) -> str:
         """The explicit SageMaker instance type, else the accelerator's row of the shared table, else CPU."""
@@ -242,6 +212,69 @@ class SageMakerRequestBuilder:
             )
         tags["trainkit"] = "true"
         return [{"Key": _tag_text(k, 128) or "_", "Value": _tag_text(v, 256)} for k, v in tags.items()][:50]
+
+
+def _validate_known_options(spec: TrainingJobSpec) -> None:
+    """``spec.options`` holds only the options this backend reads."""
+    unknown = sorted(set(spec.options) - set(KNOWN_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"spec.options: unknown SageMaker option(s) {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(KNOWN_OPTIONS)}"
+        )
+
+
+def _validate_image_and_storage(spec: TrainingJobSpec) -> None:
+    """An image, S3 output and checkpoint locations, and a spot job's ``max_wait`` covering its runtime."""
+    if not spec.image:
+        raise ValueError(
+            "spec.image is required for SageMaker (got None): the ECR URI of the training container"
+        )
+    if not spec.output_uri or not _is_s3(spec.output_uri):
+        raise ValueError(f"spec.output_uri must be an s3:// URI for SageMaker, got {spec.output_uri!r}")
+    if spec.checkpoint_uri is not None and not _is_s3(spec.checkpoint_uri):
+        raise ValueError(
+            f"spec.checkpoint_uri must be an s3:// URI for SageMaker, got {spec.checkpoint_uri!r}"
+        )
+    if spec.spot and spec.max_wait is not None and spec.max_wait < spec.max_runtime:
+        raise ValueError(
+            f"spec.max_wait ({spec.max_wait} s) must be at least spec.max_runtime ({spec.max_runtime} s)"
+        )
+
+
+def _validate_inputs(spec: TrainingJobSpec) -> None:
+    """Each input: a channel name SageMaker accepts and an S3 URI."""
+    for channel, uri in spec.inputs.items():
+        if not _CHANNEL.match(channel):
+            raise ValueError(
+                f"spec.inputs: channel name {channel!r} must be 1-64 letters, digits, '.', '-' or '_'"
+            )
+        if not _is_s3(uri):
+            raise ValueError(f"spec.inputs[{channel!r}] must be an s3:// URI for SageMaker, got {uri!r}")
+
+
+def _validate_env(spec: TrainingJobSpec) -> None:
+    """Each environment variable: a name SageMaker accepts and a value of at most 1024 characters."""
+    for key, value in spec.env.items():
+        if not _ENV_KEY.match(key):
+            raise ValueError(
+                f"spec.env: SageMaker environment names must match [a-zA-Z_][a-zA-Z0-9_]*, got {key!r}"
+            )
+        if len(value) > 1024:
+            raise ValueError(f"spec.env[{key!r}]: SageMaker allows at most 1024 characters")
+
+
+def _validate_option_values(spec: TrainingJobSpec) -> None:
+    """The volume size in whole GB, and content types only for channels the spec has."""
+    volume = spec.options.get("volume_size_gb", DEFAULT_VOLUME_SIZE_GB)
+    if isinstance(volume, bool) or not isinstance(volume, int) or volume < 1:
+        raise ValueError(f"spec.options['volume_size_gb'] must be a whole number of GB, got {volume!r}")
+    content_types = spec.options.get("input_content_types", {})
+    if not isinstance(content_types, dict) or not set(content_types) <= set(spec.inputs):
+        raise ValueError(
+            "spec.options['input_content_types'] must map channels of spec.inputs to content types, "
+            f"got {content_types!r}"
+        )
 
 
 def _training_instance_types() -> frozenset[str]:

@@ -45,28 +45,33 @@ def script_source(spec: TrainingJobSpec) -> tuple[SourceFiles, str] | None:
             )
         return builtin_trainer_source(BUILTIN_ENTRY_POINTS[str(entry_point)]), BUILTIN_PROGRAM
     if source_dir:
-        folder = Path(str(source_dir)).expanduser()
-        if not folder.is_dir():
-            raise ValueError(f"spec.options['source_dir'] must be a local folder, got {source_dir!r}")
-        if not entry_point:
-            raise ValueError(
-                "spec.options['entry_point'] is required with source_dir: the script, relative to it"
-            )
-        program = Path(str(entry_point))
-        if program.is_absolute():
-            try:
-                program = program.relative_to(folder.resolve())
-            except ValueError:
-                raise ValueError(
-                    f"spec.options['entry_point'] {entry_point!r} is not inside source_dir {source_dir!r}"
-                ) from None
-        if not (folder / program).is_file():
-            raise ValueError(f"spec.options['entry_point']: no file {program} in source_dir {source_dir!r}")
-        return folder_files(folder), program.as_posix()
+        return _source_folder(source_dir, entry_point)
     script = Path(str(entry_point)).expanduser()
     if not script.is_file():
         raise ValueError(f"spec.options['entry_point'] must be a local script file, got {entry_point!r}")
     return {script.name: script}, script.name
+
+
+def _source_folder(source_dir: object, entry_point: object) -> tuple[SourceFiles, str]:
+    """A local ``source_dir`` and the ``entry_point`` script inside it (relative, or absolute within it)."""
+    folder = Path(str(source_dir)).expanduser()
+    if not folder.is_dir():
+        raise ValueError(f"spec.options['source_dir'] must be a local folder, got {source_dir!r}")
+    if not entry_point:
+        raise ValueError(
+            "spec.options['entry_point'] is required with source_dir: the script, relative to it"
+        )
+    program = Path(str(entry_point))
+    if program.is_absolute():
+        try:
+            program = program.relative_to(folder.resolve())
+        except ValueError:
+            raise ValueError(
+                f"spec.options['entry_point'] {entry_point!r} is not inside source_dir {source_dir!r}"
+            ) from None
+    if not (folder / program).is_file():
+        raise ValueError(f"spec.options['entry_point']: no file {program} in source_dir {source_dir!r}")
+    return folder_files(folder), program.as_posix()
 
 
 def builtin_trainer_source(module: str) -> SourceFiles:

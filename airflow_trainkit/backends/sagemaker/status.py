@@ -92,6 +92,7 @@ def status_from_description(desc: Mapping[str, Any], region: str) -> JobStatus:
 
 
 def console_url(region: str, job_id: str) -> str:
+    """The AWS console page of a training job."""
     return f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/jobs/{job_id}"
 
 

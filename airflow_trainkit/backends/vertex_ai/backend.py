@@ -26,6 +26,8 @@ import threading
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from typing_extensions import override
+
 from airflow_trainkit.backends.vertex_ai.request import VertexRequestBuilder
 from airflow_trainkit.backends.vertex_ai.status import JOB_ID_LABEL, PHASES, VertexState, status_from_job
 from airflow_trainkit.training.backend import JobPhase, JobRef, JobStatus, TrainingBackend, register_backend
@@ -86,6 +88,7 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
 
     @property
     def gcp_conn_id(self) -> str:
+        """The google_cloud_platform connection this backend uses: ``conn_id``, or ``google_cloud_default``."""
         return self.conn_id or DEFAULT_CONN_ID
 
     # -- connection and client ------------------------------------------------------------------
@@ -103,6 +106,10 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
 
     @cached_property
     def project(self) -> str:
+        """The connection's project (its extra's ``project``, else the credentials' own).
+
+        :raises ValueError: the connection names no project.
+        """
         _, project = self._hook.get_credentials_and_project_id()
         if not project:
             raise ValueError(
@@ -112,6 +119,10 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
 
     @cached_property
     def region(self) -> str:
+        """The connection's extra ``region`` (or ``location``), else the default region.
+
+        :raises ValueError: the value is not a region name.
+        """
         region = self._extra("region") or self._extra("location") or DEFAULT_REGION
         if not isinstance(region, str) or not _REGION.match(region):
             raise ValueError(f"connection {self.gcp_conn_id!r} extra 'region': not a region: {region!r}")
@@ -119,6 +130,7 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
 
     @property
     def parent(self) -> str:
+        """``projects/<project>/locations/<region>``: where this backend's jobs are created and found."""
         return f"projects/{self.project}/locations/{self.region}"
 
     @property
@@ -173,6 +185,7 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
 
     # -- the backend interface ------------------------------------------------------------------
 
+    @override
     def submit(
         self, spec: TrainingJobSpec, job: JobRef | str, identity: JobIdentity | None = None
     ) -> JobStatus:
@@ -199,6 +212,7 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
         self._names[job_id] = created.name
         return self._status(created, job_id)
 
+    @override
     def describe(self, job: JobRef | str) -> JobStatus:
         """``GetCustomJob`` on the job's handle; one filtered lookup when it has none yet."""
         from google.api_core.exceptions import NotFound
@@ -217,14 +231,17 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
             raise TrainingJobNotFound(self.name, job_id) from None
         return self._status(job, job_id)
 
+    @override
     async def describe_async(self, job: JobRef | str) -> JobStatus:
         """``describe`` on the shared client, in one of its call threads."""
         status: JobStatus = await self._in_call_thread(self.describe, job)
         return status
 
+    @override
     async def stop_async(self, job: JobRef | str, *, reason: str = "stopped by Airflow") -> None:
         await self._in_call_thread(self.stop, job, reason=reason)
 
+    @override
     def stop(self, job: JobRef | str, *, reason: str = "stopped by Airflow") -> None:
         """``CancelCustomJob``; a job that is cancelling or has ended is left alone.
 
@@ -249,6 +266,7 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
             return
         log.info("Asked Vertex AI job %s to cancel: %s", job_id, reason)
 
+    @override
     def is_transient(self, error: BaseException) -> bool:
         """Throttling, 5xx answers, deadlines and connection failures are worth another try."""
         from google.api_core import exceptions as core
@@ -264,6 +282,7 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
             return True
         return super().is_transient(error)
 
+    @override
     def log_tail(self, job: JobRef | str, lines: int = 50) -> list[str]:
         """The job's last log lines from Cloud Logging (``resource.type="ml_job"``), oldest first.
 
@@ -295,6 +314,7 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
             out.append(str(text).rstrip("\n"))
         return out
 
+    @override
     def metrics(self, status: JobStatus) -> dict[str, Any] | None:
         """The ``metrics.json`` a succeeded job wrote next to its model, read with the connection's credentials.
 

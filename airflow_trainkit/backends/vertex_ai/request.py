@@ -35,69 +35,11 @@ class VertexRequestBuilder:
 
     def validate(self, spec: TrainingJobSpec) -> None:
         """Refuse what Vertex AI would refuse, before any API call; ``ValueError`` names the field."""
-        for name in CONNECTION_ONLY_OPTIONS:
-            if name in spec.options:
-                raise ValueError(
-                    f"spec.options[{name!r}] is not supported for Vertex AI (got {spec.options[name]!r}): "
-                    "set 'project' and 'region' in the extra of the google_cloud_platform connection, "
-                    "because the triggerer finds the job again from the connection alone"
-                )
-        unknown = sorted(set(spec.options) - set(KNOWN_OPTIONS))
-        if unknown:
-            raise ValueError(
-                f"spec.options: unknown Vertex AI option(s) {', '.join(map(repr, unknown))}; "
-                f"known: {', '.join(KNOWN_OPTIONS)}"
-            )
-        if not spec.image:
-            raise ValueError(
-                "spec.image is required for Vertex AI (got None): the Artifact Registry URI of the container"
-            )
-        if not spec.output_uri or not _is_gs(spec.output_uri):
-            raise ValueError(f"spec.output_uri must be a gs:// URI for Vertex AI, got {spec.output_uri!r}")
-        if spec.checkpoint_uri is not None and not _is_gs(spec.checkpoint_uri):
-            raise ValueError(
-                f"spec.checkpoint_uri must be a gs:// URI for Vertex AI, got {spec.checkpoint_uri!r}"
-            )
-        if spec.spot and not spec.checkpoint_uri and not spec.allow_spot_without_checkpoint:
-            raise ValueError(
-                "spec.checkpoint_uri is required when spec.spot is true (got None): a preempted Spot VM "
-                "restarts the job from its last checkpoint; set allow_spot_without_checkpoint=true to opt out"
-            )
-        for channel, uri in spec.inputs.items():
-            if not _is_gs(uri):
-                raise ValueError(f"spec.inputs[{channel!r}] must be a gs:// URI for Vertex AI, got {uri!r}")
-            if not _ENV_KEY.match(channel):
-                raise ValueError(
-                    f"spec.inputs: channel name {channel!r} must match [a-zA-Z_][a-zA-Z0-9_]* "
-                    "(it becomes the variable TRAINKIT_INPUT_<CHANNEL>)"
-                )
-        for key in spec.env:
-            if not _ENV_KEY.match(key):
-                raise ValueError(
-                    f"spec.env: Vertex AI environment names must match [a-zA-Z_][a-zA-Z0-9_]*, got {key!r}"
-                )
+        _validate_option_names(spec)
+        _validate_image_and_storage(spec)
+        _validate_names(spec)
         self.machine_spec(spec)
-        account = spec.options.get("service_account")
-        if account is not None and (not isinstance(account, str) or not _SERVICE_ACCOUNT.match(account)):
-            raise ValueError(
-                f"spec.options['service_account'] must be a service account email, got {account!r}"
-            )
-        network = spec.options.get("network")
-        if network is not None and (not isinstance(network, str) or not _NETWORK.match(network)):
-            raise ValueError(
-                "spec.options['network'] must be 'projects/<project number>/global/networks/<name>', "
-                f"got {network!r}"
-            )
-        disk = spec.options.get("boot_disk_size_gb")
-        if disk is not None and (isinstance(disk, bool) or not isinstance(disk, int) or disk < 100):
-            raise ValueError(
-                f"spec.options['boot_disk_size_gb'] must be a whole number of at least 100, got {disk!r}"
-            )
-        disk_type = spec.options.get("boot_disk_type")
-        if disk_type is not None and disk_type not in _DISK_TYPES:
-            raise ValueError(
-                f"spec.options['boot_disk_type'] must be one of {', '.join(_DISK_TYPES)}, got {disk_type!r}"
-            )
+        _validate_option_values(spec)
 
     def machine_spec(self, spec: TrainingJobSpec) -> dict[str, Any]:
         """MachineSpec: the explicit machine type, else the accelerator's row of the shared table, else CPU.
@@ -209,6 +151,82 @@ class VertexRequestBuilder:
         labels["trainkit"] = "true"
         labels[JOB_ID_LABEL] = _label_value(job_id)
         return dict(list(labels.items())[-64:])
+
+
+def _validate_option_names(spec: TrainingJobSpec) -> None:
+    """No project or region in the spec (they come from the connection), and no unknown option."""
+    for name in CONNECTION_ONLY_OPTIONS:
+        if name in spec.options:
+            raise ValueError(
+                f"spec.options[{name!r}] is not supported for Vertex AI (got {spec.options[name]!r}): "
+                "set 'project' and 'region' in the extra of the google_cloud_platform connection, "
+                "because the triggerer finds the job again from the connection alone"
+            )
+    unknown = sorted(set(spec.options) - set(KNOWN_OPTIONS))
+    if unknown:
+        raise ValueError(
+            f"spec.options: unknown Vertex AI option(s) {', '.join(map(repr, unknown))}; "
+            f"known: {', '.join(KNOWN_OPTIONS)}"
+        )
+
+
+def _validate_image_and_storage(spec: TrainingJobSpec) -> None:
+    """An image, Cloud Storage output and checkpoint URIs, and a checkpoint for a spot job."""
+    if not spec.image:
+        raise ValueError(
+            "spec.image is required for Vertex AI (got None): the Artifact Registry URI of the container"
+        )
+    if not spec.output_uri or not _is_gs(spec.output_uri):
+        raise ValueError(f"spec.output_uri must be a gs:// URI for Vertex AI, got {spec.output_uri!r}")
+    if spec.checkpoint_uri is not None and not _is_gs(spec.checkpoint_uri):
+        raise ValueError(
+            f"spec.checkpoint_uri must be a gs:// URI for Vertex AI, got {spec.checkpoint_uri!r}"
+        )
+    if spec.spot and not spec.checkpoint_uri and not spec.allow_spot_without_checkpoint:
+        raise ValueError(
+            "spec.checkpoint_uri is required when spec.spot is true (got None): a preempted Spot VM "
+            "restarts the job from its last checkpoint; set allow_spot_without_checkpoint=true to opt out"
+        )
+
+
+def _validate_names(spec: TrainingJobSpec) -> None:
+    """Inputs on Cloud Storage under channel names, and environment names, that are variable names."""
+    for channel, uri in spec.inputs.items():
+        if not _is_gs(uri):
+            raise ValueError(f"spec.inputs[{channel!r}] must be a gs:// URI for Vertex AI, got {uri!r}")
+        if not _ENV_KEY.match(channel):
+            raise ValueError(
+                f"spec.inputs: channel name {channel!r} must match [a-zA-Z_][a-zA-Z0-9_]* "
+                "(it becomes the variable TRAINKIT_INPUT_<CHANNEL>)"
+            )
+    for key in spec.env:
+        if not _ENV_KEY.match(key):
+            raise ValueError(
+                f"spec.env: Vertex AI environment names must match [a-zA-Z_][a-zA-Z0-9_]*, got {key!r}"
+            )
+
+
+def _validate_option_values(spec: TrainingJobSpec) -> None:
+    """The service account, network and boot disk options, when given, in the forms Vertex AI takes."""
+    account = spec.options.get("service_account")
+    if account is not None and (not isinstance(account, str) or not _SERVICE_ACCOUNT.match(account)):
+        raise ValueError(f"spec.options['service_account'] must be a service account email, got {account!r}")
+    network = spec.options.get("network")
+    if network is not None and (not isinstance(network, str) or not _NETWORK.match(network)):
+        raise ValueError(
+            "spec.options['network'] must be 'projects/<project number>/global/networks/<name>', "
+            f"got {network!r}"
+        )
+    disk = spec.options.get("boot_disk_size_gb")
+    if disk is not None and (isinstance(disk, bool) or not isinstance(disk, int) or disk < 100):
+        raise ValueError(
+            f"spec.options['boot_disk_size_gb'] must be a whole number of at least 100, got {disk!r}"
+        )
+    disk_type = spec.options.get("boot_disk_type")
+    if disk_type is not None and disk_type not in _DISK_TYPES:
+        raise ValueError(
+            f"spec.options['boot_disk_type'] must be one of {', '.join(_DISK_TYPES)}, got {disk_type!r}"
+        )
 
 
 def fuse_path(uri: str) -> str:

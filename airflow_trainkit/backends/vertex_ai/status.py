@@ -112,6 +112,7 @@ def status_from_job(job: Mapping[str, Any], job_id: str, project: str, region: s
 
 
 def console_url(project: str, region: str, numeric_id: str) -> str:
+    """The Cloud console page of a CustomJob (the console knows a job by its numeric id only)."""
     return (
         f"https://console.cloud.google.com/vertex-ai/locations/{region}/training/{numeric_id}/cpu"
         f"?project={project}"
