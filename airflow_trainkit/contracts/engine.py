@@ -54,6 +54,7 @@ class Outcome:
 
     @property
     def success(self) -> bool:
+        """No check of severity ``error`` failed (failed warnings do not count)."""
         return bool(self.summary["success"])
 
 
