@@ -143,6 +143,8 @@ def _compiles(pattern: str) -> str:
 
 
 def _one_or_many(value: Any) -> Any:
+    if value is None:  # ``lineage:`` with nothing after it
+        return []
     return [value] if isinstance(value, str) else value
 
 

@@ -233,3 +233,9 @@ def test_short_and_long_forms_build_the_same_checks() -> None:
         MINIMAL + "    unique: {value: true}\n    regex: {value: '^a'}\n    max_null_share: {value: 0}\n"
     )
     assert short.checks == long.checks
+
+
+def test_lineage_is_one_string_many_or_none() -> None:
+    assert parse_contract(MINIMAL + "lineage: CRM export\n").lineage == ("CRM export",)
+    assert parse_contract(MINIMAL + "lineage: [a, b]\n").lineage == ("a", "b")
+    assert parse_contract(MINIMAL + "lineage:\n").lineage == ()
