@@ -350,7 +350,15 @@ class ColumnSpec(StrictModel):
     regex: Annotated[RegexSpec, ShortForm(Regex, "str")] | None = None
     max_null_share: Annotated[NullShareSpec, ShortForm(Share, "float")] | None = None
 
-    CHECKS: ClassVar = ("type", "nullable", "unique", "allowed_values", "range", "regex", "max_null_share")
+    CHECKS: ClassVar[tuple[str, ...]] = (
+        "type",
+        "nullable",
+        "unique",
+        "allowed_values",
+        "range",
+        "regex",
+        "max_null_share",
+    )
 
     def compile(self, inherited: str) -> Column:
         """The column with its checks: ``exists`` first, then one per key, in the order of ``CHECKS``."""
