@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic_core import PydanticCustomError
 
 Model = TypeVar("Model", bound=BaseModel)
 KeyPath = tuple[Any, ...]
@@ -44,7 +45,8 @@ def error_lines(
     """
     out = []
     for problem in error.errors(include_url=False):
-        path = tuple(part for part in problem["loc"] if not _is_union_tag(part))
+        ctx = problem.get("ctx") or {}
+        path = (*(part for part in problem["loc"] if not _is_union_tag(part)), *ctx.get("at", ()))
         where = ""
         if source is not None:
             line = _nearest_line(path, lines or {})
@@ -57,9 +59,20 @@ def error_lines(
             out.append(f"{where}{field}: unknown key")
         elif problem["type"] == "missing":
             out.append(f"{where}{field}: required, missing")
+        elif "at" in ctx:  # the input is the enclosing model's, not the key's: show no value
+            out.append(f"{where}{field}: {message}")
         else:
             out.append(f"{where}{field}: {message}, got {problem['input']!r}")
     return out
+
+
+def problem_at(at: KeyPath, message: str) -> PydanticCustomError:
+    """The error a model validator raises about one of the model's keys rather than the whole model.
+
+    ``at`` is the key path below the model (``("columns", 3, "name")``); the message then names that
+    key and, for a YAML file, its line, and shows no value (the validator had the whole model).
+    """
+    return PydanticCustomError("trainkit", "{message}", {"message": message, "at": tuple(at)})
 
 
 def build(

@@ -160,7 +160,7 @@ def test_no_secret_reaches_a_file_a_log_an_xcom_or_an_error(
 
     # Validation and drift through the password-protected connection: passing, failing, erring.
     def validate(task_id: str, data: str) -> ValidateDataOperator:
-        return ValidateDataOperator(task_id=task_id, data=data, contract=CONTRACT, conn_id=warehouse)
+        return ValidateDataOperator(task_id=task_id, data=data, contract=CONTRACT, database_conn_id=warehouse)
 
     assert run("validate", validate("validate", "SELECT * FROM churn"))["success"]
     run("validate bad", validate("validate_bad", "SELECT * FROM churn_bad"), raises=DataValidationFailed)

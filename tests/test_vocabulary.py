@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from airflow_trainkit.config_model import StrictModel, build
+from airflow_trainkit.config_model import StrictModel, build, problem_at
 from airflow_trainkit.vocabulary import (
     FailurePolicy,
     TrainkitDeprecationWarning,
@@ -58,3 +58,18 @@ def test_model_errors_name_every_field_and_value():
 def test_model_errors_carry_the_file_and_line():
     with pytest.raises(ValueError, match=r"^contract\.yml:7: count: .*got 1\.5$"):
         build(_Job, {"command": ["x"], "count": 1.5}, source="contract.yml", lines={("count",): 7})
+
+
+class _Pair(StrictModel):
+    names: list[str]
+
+    @model_validator(mode="after")
+    def _distinct(self) -> _Pair:
+        if len(set(self.names)) < len(self.names):
+            raise problem_at(("names", len(self.names) - 1), "listed twice")
+        return self
+
+
+def test_a_model_validator_can_name_one_key_and_its_line():
+    with pytest.raises(ValueError, match=r"^c\.yml:3: names\[1\]: listed twice$"):
+        build(_Pair, {"names": ["a", "a"]}, source="c.yml", lines={(): 1, ("names",): 2, ("names", 1): 3})

@@ -16,6 +16,7 @@ VALIDATE_EXIT_CODES = """exit codes:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``trainkit contract infer | check | validate`` to the ``trainkit`` command."""
     parser = subparsers.add_parser("contract", help="data contracts: infer, check, validate")
     commands = parser.add_subparsers(dest="contract_command", required=True)
 

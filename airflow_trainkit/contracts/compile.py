@@ -21,6 +21,8 @@ from airflow_trainkit.contracts.model import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from great_expectations.core import ExpectationSuite
 
 ENGINES = ("pandas", "sql")
@@ -222,53 +224,88 @@ def compile_suite(
     )
 
 
+@dataclass(frozen=True)
+class _Target:
+    """What an expectation's arguments depend on besides the check: the engine, the time, the data."""
+
+    engine: str
+    now: dt.datetime
+    tz_aware_columns: frozenset[str]
+
+
+def _column(check: Check, _: _Target) -> dict[str, Any]:
+    return {"column": check.column or ""}
+
+
+def _type_list(check: Check, target: _Target) -> dict[str, Any]:
+    return {"column": check.column or "", "type_list": TYPE_NAMES[target.engine][check.params["type"]]}
+
+
+def _between(check: Check, target: _Target) -> dict[str, Any]:
+    aware = check.column in target.tz_aware_columns
+    return {
+        "column": check.column or "",
+        "min_value": _bound(check.params.get("min"), aware),
+        "max_value": _bound(check.params.get("max"), aware),
+    }
+
+
+def _non_null_share(check: Check, _: _Target) -> dict[str, Any]:
+    return {
+        "column": check.column or "",
+        "min_value": round(1.0 - check.params["share"], 12),
+        "max_value": 1.0,
+    }
+
+
+def _newest_since(check: Check, target: _Target) -> dict[str, Any]:
+    oldest = target.now.astimezone(dt.UTC) - dt.timedelta(seconds=check.params["max_age_seconds"])
+    if check.column not in target.tz_aware_columns:
+        oldest = oldest.replace(tzinfo=None)  # naive timestamps are read as UTC
+    return {"column": check.column or "", "min_value": oldest}
+
+
+# check kind -> (GX expectation class, its arguments): the table of docs/validation.md.
+_EXPECTATIONS: dict[str, tuple[str, Callable[[Check, _Target], dict[str, Any]]]] = {
+    "exists": ("ExpectColumnToExist", _column),
+    "type": ("ExpectColumnValuesToBeInTypeList", _type_list),
+    "not_null": ("ExpectColumnValuesToNotBeNull", _column),
+    "unique": ("ExpectColumnValuesToBeUnique", _column),
+    "allowed_values": (
+        "ExpectColumnValuesToBeInSet",
+        lambda check, _: {"column": check.column or "", "value_set": check.params["values"]},
+    ),
+    "range": ("ExpectColumnValuesToBeBetween", _between),
+    "regex": (
+        "ExpectColumnValuesToMatchRegex",
+        lambda check, _: {"column": check.column or "", "regex": check.params["regex"]},
+    ),
+    "max_null_share": ("ExpectColumnProportionOfNonNullValuesToBeBetween", _non_null_share),
+    "row_count": (
+        "ExpectTableRowCountToBeBetween",
+        lambda check, _: {"min_value": check.params.get("min"), "max_value": check.params.get("max")},
+    ),
+    "freshness": ("ExpectColumnMaxToBeBetween", _newest_since),
+    "no_extra_columns": (
+        "ExpectTableColumnsToMatchSet",
+        lambda check, _: {"column_set": check.params["columns"], "exact_match": True},
+    ),
+}
+
+
 def expectation_for(
     check: Check, *, engine: str, now: dt.datetime, tz_aware_columns: frozenset[str] = frozenset()
 ) -> Any:
     """The one GX expectation that evaluates ``check``."""
     import great_expectations.expectations as gxe  # heavy: see compile_suite
 
+    if check.kind not in _EXPECTATIONS:
+        raise ValueError(f"unknown check kind {check.kind!r} in check {check.id!r}")
+    name, arguments = _EXPECTATIONS[check.kind]
     common: dict[str, Any] = {"meta": {CHECK_META_KEY: check.id}, "severity": _GX_SEVERITY[check.severity]}
     if check.mostly is not None:
         common["mostly"] = check.mostly
-    column: str = check.column or ""  # table-level kinds below do not use it
-    p = check.params
-    if check.kind == "exists":
-        return gxe.ExpectColumnToExist(column=column, **common)
-    if check.kind == "type":
-        return gxe.ExpectColumnValuesToBeInTypeList(
-            column=column, type_list=TYPE_NAMES[engine][p["type"]], **common
-        )
-    if check.kind == "not_null":
-        return gxe.ExpectColumnValuesToNotBeNull(column=column, **common)
-    if check.kind == "unique":
-        return gxe.ExpectColumnValuesToBeUnique(column=column, **common)
-    if check.kind == "allowed_values":
-        return gxe.ExpectColumnValuesToBeInSet(column=column, value_set=p["values"], **common)
-    if check.kind == "range":
-        aware = column in tz_aware_columns
-        return gxe.ExpectColumnValuesToBeBetween(
-            column=column,
-            min_value=_bound(p.get("min"), aware),
-            max_value=_bound(p.get("max"), aware),
-            **common,
-        )
-    if check.kind == "regex":
-        return gxe.ExpectColumnValuesToMatchRegex(column=column, regex=p["regex"], **common)
-    if check.kind == "max_null_share":
-        return gxe.ExpectColumnProportionOfNonNullValuesToBeBetween(
-            column=column, min_value=round(1.0 - p["share"], 12), max_value=1.0, **common
-        )
-    if check.kind == "row_count":
-        return gxe.ExpectTableRowCountToBeBetween(min_value=p.get("min"), max_value=p.get("max"), **common)
-    if check.kind == "freshness":
-        oldest = now.astimezone(dt.UTC) - dt.timedelta(seconds=p["max_age_seconds"])
-        if column not in tz_aware_columns:
-            oldest = oldest.replace(tzinfo=None)  # naive timestamps are read as UTC
-        return gxe.ExpectColumnMaxToBeBetween(column=column, min_value=oldest, **common)
-    if check.kind == "no_extra_columns":
-        return gxe.ExpectTableColumnsToMatchSet(column_set=p["columns"], exact_match=True, **common)
-    raise ValueError(f"unknown check kind {check.kind!r} in check {check.id!r}")
+    return getattr(gxe, name)(**arguments(check, _Target(engine, now, tz_aware_columns)), **common)
 
 
 def _bound(value: Any, aware: bool) -> Any:

@@ -9,6 +9,7 @@ import functools
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import warnings
@@ -54,6 +55,7 @@ class Outcome:
 
     @property
     def success(self) -> bool:
+        """No check of severity ``error`` failed (failed warnings do not count)."""
         return bool(self.summary["success"])
 
 
@@ -451,7 +453,10 @@ def _small(value: Any) -> Any:
 
 
 def _round(value: Any) -> Any:
-    return round(value, 6) if isinstance(value, float) else value
+    """Floats to 6 places; NaN and infinities (not JSON) to ``None``."""
+    if not isinstance(value, float):
+        return value
+    return round(value, 6) if math.isfinite(value) else None
 
 
 def _short(text: str, limit: int = _MAX_TEXT) -> str:

@@ -24,49 +24,55 @@ def infer_contract_dict(
     frame: pd.DataFrame, *, dataset: str, owner: str | None = None, source: str | None = None
 ) -> dict[str, Any]:
     """A contract (as plain data, ready for YAML) describing ``frame``."""
-    import pandas as pd  # heavy: only with data
-
     if not dataset:
         raise ValueError("dataset must be a non-empty name, got ''")
     rows = len(frame)
-    columns: list[dict[str, Any]] = []
-    for name in frame.columns:
-        series = frame[name]
-        spec: dict[str, Any] = {"name": str(name)}
-        kind = _kind(series)
-        if kind:
-            spec["type"] = kind
-        nulls = int(series.isna().sum())
-        if nulls == 0 and rows:
-            spec["nullable"] = False
-        elif rows:
-            spec["max_null_share"] = min(1.0, math.ceil((nulls / rows * 1.5 + 0.01) * 100) / 100)
-        values = series.dropna()
-        distinct = int(values.nunique()) if len(values) else 0
-        if kind in ("integer", "string") and len(values) > 1 and distinct == len(values) and rows >= 20:
-            spec["unique"] = True
-        elif (
-            kind in ("integer", "string", "boolean")
-            and 0 < distinct <= MAX_ALLOWED_VALUES
-            and distinct < max(2, rows / 5)
-        ):
-            spec["allowed_values"] = sorted(_plain(v) for v in values.unique())
-        if kind in ("integer", "float", "number") and len(values):
-            spec["range"] = _range(float(values.min()), float(values.max()), integer=kind == "integer")
-        if kind == "datetime" and len(values):
-            spec["description"] = (
-                f"observed from {pd.Timestamp(values.min()).isoformat()} to {pd.Timestamp(values.max()).isoformat()}"
-            )
-        columns.append(spec)
     contract: dict[str, Any] = {"dataset": dataset}
     if owner:
         contract["owner"] = owner
     if source:
         contract["source"] = source
     contract["severity"] = "error"
-    contract["columns"] = columns
+    contract["columns"] = [_column_spec(str(name), frame[name], rows) for name in frame.columns]
     contract["table"] = {"row_count": {"min": max(1, rows // 2)}, "no_extra_columns": True}
     return contract
+
+
+def _column_spec(name: str, series: pd.Series, rows: int) -> dict[str, Any]:
+    """What one column looks like today: type, nulls, then its values (see ``_value_rules``)."""
+    spec: dict[str, Any] = {"name": name}
+    kind = _kind(series)
+    if kind:
+        spec["type"] = kind
+    nulls = int(series.isna().sum())
+    if nulls == 0 and rows:
+        spec["nullable"] = False
+    elif rows:
+        spec["max_null_share"] = min(1.0, math.ceil((nulls / rows * 1.5 + 0.01) * 100) / 100)
+    spec.update(_value_rules(series.dropna(), kind, rows))
+    return spec
+
+
+def _value_rules(values: pd.Series, kind: str | None, rows: int) -> dict[str, Any]:
+    """Uniqueness or a small set of allowed values; the observed range (numbers) or span (datetimes)."""
+    import pandas as pd  # heavy: only with data
+
+    rules: dict[str, Any] = {}
+    distinct = int(values.nunique()) if len(values) else 0
+    if kind in ("integer", "string") and len(values) > 1 and distinct == len(values) and rows >= 20:
+        rules["unique"] = True
+    elif (
+        kind in ("integer", "string", "boolean")
+        and 0 < distinct <= MAX_ALLOWED_VALUES
+        and distinct < max(2, rows / 5)
+    ):
+        rules["allowed_values"] = sorted(_plain(v) for v in values.unique())
+    if kind in ("integer", "float", "number") and len(values):
+        rules["range"] = _range(float(values.min()), float(values.max()), integer=kind == "integer")
+    if kind == "datetime" and len(values):
+        low, high = pd.Timestamp(values.min()).isoformat(), pd.Timestamp(values.max()).isoformat()
+        rules["description"] = f"observed from {low} to {high}"
+    return rules
 
 
 def infer_contract_yaml(

@@ -1,66 +1,55 @@
-"""The data contract: dataclasses, and a parser whose errors name the file, the line and the key.
+"""The data contract: the file's format as pydantic models, and the checks a contract compiles to.
 
-A contract is plain data (YAML or JSON). This module only needs PyYAML, so it is cheap to import.
-The format is documented field by field in ``docs/validation.md``.
+A contract is plain data (YAML or JSON). :class:`ContractFile` and the models of its columns, table
+and checks validate it: strict types, unknown keys refused, and errors that name the file, the line,
+the key and the value. A valid file becomes a :class:`Contract`, the list of :class:`Check` s that
+``compile`` turns into GX expectations. This module needs only PyYAML and pydantic, so it is cheap
+to import. The format is documented field by field in ``docs/validation.md``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 import yaml
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    PlainValidator,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_core import core_schema
+
+from airflow_trainkit.config_model import StrictModel, build, dotted, problem_at
+from airflow_trainkit.durations import Seconds, format_duration
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from pydantic import GetCoreSchemaHandler
 
 COLUMN_TYPES = ("integer", "float", "number", "string", "boolean", "datetime")
 SEVERITIES = ("error", "warning")
-
-_TOP_KEYS = {
-    "dataset",
-    "owner",
-    "description",
-    "source",
-    "lineage",
-    "version",
-    "severity",
-    "columns",
-    "table",
-}
-_COLUMN_KEYS = {
-    "name",
-    "type",
-    "description",
-    "severity",
-    "nullable",
-    "unique",
-    "allowed_values",
-    "range",
-    "regex",
-    "max_null_share",
-}
-_TABLE_KEYS = {"row_count", "max_null_share", "freshness", "no_extra_columns"}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 Path_ = tuple[Any, ...]
 
 
 class ContractError(ValueError):
-    """A contract that cannot be read: names the file, the line and the key, and what was expected."""
+    """A contract that cannot be read or used: ``file:line: key: what is wrong``, one line per problem."""
 
     def __init__(
         self, message: str, *, source: str | None = None, line: int | None = None, key: str | None = None
-    ):
-        where = source or "<contract>"
-        if line is not None:
-            where += f", line {line}"
-        if key:
-            where += f", key {key}"
-        super().__init__(f"{where}: {message}")
+    ) -> None:
+        where = (source or "") + (f":{line}" if line is not None and source else "")
+        prefix = "".join(f"{part}: " for part in (where, key) if part)
+        super().__init__(prefix + message)
         self.source = source
         self.line = line
         self.key = key
@@ -88,6 +77,8 @@ class Check:
 
 @dataclass(frozen=True)
 class Column:
+    """A column the contract lists: its declared type (``None`` if it declares none) and its checks."""
+
     name: str
     type: str | None
     description: str | None
@@ -96,7 +87,7 @@ class Column:
 
 @dataclass(frozen=True)
 class Contract:
-    """A parsed data contract. Build one with :func:`load_contract` or :func:`parse_contract`."""
+    """A valid data contract, as checks. Build one with :func:`load_contract` or :func:`parse_contract`."""
 
     dataset: str
     severity: str = "error"
@@ -115,9 +106,378 @@ class Contract:
         return [check for column in self.columns for check in column.checks] + list(self.table_checks)
 
     def column_names(self) -> list[str]:
+        """The listed columns' names, in file order (what ``no_extra_columns`` allows)."""
         return [column.name for column in self.columns]
 
 
+# -- value types ------------------------------------------------------------------------------------
+Severity = Literal["error", "warning"]
+ColumnType = Literal["integer", "float", "number", "string", "boolean", "datetime"]
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Text = Annotated[str, StringConstraints(strip_whitespace=True)]
+Share = Annotated[float, Field(ge=0.0, le=1.0)]
+Count = Annotated[int, Field(ge=0)]
+
+
+def _bound(value: Any) -> Any:
+    numeric = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if numeric or isinstance(value, dt.date):  # a datetime is a date too
+        return value
+    raise ValueError("must be a number, or a date or time for a datetime column")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict | list):
+        raise ValueError(
+            "must be a plain value (text, a number, a boolean or a date), not a mapping or a list"
+        )
+    return value
+
+
+def _compiles(pattern: str) -> str:
+    try:
+        re.compile(pattern)
+    except re.error as err:
+        raise ValueError(f"not a valid regular expression: {err}") from None
+    return pattern
+
+
+def _one_or_many(value: Any) -> Any:
+    if value is None:  # ``lineage:`` with nothing after it
+        return []
+    return [value] if isinstance(value, str) else value
+
+
+Bound = Annotated[int | float | dt.date, PlainValidator(_bound)]
+Values = Annotated[list[Annotated[Any, PlainValidator(_plain)]], Field(min_length=1)]
+Regex = Annotated[str, StringConstraints(min_length=1), AfterValidator(_compiles)]
+
+
+@dataclass(frozen=True)
+class ShortForm:
+    """A check written as its value alone (``unique: true``) or as a mapping with ``value``
+    (``unique: {value: true, severity: warning}``); either way the field holds the check's model.
+
+    :param value_type: the type of ``value``.
+    :param shape: the short form's kind of YAML value (``bool``, ``str``, ``float``, ``list``), the
+        union member pydantic puts into an error's location, which ``config_model`` leaves out.
+    """
+
+    value_type: Any
+    shape: str
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        """A union of the mapping (the model) and the value alone, told apart by the input's shape."""
+        short = core_schema.no_info_after_validator_function(
+            lambda value: source(value=value), handler.generate_schema(self.value_type)
+        )
+        return core_schema.tagged_union_schema(
+            {"dict": handler(source), self.shape: short},
+            discriminator=lambda value: "dict" if isinstance(value, dict) else self.shape,
+        )
+
+
+# -- the checks, as written -------------------------------------------------------------------------
+class CheckSpec(StrictModel):
+    """What every check may say besides its value: its severity (default: its column's, or the contract's)."""
+
+    kind: ClassVar[str]
+    severity: Severity | None = None
+
+    def compile(self, check_id: str, column: str | None, inherited: str) -> Check | None:
+        """The check, or ``None`` when the value asks for none (``nullable: true``, ``unique: false``)."""
+        if not self.wanted():
+            return None
+        return Check(check_id, self.kind, column, self.severity or inherited, self.params(), self.share())
+
+    def wanted(self) -> bool:
+        """Whether the value asks for a check at all."""
+        return True
+
+    def params(self) -> dict[str, Any]:
+        """The check's arguments (:attr:`Check.params`)."""
+        return {}
+
+    def share(self) -> float | None:
+        """The share of non-null rows that must pass (row-wise checks only)."""
+        return None
+
+
+class RowWiseSpec(CheckSpec):
+    """A check of every non-null value, which may let a share of them fail (``mostly: 0.99``)."""
+
+    mostly: Share | None = None
+
+    def share(self) -> float | None:
+        """``mostly``: the share of non-null rows that must pass; ``None`` means all."""
+        return self.mostly
+
+
+class TypeSpec(CheckSpec):
+    """``type``: the column's declared type."""
+
+    kind = "type"
+    value: ColumnType
+
+    def params(self) -> dict[str, Any]:
+        """``{"type": ...}``."""
+        return {"type": self.value}
+
+
+class NullableSpec(RowWiseSpec):
+    """``nullable: false`` adds a not-null check; ``true`` adds none."""
+
+    kind = "not_null"
+    value: bool
+
+    def wanted(self) -> bool:
+        """Only ``nullable: false`` checks anything."""
+        return not self.value
+
+
+class UniqueSpec(RowWiseSpec):
+    """``unique: true``: no value repeats."""
+
+    kind = "unique"
+    value: bool
+
+    def wanted(self) -> bool:
+        """Only ``unique: true`` checks anything."""
+        return self.value
+
+
+class AllowedValuesSpec(RowWiseSpec):
+    """``allowed_values``: a non-empty list of plain values."""
+
+    kind = "allowed_values"
+    value: Values
+
+    def params(self) -> dict[str, Any]:
+        """``{"values": [...]}``."""
+        return {"values": list(self.value)}
+
+
+class RegexSpec(RowWiseSpec):
+    """``regex``: every value matches the regular expression."""
+
+    kind = "regex"
+    value: Regex
+
+    def params(self) -> dict[str, Any]:
+        """``{"regex": ...}``."""
+        return {"regex": self.value}
+
+
+class NullShareSpec(CheckSpec):
+    """``max_null_share``: at most this share of the values may be null."""
+
+    kind = "max_null_share"
+    value: Share
+
+    def params(self) -> dict[str, Any]:
+        """``{"share": ...}``."""
+        return {"share": self.value}
+
+
+class _Bounds(CheckSpec):
+    """``min``, ``max`` or both, ``min`` not above ``max``."""
+
+    min: Any = None
+    max: Any = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> _Bounds:
+        if self.min is None and self.max is None:
+            raise ValueError(f"{self.kind} needs 'min', 'max' or both")
+        if self.min is not None and self.max is not None and _above(self.min, self.max):
+            raise ValueError(f"min {self.min!r} is greater than max {self.max!r}")
+        return self
+
+    def params(self) -> dict[str, Any]:
+        """The bounds given: ``{"min": ..., "max": ...}``."""
+        return {key: value for key, value in (("min", self.min), ("max", self.max)) if value is not None}
+
+
+class RangeSpec(_Bounds, RowWiseSpec):
+    """``range: {min: .., max: ..}``: numbers, or dates and times for a datetime column."""
+
+    kind = "range"
+    min: Bound | None = None
+    max: Bound | None = None
+
+
+class RowCountSpec(_Bounds):
+    """``row_count: {min: .., max: ..}``: whole numbers of rows."""
+
+    kind = "row_count"
+    min: Count | None = None
+    max: Count | None = None
+
+
+class FreshnessSpec(CheckSpec):
+    """``freshness: {column: .., max_age: ..}``: the newest value of ``column`` is at most ``max_age`` old."""
+
+    kind = "freshness"
+    column: Name
+    max_age: Seconds
+
+    def params(self) -> dict[str, Any]:
+        """The age as written again (``36h``) and in seconds."""
+        return {"max_age": format_duration(self.max_age), "max_age_seconds": self.max_age}
+
+
+class ExtraColumnsSpec(CheckSpec):
+    """``no_extra_columns: true``: the data has no column the contract does not list."""
+
+    kind = "no_extra_columns"
+    value: bool
+
+
+# -- columns, table, contract ----------------------------------------------------------------------
+class ColumnSpec(StrictModel):
+    """One entry of ``columns``: the name, and the checks of that column."""
+
+    name: Name
+    description: Text | None = None
+    severity: Severity | None = None
+    type: Annotated[TypeSpec, ShortForm(ColumnType, "str")] | None = None
+    nullable: Annotated[NullableSpec, ShortForm(bool, "bool")] | None = None
+    unique: Annotated[UniqueSpec, ShortForm(bool, "bool")] | None = None
+    allowed_values: Annotated[AllowedValuesSpec, ShortForm(Values, "list")] | None = None
+    range: RangeSpec | None = None
+    regex: Annotated[RegexSpec, ShortForm(Regex, "str")] | None = None
+    max_null_share: Annotated[NullShareSpec, ShortForm(Share, "float")] | None = None
+
+    CHECKS: ClassVar[tuple[str, ...]] = (
+        "type",
+        "nullable",
+        "unique",
+        "allowed_values",
+        "range",
+        "regex",
+        "max_null_share",
+    )
+
+    def compile(self, inherited: str) -> Column:
+        """The column with its checks: ``exists`` first, then one per key, in the order of ``CHECKS``."""
+        severity = self.severity or inherited
+        checks = [Check(f"columns.{self.name}.exists", "exists", self.name, severity)]
+        for key in self.CHECKS:
+            spec: CheckSpec | None = getattr(self, key)
+            check = spec.compile(f"columns.{self.name}.{key}", self.name, severity) if spec else None
+            if check is not None:
+                checks.append(check)
+        declared = self.type.value if self.type else None
+        return Column(name=self.name, type=declared, description=self.description, checks=tuple(checks))
+
+
+class TableSpec(StrictModel):
+    """``table``: the checks of the table as a whole."""
+
+    row_count: RowCountSpec | None = None
+    max_null_share: Annotated[NullShareSpec, ShortForm(Share, "float")] | None = None
+    freshness: FreshnessSpec | None = None
+    no_extra_columns: Annotated[ExtraColumnsSpec, ShortForm(bool, "bool")] | None = None
+
+    def compile(self, severity: str, columns: Sequence[Column]) -> list[Check]:
+        """The table's checks; without ``row_count``, an empty dataset fails ``table.not_empty``."""
+        checks = [
+            self.row_count.compile("table.row_count", None, severity)
+            if self.row_count
+            else Check("table.not_empty", "row_count", None, severity, {"min": 1})
+        ]
+        checks += self._null_shares(severity, columns)
+        if self.freshness:
+            checks.append(self.freshness.compile("table.freshness", self.freshness.column, severity))
+        extra = self.no_extra_columns
+        if extra and extra.value:
+            names = [column.name for column in columns]
+            checks.append(
+                Check(
+                    "table.no_extra_columns", extra.kind, None, extra.severity or severity, {"columns": names}
+                )
+            )
+        return [check for check in checks if check is not None]
+
+    def _null_shares(self, severity: str, columns: Sequence[Column]) -> list[Check | None]:
+        """``max_null_share`` for every column without a null rule of its own (its own is stricter)."""
+        if self.max_null_share is None:
+            return []
+        own = ("max_null_share", "not_null")
+        return [
+            self.max_null_share.compile(f"table.max_null_share.{column.name}", column.name, severity)
+            for column in columns
+            if not any(check.kind in own for check in column.checks)
+        ]
+
+
+class ContractFile(StrictModel):
+    """A contract file as written: the top-level keys (``docs/validation.md``, "Top-level keys")."""
+
+    dataset: Name
+    owner: Text | None = None
+    description: Text | None = None
+    source: Text | None = None
+    lineage: Annotated[list[Name], BeforeValidator(_one_or_many)] = Field(default_factory=list)
+    version: Text | None = None
+    severity: Severity = "error"
+    columns: list[ColumnSpec] | None = None
+    table: TableSpec | None = None
+
+    @model_validator(mode="after")
+    def _has_checks(self) -> ContractFile:
+        _no_column_twice(self.columns or [])
+        if not self.columns and not (self.table and self.table.model_fields_set):
+            raise problem_at(
+                ("columns",), "the contract has no checks: list at least one column or table check"
+            )
+        if (
+            self.table
+            and self.table.no_extra_columns
+            and self.table.no_extra_columns.value
+            and not self.columns
+        ):
+            raise problem_at(
+                ("table", "no_extra_columns"), "no_extra_columns needs the contract to list its columns"
+            )
+        return self
+
+    def contract(self, origin: str | None = None) -> Contract:
+        """The contract's checks; ``origin`` is where it was read from (the file), for the report."""
+        columns = tuple(column.compile(self.severity) for column in self.columns or ())
+        return Contract(
+            dataset=self.dataset,
+            severity=self.severity,
+            owner=self.owner,
+            description=self.description,
+            source=self.source,
+            lineage=tuple(self.lineage),
+            version=self.version,
+            columns=columns,
+            table_checks=tuple((self.table or TableSpec()).compile(self.severity, columns)),
+            origin=origin,
+        )
+
+
+def _no_column_twice(columns: Sequence[ColumnSpec]) -> None:
+    first: dict[str, int] = {}
+    for i, column in enumerate(columns):
+        if column.name in first:
+            message = f"column {column.name!r} is listed twice (first as columns[{first[column.name]}])"
+            raise problem_at(("columns", i, "name"), message)
+        first[column.name] = i
+
+
+def _above(low: Any, high: Any) -> bool:
+    try:
+        return bool(low > high)
+    except TypeError:  # a number and a date: the type check will say which is wrong
+        return False
+
+
+# -- reading ------------------------------------------------------------------------------------------
 def load_contract(path: str | Path) -> Contract:
     """Read and parse a contract file (``.yaml``, ``.yml`` or ``.json``).
 
@@ -131,6 +491,31 @@ def load_contract(path: str | Path) -> Contract:
     except OSError as err:
         raise ContractError(f"cannot read contract file: {err.strerror or err}", source=source) from err
     return parse_contract(text, source=source)
+
+
+def parse_contract(text: str, *, source: str = "<contract>") -> Contract:
+    """Parse the text of a contract (YAML or JSON)."""
+    data, lines = parse_yaml_with_lines(text, source)
+    return contract_from_dict(data, source=source, lines=lines)
+
+
+def contract_from_dict(
+    data: Any, *, source: str = "<contract>", lines: dict[Path_, int] | None = None
+) -> Contract:
+    """Build a contract from already-parsed data; ``lines`` maps key paths to lines for error messages.
+
+    :raises ContractError: listing every problem, each as ``source:line: key: message, got value``.
+    """
+    if not isinstance(data, dict):
+        problem = "is empty" if data is None else f"is a {type(data).__name__}"
+        raise ContractError(
+            f"the contract {problem}: expected a mapping with at least 'dataset' and 'columns'", source=source
+        )
+    try:
+        spec = build(ContractFile, data, source=source, lines=lines)
+    except ValueError as err:
+        raise ContractError(str(err)) from None
+    return spec.contract(origin=source)
 
 
 def parse_yaml_with_lines(text: str, source: str) -> tuple[Any, dict[Path_, int]]:
@@ -160,17 +545,13 @@ def _build(
     if isinstance(node, yaml.MappingNode):
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
+            line = key_node.start_mark.line + 1
             if not isinstance(key_node, yaml.ScalarNode):
-                raise ContractError(
-                    "a key must be a plain name", source=source, line=key_node.start_mark.line + 1
-                )
+                raise ContractError("a key must be a plain name", source=source, line=line)
             key = loader.construct_object(key_node)
             if key in out:
                 raise ContractError(
-                    f"duplicate key {key!r}",
-                    source=source,
-                    line=key_node.start_mark.line + 1,
-                    key=_dotted((*path, key)),
+                    f"duplicate key {key!r}", source=source, line=line, key=dotted((*path, key))
                 )
             out[key] = _build(loader, value_node, (*path, key), lines, source)
         return out
@@ -180,346 +561,5 @@ def _build(
         return loader.construct_object(node)
     except yaml.YAMLError as err:
         raise ContractError(
-            f"cannot read value: {err}", source=source, line=lines[path], key=_dotted(path)
+            f"cannot read value: {err}", source=source, line=lines[path], key=dotted(path)
         ) from None
-
-
-def parse_contract(text: str, *, source: str = "<contract>") -> Contract:
-    """Parse the text of a contract (YAML or JSON)."""
-    data, lines = parse_yaml_with_lines(text, source)
-    return contract_from_dict(data, source=source, lines=lines)
-
-
-def contract_from_dict(
-    data: Any, *, source: str = "<contract>", lines: dict[Path_, int] | None = None
-) -> Contract:
-    """Build a contract from already-parsed data; ``lines`` maps key paths to lines for error messages."""
-    return _Parser(source, lines or {}).contract(data)
-
-
-def parse_duration(value: Any) -> float:
-    """Seconds in ``value``: a number of seconds or a string like ``90s``, ``30m``, ``36h``, ``2d``, ``1w``."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a duration such as 36h or 2d, got {value!r}")
-    if isinstance(value, int | float):
-        seconds = float(value)
-    elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-    else:
-        raise ValueError(f"expected a duration such as 36h or 2d, got {value!r}")
-    if seconds <= 0 or not math.isfinite(seconds):
-        raise ValueError(f"expected a positive duration, got {value!r}")
-    return seconds
-
-
-def _dotted(path: Path_) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-class _Parser:
-    def __init__(self, source: str, lines: dict[Path_, int]):
-        self.source = source
-        self.lines = lines
-
-    def fail(self, path: Path_, message: str) -> ContractError:
-        line = None
-        for i in range(len(path), -1, -1):  # the key's own line, or the nearest enclosing one
-            if path[:i] in self.lines:
-                line = self.lines[path[:i]]
-                break
-        return ContractError(message, source=self.source, line=line, key=_dotted(path) or None)
-
-    # -- generic value readers -------------------------------------------------------------------
-    def mapping(self, value: Any, path: Path_, allowed: set[str], what: str) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(path, f"expected a mapping ({what}), got {_kind(value)}")
-        for key in value:
-            if key not in allowed:
-                raise self.fail(
-                    (*path, key), f"unknown {what} key {key!r}; expected one of: {', '.join(sorted(allowed))}"
-                )
-        return value
-
-    def text(self, value: Any, path: Path_, *, required: bool = False) -> str | None:
-        if value is None:
-            if required:
-                raise self.fail(path, "is required: expected a non-empty string")
-            return None
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise self.fail(path, f"expected a string, got {_kind(value)}")
-        text = str(value).strip()
-        if required and not text:
-            raise self.fail(path, "expected a non-empty string")
-        return text
-
-    def required_text(self, value: Any, path: Path_) -> str:
-        return self.text(value, path, required=True) or ""
-
-    def number(
-        self, value: Any, path: Path_, *, low: float | None = None, high: float | None = None
-    ) -> float | int:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise self.fail(path, f"expected a number, got {_kind(value)}")
-        if (low is not None and value < low) or (high is not None and value > high):
-            raise self.fail(path, f"expected a number between {low} and {high}, got {value!r}")
-        return value
-
-    def flag(self, value: Any, path: Path_) -> bool:
-        if not isinstance(value, bool):
-            raise self.fail(path, f"expected true or false, got {_kind(value)}")
-        return value
-
-    def severity(self, value: Any, path: Path_, default: str) -> str:
-        if value is None:
-            return default
-        if value not in SEVERITIES:
-            raise self.fail(path, f"expected one of {', '.join(SEVERITIES)}, got {value!r}")
-        return str(value)
-
-    def long_form(
-        self, value: Any, path: Path_, default_severity: str, extra: set[str], *, mostly: bool
-    ) -> tuple[Any, str, float | None, dict[str, Any]]:
-        """A check written as its value, or as ``{value: ..., severity: ..., mostly: ...}``.
-
-        Returns (value, severity, mostly, other keys); checks whose value is itself a mapping
-        (range, row_count, freshness) pass their own keys in ``extra``.
-        """
-        allowed = {"severity"} | ({"mostly"} if mostly else set()) | (extra or {"value"})
-        if not isinstance(value, dict):
-            if extra:
-                raise self.fail(
-                    path, f"expected a mapping with keys {', '.join(sorted(allowed))}, got {_kind(value)}"
-                )
-            return value, default_severity, None, {}
-        self.mapping(value, path, allowed, "check")
-        severity = self.severity(value.get("severity"), (*path, "severity"), default_severity)
-        share = None
-        if value.get("mostly") is not None:
-            share = float(self.number(value["mostly"], (*path, "mostly"), low=0.0, high=1.0))
-        if not extra and "value" not in value:
-            raise self.fail(path, "the long form of a check needs a 'value' key")
-        others = {k: v for k, v in value.items() if k not in ("severity", "mostly")}
-        return value.get("value"), severity, share, others
-
-    # -- the contract ----------------------------------------------------------------------------
-    def contract(self, data: Any) -> Contract:
-        if data is None:
-            raise self.fail(
-                (), "the contract is empty: expected a mapping with at least 'dataset' and 'columns'"
-            )
-        top = self.mapping(data, (), _TOP_KEYS, "contract")
-        dataset = self.required_text(top.get("dataset"), ("dataset",))
-        severity = self.severity(top.get("severity"), ("severity",), "error")
-        lineage_raw = top.get("lineage")
-        if lineage_raw is None:
-            lineage: tuple[str, ...] = ()
-        elif isinstance(lineage_raw, list):
-            lineage = tuple(self.required_text(item, ("lineage", i)) for i, item in enumerate(lineage_raw))
-        else:
-            lineage = (self.required_text(lineage_raw, ("lineage",)),)
-        raw_columns = top.get("columns", [])
-        if raw_columns is None:
-            raw_columns = []
-        if not isinstance(raw_columns, list):
-            raise self.fail(("columns",), f"expected a list of columns, got {_kind(raw_columns)}")
-        columns: list[Column] = []
-        seen: set[str] = set()
-        for i, raw in enumerate(raw_columns):
-            column = self.column(raw, ("columns", i), severity)
-            if column.name in seen:
-                raise self.fail(("columns", i, "name"), f"column {column.name!r} is listed twice")
-            seen.add(column.name)
-            columns.append(column)
-        table_checks = self.table(top.get("table"), ("table",), severity, columns)
-        if not columns and not top.get("table"):
-            raise self.fail(
-                ("columns",), "the contract has no checks: list at least one column or table check"
-            )
-        return Contract(
-            dataset=dataset,
-            severity=severity,
-            owner=self.text(top.get("owner"), ("owner",)),
-            description=self.text(top.get("description"), ("description",)),
-            source=self.text(top.get("source"), ("source",)),
-            lineage=lineage,
-            version=self.text(top.get("version"), ("version",)),
-            columns=tuple(columns),
-            table_checks=tuple(table_checks),
-            origin=self.source,
-        )
-
-    def column(self, raw: Any, path: Path_, default_severity: str) -> Column:
-        spec = self.mapping(raw, path, _COLUMN_KEYS, "column")
-        name = self.required_text(spec.get("name"), (*path, "name"))
-        severity = self.severity(spec.get("severity"), (*path, "severity"), default_severity)
-        prefix = f"columns.{name}"
-        checks = [Check(f"{prefix}.exists", "exists", name, severity)]
-
-        column_type = None
-        if "type" in spec:
-            value, sev, _, _ = self.long_form(spec["type"], (*path, "type"), severity, set(), mostly=False)
-            if value not in COLUMN_TYPES:
-                raise self.fail((*path, "type"), f"expected one of {', '.join(COLUMN_TYPES)}, got {value!r}")
-            column_type = str(value)
-            checks.append(Check(f"{prefix}.type", "type", name, sev, {"type": column_type}))
-        if "nullable" in spec:
-            value, sev, share, _ = self.long_form(
-                spec["nullable"], (*path, "nullable"), severity, set(), mostly=True
-            )
-            if not self.flag(value, (*path, "nullable")):
-                checks.append(Check(f"{prefix}.nullable", "not_null", name, sev, {}, share))
-        if "unique" in spec:
-            value, sev, share, _ = self.long_form(
-                spec["unique"], (*path, "unique"), severity, set(), mostly=True
-            )
-            if self.flag(value, (*path, "unique")):
-                checks.append(Check(f"{prefix}.unique", "unique", name, sev, {}, share))
-        if "allowed_values" in spec:
-            key = (*path, "allowed_values")
-            value, sev, share, _ = self.long_form(spec["allowed_values"], key, severity, set(), mostly=True)
-            if not isinstance(value, list) or not value:
-                raise self.fail(key, f"expected a non-empty list of values, got {_kind(value)}")
-            for i, item in enumerate(value):
-                if isinstance(item, dict | list):
-                    raise self.fail((*key, i), f"expected a plain value, got {_kind(item)}")
-            checks.append(
-                Check(f"{prefix}.allowed_values", "allowed_values", name, sev, {"values": value}, share)
-            )
-        if "range" in spec:
-            key = (*path, "range")
-            _, sev, share, bounds = self.long_form(spec["range"], key, severity, {"min", "max"}, mostly=True)
-            params = {
-                b: self.bound(bounds[b], (*key, b)) for b in ("min", "max") if bounds.get(b) is not None
-            }
-            if not params:
-                raise self.fail(key, "a range needs 'min', 'max' or both")
-            if "min" in params and "max" in params and _gt(params["min"], params["max"]):
-                raise self.fail(key, f"min {params['min']!r} is greater than max {params['max']!r}")
-            checks.append(Check(f"{prefix}.range", "range", name, sev, params, share))
-        if "regex" in spec:
-            key = (*path, "regex")
-            value, sev, share, _ = self.long_form(spec["regex"], key, severity, set(), mostly=True)
-            if not isinstance(value, str) or not value:
-                raise self.fail(key, f"expected a regular expression string, got {_kind(value)}")
-            try:
-                re.compile(value)
-            except re.error as err:
-                raise self.fail(key, f"not a valid regular expression: {err}") from None
-            checks.append(Check(f"{prefix}.regex", "regex", name, sev, {"regex": value}, share))
-        if "max_null_share" in spec:
-            key = (*path, "max_null_share")
-            value, sev, _, _ = self.long_form(spec["max_null_share"], key, severity, set(), mostly=False)
-            share = float(self.number(value, key, low=0.0, high=1.0))
-            checks.append(Check(f"{prefix}.max_null_share", "max_null_share", name, sev, {"share": share}))
-        description = self.text(spec.get("description"), (*path, "description"))
-        return Column(name=name, type=column_type, description=description, checks=tuple(checks))
-
-    def bound(self, value: Any, path: Path_) -> Any:
-        if isinstance(value, dt.datetime | dt.date):
-            return value
-        return self.number(value, path)
-
-    def table(self, raw: Any, path: Path_, default_severity: str, columns: list[Column]) -> list[Check]:
-        if raw is None:
-            raw = {}
-        spec = self.mapping(raw, path, _TABLE_KEYS, "table check")
-        checks: list[Check] = []
-        if "row_count" in spec:
-            key = (*path, "row_count")
-            _, sev, _, bounds = self.long_form(
-                spec["row_count"], key, default_severity, {"min", "max"}, mostly=False
-            )
-            params = {
-                b: int(self.number(bounds[b], (*key, b), low=0))
-                for b in ("min", "max")
-                if bounds.get(b) is not None
-            }
-            if not params:
-                raise self.fail(key, "row_count needs 'min', 'max' or both")
-            if params.get("min", 0) > params.get("max", math.inf):
-                raise self.fail(key, f"min {params['min']} is greater than max {params['max']}")
-            checks.append(Check("table.row_count", "row_count", None, sev, params))
-        else:  # an empty dataset is never silently fine: it fails unless the contract allows zero rows
-            checks.append(Check("table.not_empty", "row_count", None, default_severity, {"min": 1}))
-        if "max_null_share" in spec:
-            key = (*path, "max_null_share")
-            value, sev, _, _ = self.long_form(
-                spec["max_null_share"], key, default_severity, set(), mostly=False
-            )
-            share = float(self.number(value, key, low=0.0, high=1.0))
-            for column in columns:
-                own = {c.kind for c in column.checks}
-                if "max_null_share" in own or "not_null" in own:
-                    continue  # the column's own, stricter rule applies
-                checks.append(
-                    Check(
-                        f"table.max_null_share.{column.name}",
-                        "max_null_share",
-                        column.name,
-                        sev,
-                        {"share": share},
-                    )
-                )
-        if "freshness" in spec:
-            key = (*path, "freshness")
-            _, sev, _, params = self.long_form(
-                spec["freshness"], key, default_severity, {"column", "max_age"}, mostly=False
-            )
-            column_name = self.required_text(params.get("column"), (*key, "column"))
-            if params.get("max_age") is None:
-                raise self.fail((*key, "max_age"), "is required: expected a duration such as 36h or 2d")
-            try:
-                seconds = parse_duration(params["max_age"])
-            except ValueError as err:
-                raise self.fail((*key, "max_age"), str(err)) from None
-            checks.append(
-                Check(
-                    "table.freshness",
-                    "freshness",
-                    column_name,
-                    sev,
-                    {"max_age": str(params["max_age"]), "max_age_seconds": seconds},
-                )
-            )
-        if "no_extra_columns" in spec:
-            key = (*path, "no_extra_columns")
-            value, sev, _, _ = self.long_form(
-                spec["no_extra_columns"], key, default_severity, set(), mostly=False
-            )
-            if self.flag(value, key):
-                if not columns:
-                    raise self.fail(key, "no_extra_columns needs the contract to list its columns")
-                checks.append(
-                    Check(
-                        "table.no_extra_columns",
-                        "no_extra_columns",
-                        None,
-                        sev,
-                        {"columns": [c.name for c in columns]},
-                    )
-                )
-        return checks
-
-
-def _gt(a: Any, b: Any) -> bool:
-    try:
-        return bool(a > b)
-    except TypeError:
-        return False
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    if isinstance(value, bool):
-        return f"a boolean ({json.dumps(value)})"
-    if isinstance(value, dict):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, str):
-        return f"the string {value!r}"
-    return f"{type(value).__name__} {value!r}"

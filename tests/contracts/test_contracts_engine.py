@@ -237,7 +237,7 @@ def test_bad_gx_suite_names_the_file_and_expectation(tmp_path: Path, churn_frame
         )
     )
     with pytest.raises(
-        ContractError, match=r"bad_suite\.json, key expectations\[0\]: not a valid GX expectation"
+        ContractError, match=r"bad_suite\.json: expectations\[0\]: not a valid GX expectation"
     ):
         run(churn_frame, str(bad))
 

@@ -1,4 +1,4 @@
-"""Parsing contracts: every field, and errors that name the file, the line and the key."""
+"""Parsing contracts: every field, and errors that name the file, the line, the key and the value."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from airflow_trainkit.contracts.model import ContractError, load_contract, parse_contract, parse_duration
+from airflow_trainkit.contracts.model import ContractError, contract_from_dict, load_contract, parse_contract
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -87,58 +87,107 @@ def test_json_contract_is_accepted() -> None:
     ("text", "line", "key", "expected"),
     [
         ("dataset: x\ncolumns:\n  - name: a\n    type: [\n", 5, None, "not valid YAML"),
-        (MINIMAL + "    colour: red\n", 5, "columns[0].colour", "unknown column key 'colour'"),
+        (MINIMAL + "    colour: red\n", 5, "columns[0].colour", "unknown key"),
         (
             MINIMAL + "    range: {min: abc}\n",
             5,
             "columns[0].range.min",
-            "expected a number, got the string 'abc'",
+            "must be a number, or a date or time for a datetime column, got 'abc'",
         ),
         (MINIMAL + "    range: {min: 5, max: 1}\n", 5, "columns[0].range", "min 5 is greater than max 1"),
+        (
+            MINIMAL + "    range: {severity: warning}\n",
+            5,
+            "columns[0].range",
+            "range needs 'min', 'max' or both",
+        ),
         (MINIMAL + "    type: decimal\n", 5, "columns[0].type", "duplicate key 'type'"),
         (
             "dataset: x\ncolumns:\n  - name: a\n    type: decimal\n",
             4,
             "columns[0].type",
-            "expected one of integer",
+            "Input should be 'integer', 'float', 'number', 'string', 'boolean' or 'datetime', got 'decimal'",
         ),
-        (MINIMAL + "    nullable: nope\n", 5, "columns[0].nullable", "expected true or false"),
-        (MINIMAL + "    severity: fatal\n", 5, "columns[0].severity", "expected one of error, warning"),
-        (MINIMAL + "    regex: '(['\n", 5, "columns[0].regex", "not a valid regular expression"),
+        (MINIMAL + "    nullable: nope\n", 5, "columns[0].nullable", "valid boolean, got 'nope'"),
         (
-            MINIMAL + "table:\n  row_counts: {min: 1}\n",
-            6,
-            "table.row_counts",
-            "unknown table check key 'row_counts'",
+            MINIMAL + "    nullable: 'false'\n",
+            5,
+            "columns[0].nullable",
+            "valid boolean, got 'false'",
+        ),  # strict
+        (MINIMAL + "    unique: {value: yes please}\n", 5, "columns[0].unique.value", "valid boolean"),
+        (MINIMAL + "    unique: {severity: warning}\n", 5, "columns[0].unique.value", "required, missing"),
+        (MINIMAL + "    severity: fatal\n", 5, "columns[0].severity", "Input should be 'error' or 'warning'"),
+        (MINIMAL + "    regex: '(['\n", 5, "columns[0].regex", "not a valid regular expression"),
+        (MINIMAL + "    allowed_values: []\n", 5, "columns[0].allowed_values", "at least 1 item"),
+        (MINIMAL + "    allowed_values: [a, {b: 1}]\n", 5, "columns[0].allowed_values[1]", "a plain value"),
+        (
+            MINIMAL + "    max_null_share: {value: 0.1, mostly: 0.5}\n",
+            5,
+            "columns[0].max_null_share.mostly",
+            "unknown key",
         ),
+        (MINIMAL + "table:\n  row_counts: {min: 1}\n", 6, "table.row_counts", "unknown key"),
         (
             MINIMAL + "table:\n  row_count: {min: -1}\n",
             6,
             "table.row_count.min",
-            "expected a number between 0",
+            "greater than or equal to 0, got -1",
         ),
+        (MINIMAL + "table:\n  row_count: {min: 1.5}\n", 6, "table.row_count.min", "valid integer, got 1.5"),
         (
             MINIMAL + "table:\n  freshness: {column: ts, max_age: soon}\n",
             6,
             "table.freshness.max_age",
-            "duration",
+            "must be seconds or a duration such as '90s', '30m', '2h', '1d' or '1h30m', got 'soon'",
         ),
-        (MINIMAL + "  - name: id\n", 5, "columns[1].name", "column 'id' is listed twice"),
-        (MINIMAL + "    max_null_share: 1.5\n", 5, "columns[0].max_null_share", "between 0.0 and 1.0"),
-        ("columns: []\n", 1, "dataset", "is required"),
-        ("dataset: x\ncolumns: {a: 1}\n", 2, "columns", "expected a list of columns"),
-        ("dataset: x\n", 1, "columns", "has no checks"),
+        (MINIMAL + "table:\n  freshness: {column: ts}\n", 6, "table.freshness.max_age", "required, missing"),
+        (
+            MINIMAL + "  - name: id\n",
+            5,
+            "columns[1].name",
+            "column 'id' is listed twice (first as columns[0])",
+        ),
+        (
+            MINIMAL + "    max_null_share: 1.5\n",
+            5,
+            "columns[0].max_null_share",
+            "less than or equal to 1, got 1.5",
+        ),
+        ("columns: []\n", 1, "dataset", "required, missing"),
+        ("dataset: 2024\ncolumns: []\n", 1, "dataset", "valid string, got 2024"),  # strict: no silent '2024'
+        ("dataset: x\ncolumns: {a: 1}\n", 2, "columns", "valid list, got {'a': 1}"),
+        ("dataset: x\n", 1, "columns", "the contract has no checks"),
+        (
+            "dataset: x\ntable:\n  no_extra_columns: true\n",
+            3,
+            "table.no_extra_columns",
+            "needs the contract to list its columns",
+        ),
+        ("- dataset: x\n", None, None, "the contract is a list: expected a mapping"),
     ],
 )
-def test_bad_contracts_name_file_line_and_key(text: str, line: int, key: str | None, expected: str) -> None:
+def test_bad_contracts_name_file_line_key_and_value(
+    text: str, line: int | None, key: str | None, expected: str
+) -> None:
     with pytest.raises(ContractError) as info:
         parse_contract(text, source="contracts/bad.yaml")
     message = str(info.value)
-    assert message.startswith(f"contracts/bad.yaml, line {line}"), message
-    if key:
-        assert f"key {key}:" in message, message
+    where = "contracts/bad.yaml" + (f":{line}" if line else "")
+    assert message.startswith(f"{where}: {key}: " if key else f"{where}: "), message
     assert expected in message, message
     assert isinstance(info.value, ValueError)
+
+
+def test_every_problem_is_listed_each_with_its_line() -> None:
+    text = "dataset: x\nversion: 1.10\ncolumns:\n  - name: a\n    unique: 1\n    colour: red\n"
+    with pytest.raises(ContractError) as info:
+        parse_contract(text, source="c.yaml")
+    assert str(info.value).split("; ") == [
+        "c.yaml:2: version: Input should be a valid string, got 1.1",  # YAML read 1.10 as 1.1: quote it
+        "c.yaml:5: columns[0].unique: Input should be a valid boolean, got 1",
+        "c.yaml:6: columns[0].colour: unknown key",
+    ]
 
 
 def test_missing_and_empty_contract_files(tmp_path: Path) -> None:
@@ -151,13 +200,42 @@ def test_missing_and_empty_contract_files(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("value", "seconds"), [("90s", 90), ("30m", 1800), ("36h", 129600), ("2d", 172800), (60, 60)]
+    ("max_age", "seconds"),
+    [
+        ("1d", 86400),
+        ("36h", 129600),
+        ("1h30m", 5400),
+        ("90", 90),
+        (90, 90),
+        ("1d 12h", 129600),
+        ("2w", 1209600),
+    ],
 )
-def test_durations(value: object, seconds: float) -> None:
-    assert parse_duration(value) == seconds
+def test_max_age_takes_every_duration_spelling(max_age: object, seconds: float) -> None:
+    contract = contract_from_dict(
+        {"dataset": "x", "table": {"freshness": {"column": "ts", "max_age": max_age}}}
+    )
+    (freshness,) = [check for check in contract.checks if check.kind == "freshness"]
+    assert freshness.params["max_age_seconds"] == seconds
 
 
-@pytest.mark.parametrize("value", ["0h", "soon", True, -5, "3 years"])
-def test_bad_durations(value: object) -> None:
-    with pytest.raises(ValueError, match="duration"):
-        parse_duration(value)
+@pytest.mark.parametrize("max_age", ["0h", "soon", True, -5, "3 years", "30m2h"])
+def test_bad_max_age_is_refused(max_age: object) -> None:
+    with pytest.raises(ContractError, match=r"^<dict>: table\.freshness\.max_age: must be"):
+        contract_from_dict(
+            {"dataset": "x", "table": {"freshness": {"column": "ts", "max_age": max_age}}}, source="<dict>"
+        )
+
+
+def test_short_and_long_forms_build_the_same_checks() -> None:
+    short = parse_contract(MINIMAL + "    unique: true\n    regex: '^a'\n    max_null_share: 0\n")
+    long = parse_contract(
+        MINIMAL + "    unique: {value: true}\n    regex: {value: '^a'}\n    max_null_share: {value: 0}\n"
+    )
+    assert short.checks == long.checks
+
+
+def test_lineage_is_one_string_many_or_none() -> None:
+    assert parse_contract(MINIMAL + "lineage: CRM export\n").lineage == ("CRM export",)
+    assert parse_contract(MINIMAL + "lineage: [a, b]\n").lineage == ("a", "b")
+    assert parse_contract(MINIMAL + "lineage:\n").lineage == ()

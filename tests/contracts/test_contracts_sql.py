@@ -13,6 +13,7 @@ from airflow_trainkit._compat import BaseHook
 from airflow_trainkit.exceptions import DataValidationFailed
 from airflow_trainkit.operators.validation import ValidateDataOperator
 from airflow_trainkit.sql import connection_url
+from airflow_trainkit.vocabulary import TrainkitDeprecationWarning
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -25,7 +26,7 @@ def test_clean_table_passes_in_the_database(
         task_id="validate",
         data="churn",
         contract=str(churn_contract),
-        conn_id=sqlite_conn_id,
+        database_conn_id=sqlite_conn_id,
         report_uri=str(tmp_path / "report"),
     )
     summary = op.execute(make_context(task_id="validate"))
@@ -44,7 +45,7 @@ def test_query_with_nulls_and_out_of_range_fails_the_right_checks(
         task_id="validate",
         data="SELECT * FROM churn_bad WHERE customer_id IS NULL OR customer_id > 0",
         contract=str(churn_contract),
-        conn_id=sqlite_conn_id,
+        database_conn_id=sqlite_conn_id,
         report_uri=str(tmp_path / "report"),
     )
     with pytest.raises(DataValidationFailed) as info:
@@ -81,19 +82,41 @@ def test_sql_types_missing_column_and_wrong_type(sqlite_conn_id: str, tmp_path: 
         assert failed["columns.contract.regex"]["unexpected_count"] > 0
 
 
+@pytest.mark.parametrize(
+    "hash_sql_content", [False, "false", "False"]
+)  # as given, or as a template renders it
 def test_hash_free_fingerprint_counts_rows(
-    sqlite_conn_id: str, churn_contract: Path, churn_frame, tmp_path: Path
+    sqlite_conn_id: str, churn_contract: Path, churn_frame, tmp_path: Path, hash_sql_content: object
 ) -> None:
     op = ValidateDataOperator(
         task_id="validate",
         data="SELECT * FROM churn",
         contract=str(churn_contract),
-        conn_id=sqlite_conn_id,
+        database_conn_id=sqlite_conn_id,
         report_uri=str(tmp_path / "r"),
-        hash_sql_content=False,
+        hash_sql_content=hash_sql_content,
     )
     fingerprint = op.execute(make_context(task_id="validate"))["fingerprint"]
     assert fingerprint["rows"] == len(churn_frame) and fingerprint["content_hash"] is None
+
+
+def test_the_old_conn_id_still_works_with_a_warning(
+    sqlite_conn_id: str, churn_contract: Path, tmp_path: Path
+) -> None:
+    with pytest.warns(
+        TrainkitDeprecationWarning,
+        match=r"ValidateDataOperator\(conn_id=...\) is deprecated; use database_conn_id",
+    ):
+        op = ValidateDataOperator(
+            task_id="validate",
+            data="churn",
+            contract=str(churn_contract),
+            conn_id=sqlite_conn_id,
+            report_uri=str(tmp_path / "r"),
+        )
+    assert op.database_conn_id == sqlite_conn_id
+    summary = op.execute(make_context(task_id="validate"))
+    assert summary["success"] is True and summary["data"] == f"connection {sqlite_conn_id}: churn"
 
 
 def test_sql_content_hash_equals_the_frame_hash_of_the_same_rows(churn_sqlite: Path) -> None:
@@ -116,7 +139,9 @@ def test_missing_sqlite_file_is_named(
     monkeypatch: pytest.MonkeyPatch, churn_contract: Path, tmp_path: Path
 ) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_GONE", f"sqlite:///{tmp_path / 'gone.db'}")
-    op = ValidateDataOperator(task_id="v", data="churn", contract=str(churn_contract), conn_id="gone")
+    op = ValidateDataOperator(
+        task_id="v", data="churn", contract=str(churn_contract), database_conn_id="gone"
+    )
     with pytest.raises(OSError, match=r"gone\.db' does not exist"):
         op.execute(make_context(task_id="validate"))
     assert not (tmp_path / "gone.db").exists()
@@ -135,7 +160,7 @@ def test_credentials_never_reach_the_error_or_the_log(
         task_id="v",
         data="SELECT * FROM churn",
         contract=str(churn_contract),
-        conn_id="pg_warehouse",
+        database_conn_id="pg_warehouse",
         report_uri=str(tmp_path / "r"),
     )
     caplog.set_level(logging.DEBUG)

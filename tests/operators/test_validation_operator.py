@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import re
 import subprocess
 import sys
 from functools import partial
@@ -14,6 +16,7 @@ from trainkit_testing import make_context
 from airflow_trainkit._compat import AirflowSkipException
 from airflow_trainkit.exceptions import DataValidationFailed
 from airflow_trainkit.operators.validation import SUMMARY_XCOM_KEY, ValidateDataOperator, default_report_uri
+from airflow_trainkit.vocabulary import FailurePolicy
 
 REPO = Path(__file__).resolve().parents[2]
 CONTRACT = str(REPO / "example_dags" / "contracts" / "churn.yaml")
@@ -53,17 +56,53 @@ def test_import_and_construction_are_light() -> None:
     assert out.stdout.strip() == "", out.stdout  # nothing heavy; no file read, no error before execute()
 
 
-def test_templated_fields() -> None:
-    assert {"data", "contract", "report_uri", "conn_id"} <= set(ValidateDataOperator.template_fields)
+def test_every_parameter_is_templated() -> None:
+    parameters = set(inspect.signature(ValidateDataOperator.__init__).parameters) - {"self", "kwargs"}
+    deprecated = {"conn_id"}  # stored as database_conn_id, templated there
+    assert set(ValidateDataOperator.template_fields) == parameters - deprecated
 
 
-def test_bad_arguments_are_refused_in_execute() -> None:
-    with pytest.raises(ValueError, match="on_failure must be one of fail, warn, skip, got 'explode'"):
-        ValidateDataOperator(task_id="v", data="x.csv", contract=CONTRACT, on_failure="explode").execute(
-            _context()
-        )
-    with pytest.raises(ValueError, match="data must be a non-empty URI"):
-        ValidateDataOperator(task_id="v", data="  ", contract=CONTRACT).execute(_context())
+def test_templates_render_every_parameter(tmp_path: Path) -> None:
+    op = ValidateDataOperator(
+        task_id="v",
+        data="{{ params.data }}",
+        contract="{{ params.contract }}",
+        on_failure="{{ params.policy }}",
+        report_uri="{{ params.report }}",
+        database_conn_id="{{ params.db }}",
+        hash_sql_content="{{ params.hash }}",
+    )
+    values = {
+        "data": "x.csv",
+        "contract": CONTRACT,
+        "policy": "skip",
+        "report": "r",
+        "db": "wh",
+        "hash": False,
+    }
+    op.render_template_fields({"params": values})
+    rendered = [op.data, op.contract, op.on_failure, op.report_uri, op.database_conn_id, op.hash_sql_content]
+    assert rendered == ["x.csv", CONTRACT, "skip", "r", "wh", "False"]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"on_failure": "explode"}, "on_failure must be one of 'fail', 'warn', 'skip', got 'explode'"),
+        ({"on_failure": "continue"}, "on_failure must be one of 'fail', 'warn', 'skip', got 'continue'"),
+        ({"hash_sql_content": "maybe"}, "hash_sql_content must be true or false, got 'maybe'"),
+        ({"data": "  "}, "data must be a non-empty URI or SQL query, got '  '"),
+    ],
+)
+def test_bad_arguments_are_refused_in_execute(arguments: dict, message: str) -> None:
+    op = ValidateDataOperator(task_id="v", **{"data": "x.csv", "contract": CONTRACT, **arguments})
+    with pytest.raises(ValueError, match=re.escape(message)):
+        op.execute(_context())
+
+
+def test_both_connection_names_at_once_are_refused() -> None:
+    with pytest.raises(ValueError, match="pass database_conn_id only"):
+        ValidateDataOperator(task_id="v", data="t", contract=CONTRACT, database_conn_id="a", conn_id="b")
 
 
 def test_clean_csv_passes_and_returns_a_small_summary(good_csv: str, tmp_path: Path) -> None:
@@ -97,14 +136,20 @@ def test_warn_logs_and_succeeds(
     )
     summary = op.execute(_context())
     assert summary["success"] is False and summary["failed_errors"] == 1
+    assert json.loads(json.dumps(summary, allow_nan=False)) == summary  # JSON-typed, nothing stringified
     logged = caplog.text + capsys.readouterr().out  # Airflow's task logger writes through structlog
     assert "Failed error check columns.age.range" in logged and "on_failure='warn'" in logged
     assert str(tmp_path / "r") in logged
 
 
-def test_skip_marks_the_task_skipped(bad_parquet: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("on_failure", ["skip", FailurePolicy.SKIP])
+def test_skip_marks_the_task_skipped(bad_parquet: str, tmp_path: Path, on_failure: str) -> None:
     op = ValidateDataOperator(
-        task_id="v", data=bad_parquet, contract=CONTRACT, on_failure="skip", report_uri=str(tmp_path / "r")
+        task_id="v",
+        data=bad_parquet,
+        contract=CONTRACT,
+        on_failure=on_failure,
+        report_uri=str(tmp_path / "r"),
     )
     context = _context()
     with pytest.raises(AirflowSkipException, match=r"columns\.age\.range"):
@@ -127,6 +172,8 @@ def test_bad_contract_fails_with_the_file_and_line(good_csv: str, tmp_path: Path
     op = ValidateDataOperator(
         task_id="v", data=good_csv, contract=str(contract), report_uri=str(tmp_path / "r")
     )
-    with pytest.raises(ValueError, match=r"c\.yaml, line 4, key columns\[0\]\.range\.min: expected a number"):
+    with pytest.raises(
+        ValueError, match=r"c\.yaml:4: columns\[0\]\.range\.min: must be a number.*got 'young'"
+    ):
         op.execute(_context())
     assert not (tmp_path / "r").exists()
