@@ -31,7 +31,12 @@ _context = partial(
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TRAINKIT_HOME", str(tmp_path / "trainkit"))
-    for name in ("TRAINKIT_PRICE_CATALOG", "TRAINKIT_ONPREM_COSTS", "TRAINKIT_PRICE_MAX_AGE_DAYS"):
+    for name in (
+        "TRAINKIT_PRICE_CATALOG",
+        "TRAINKIT_ONPREM_COSTS",
+        "TRAINKIT_PRICE_MAX_AGE",
+        "TRAINKIT_PRICE_MAX_AGE_DAYS",
+    ):
         monkeypatch.delenv(name, raising=False)
     return tmp_path / "trainkit"
 
@@ -61,13 +66,15 @@ def test_compare_operator_picks_cheapest_and_writes_report(home: Path) -> None:
         "report.md",
         "quotes.txt",
         "quotes.json",
-        "cost_per_provider.png",
+        "cost_per_backend.png",
+        "cost_per_provider.png",  # the same chart under its deprecated name, for one release
     }
-    assert (report / "cost_per_provider.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (report / "cost_per_backend.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (report / "cost_per_provider.png").read_bytes() == (report / "cost_per_backend.png").read_bytes()
     with (report / "quotes.csv").open() as handle:
-        rows = {row["provider"]: row for row in csv.DictReader(handle)}
+        rows = {row["backend"]: row for row in csv.DictReader(handle)}
     assert set(rows) == {"sagemaker", "vertex_ai", "azure_ml", "onprem", "ray"}
-    assert rows["sagemaker"]["backend"] == "sagemaker"
+    assert rows["sagemaker"]["provider"] == "sagemaker"  # the deprecated repeat, for one release
     assert rows["sagemaker"]["instance_type"] == "ml.g4dn.xlarge"
     assert rows["azure_ml"]["left_out"] == "" and rows["azure_ml"]["backend"] == "azure_ml"
     assert result["left_out"] == {}
@@ -101,7 +108,7 @@ def test_compare_operator_bad_input(home: Path) -> None:
         hours=1,
         pick="cheapest",
         backends=["azure_ml"],
-        max_age_days=100000,
+        max_price_age="100000d",
     )
     with pytest.raises(
         ValueError,
