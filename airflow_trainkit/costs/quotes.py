@@ -243,7 +243,7 @@ def quote_job(
             "pick_from_backends": eligible,
             "today": day.isoformat(),
             "max_price_age_seconds": age,
-            "max_age_days": round(age / DAY, 6),
+            "max_age_days": int(age // DAY) if age % DAY == 0 else round(age / DAY, 6),
             # Deprecated repeats, for one release: "providers" of "backends", "pick_from" of "pick_from_backends".
             "providers": names,
             "pick_from": eligible,

@@ -72,9 +72,8 @@ def csv_records(text: str, *, source: str) -> tuple[list[str], list[tuple[int, d
     header = list(reader.fieldnames or [])
     records = []
     for record in reader:
-        line = (
-            reader.line_num
-        )  # the record's (last) line: blank lines are skipped, quoted cells may span lines
+        # The record's (last) line: blank lines are skipped and a quoted cell may span lines.
+        line = reader.line_num
         extra = record.pop(None, None)  # type: ignore[call-overload]
         if extra:
             raise ValueError(f"{source} row {line}: {len(extra)} more cell(s) than the header has columns")

@@ -330,3 +330,27 @@ def _onprem_csv(home: Path) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(",".join(T4_HOST) + "\n" + ",".join(str(v) for v in T4_HOST.values()) + "\n")
     return str(path)
+
+
+# --- layering inside costs -------------------------------------------------------------------------
+
+
+def test_the_cost_modules_import_one_way() -> None:
+    """rows <- onprem <- catalog <- quotes, actual, refresh <- report, cli: no module imports one
+    after it, not even inside a function (the catalog once imported onprem lazily while onprem
+    imported the catalog)."""
+    import ast
+
+    import airflow_trainkit.costs as package
+
+    order = ["rows", "onprem", "catalog", "regions", "quotes", "actual", "refresh", "report", "cli"]
+    folder = Path(package.__file__).parent
+    for position, name in enumerate(order):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        imported = {
+            node.module.rsplit(".", 1)[-1]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("airflow_trainkit.costs.")
+        }
+        later = imported & set(order[position + 1 :])
+        assert not later, f"costs/{name}.py imports {sorted(later)}, which come after it"
