@@ -3,7 +3,7 @@
 Needs nothing but the package: prices come from the shipped catalog (or a refreshed one), the
 on-prem cost settings are declared below, and with them your own workstation is the cheapest
 backend the job can train on, so the demo trains on this host (on CPU when it has no GPU). Reports go under ``$AIRFLOW_HOME/trainkit/reports``.
-On a real deployment, set ``pick_from`` to the backends you have connections for.
+On a real deployment, set ``pick_from_backends`` to the backends you have connections for.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Training cost comparison: a price catalog with provenance, quotes before a run, actual cost after it.
 
-Stdlib only at import, so the CLI and DAGs can use it from the core install.
+Light at import (pydantic and the stdlib), so the CLI and DAGs can use it from the core install.
 """
 
 from __future__ import annotations

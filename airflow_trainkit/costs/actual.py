@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_trainkit.costs.catalog import Catalog, PriceRow, load_catalog, max_age_days, row_warnings
+from airflow_trainkit.costs.catalog import Catalog, PriceRow, load_catalog, price_age_limit, row_warnings
 from airflow_trainkit.training.instances import instance_for
 from airflow_trainkit.training.spec import Accelerator
 
@@ -27,6 +27,7 @@ def actual_cost(
     catalog: Catalog | None = None,
     onprem: Any = None,
     today: date | None = None,
+    max_price_age: str | float | None = None,
     max_age: int | None = None,
 ) -> dict[str, Any] | None:
     """What a finished (or failed) training run cost, from its result dict.
@@ -36,6 +37,9 @@ def actual_cost(
         price row of the region the job ran in is used; a result without a region (earlier releases)
         is priced in the backend's default region, with a warning.
     :param catalog: prices to use (default :func:`load_catalog` with ``onprem`` settings).
+    :param max_price_age: how old a price may be before the cost warns it is stale: a duration
+        (``90d``); default ``$TRAINKIT_PRICE_MAX_AGE`` or 90 days.
+    :param max_age: deprecated: ``max_price_age`` in whole days.
     :return: ``{"amount", "currency", "region", "billable_seconds", "minimum_billed_seconds",
         "billable_hours", "hourly_price", "pricing", "price_row", "price_rows", "basis", "warnings"}``,
         or ``None`` when the backend declares no pricing, the instance has no price in the region the
@@ -43,14 +47,8 @@ def actual_cost(
         ``billable_hours`` is what is billed: at least the backend's minimum billed seconds.
     :raises ValueError: ``result`` is not a training result (the message names the field and value).
     """
-    if not isinstance(result, Mapping):
-        raise ValueError(f"result must be a training result dict, got {type(result).__name__}")
-    backend = result.get("backend")
-    if not isinstance(backend, str) or not backend:
-        raise ValueError(f"result.backend must be a backend name, got {backend!r}")
-    count = result.get("instance_count", 1)
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ValueError(f"result.instance_count must be a whole number of at least 1, got {count!r}")
+    backend, count = _checked_result(result)
+    limit = price_age_limit(max_price_age, max_age, owner="actual_cost")
     seconds = _billable_seconds(result)
     if seconds is None:
         log.info(
@@ -72,15 +70,7 @@ def actual_cost(
         return None
     rule = entry.pricing
     cat = catalog if catalog is not None else load_catalog(onprem=onprem)
-    warnings: list[str] = []
-    region = result.get("region") if rule.rows == "catalog" else None
-    if region is not None and not isinstance(region, str):
-        raise ValueError(f"result.region must be a region name, got {region!r}")
-    if region is None and rule.rows == "catalog" and rule.default_region:
-        region = rule.default_region
-        warnings.append(
-            f"the result names no region: priced in {region}, the {backend} backend's default region"
-        )
+    region, warnings = _region(rule, result, backend)
     priced = _price_rows(rule, result, cat, region)
     if priced is None:
         log.warning(
@@ -93,18 +83,15 @@ def actual_cost(
             cat.path,
         )
         return None
-    spot = bool(result.get("spot"))
     day = today or date.today()
     for row, _ in priced:
-        warnings.extend(row_warnings(row, today=day, max_age=max_age_days(max_age)))
-    on_demand = sum(row.on_demand_per_hour * share for row, share in priced)
-    hourly = on_demand
-    if spot and rule.spot_rate == "spot":
-        if all(row.spot_per_hour is not None for row, _ in priced):
-            hourly = sum((row.spot_per_hour or 0.0) * share for row, share in priced)
-        else:
-            warnings.append("no spot price in the catalog: costed at the on-demand price (an upper bound)")
+        warnings.extend(row_warnings(row, today=day, max_price_age=limit))
+    spot = bool(result.get("spot"))
+    hourly = _hourly(rule, priced, spot, warnings)
     hours = max(seconds, rule.minimum_billed_seconds) / 3600.0
+    minimum = (
+        f"; at least {rule.minimum_billed_seconds:g} s billed per run" if rule.minimum_billed_seconds else ""
+    )
     return {
         "amount": round(hours * hourly * count, 6),
         "currency": priced[0][0].currency,
@@ -117,14 +104,53 @@ def actual_cost(
         "pricing": "spot" if spot else "on_demand",
         "price_row": priced[0][0].cited(),
         "price_rows": [row.cited() for row, _ in priced],
-        "basis": rule.basis
-        + (
-            f"; at least {rule.minimum_billed_seconds:g} s billed per run"
-            if rule.minimum_billed_seconds
-            else ""
-        ),
+        "basis": rule.basis + minimum,
         "warnings": warnings,
     }
+
+
+def _checked_result(result: Any) -> tuple[str, int]:
+    """The backend and instance count of a training result.
+
+    :raises ValueError: naming the field and the value when ``result`` is not a training result.
+    """
+    if not isinstance(result, Mapping):
+        raise ValueError(f"result must be a training result dict, got {type(result).__name__}")
+    backend = result.get("backend")
+    if not isinstance(backend, str) or not backend:
+        raise ValueError(f"result.backend must be a backend name, got {backend!r}")
+    count = result.get("instance_count", 1)
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"result.instance_count must be a whole number of at least 1, got {count!r}")
+    return backend, count
+
+
+def _region(rule: BackendPricing, result: Mapping[str, Any], backend: str) -> tuple[str | None, list[str]]:
+    """The region whose price applies (``None`` for rows that are not regional) and a warning when
+    it is the backend's default because the result names none."""
+    if rule.rows != "catalog":
+        return None, []
+    region = result.get("region")
+    if region is not None and not isinstance(region, str):
+        raise ValueError(f"result.region must be a region name, got {region!r}")
+    if region is None and rule.default_region:
+        warning = f"the result names no region: priced in {rule.default_region}, the {backend} backend's default region"
+        return rule.default_region, [warning]
+    return region, []
+
+
+def _hourly(
+    rule: BackendPricing, priced: list[tuple[PriceRow, float]], spot: bool, warnings: list[str]
+) -> float:
+    """The hourly price of one instance: spot when the run was spot and the backend bills spot at
+    the spot price (and the catalog has one), else on-demand."""
+    on_demand = sum(row.on_demand_per_hour * share for row, share in priced)
+    if not spot or rule.spot_rate != "spot":
+        return on_demand
+    if all(row.spot_per_hour is not None for row, _ in priced):
+        return sum((row.spot_per_hour or 0.0) * share for row, share in priced)
+    warnings.append("no spot price in the catalog: costed at the on-demand price (an upper bound)")
+    return on_demand
 
 
 def _billable_seconds(result: Mapping[str, Any]) -> float | None:
@@ -199,7 +225,7 @@ def _price_rows(
 def _gpu_share_rows(
     key: str, instance_type: Any, details: Any, accelerator: Accelerator | None, catalog: Catalog
 ) -> list[tuple[PriceRow, float]] | None:
-    rows = catalog.for_provider(key)
+    rows = catalog.for_backend(key)
     named = [row for row in rows if row.instance_type == instance_type]
     if named:
         rows = named

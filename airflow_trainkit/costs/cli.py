@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-import warnings
 from typing import TYPE_CHECKING, Any
+
+from airflow_trainkit.vocabulary import deprecated
 
 if TYPE_CHECKING:
     import argparse
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
 
 
 def register(subparsers: Any) -> None:
+    """Add ``trainkit costs compare | refresh | catalog`` to the ``trainkit`` command line."""
     parser = subparsers.add_parser("costs", help="training cost quotes and the price catalog")
     commands = parser.add_subparsers(dest="costs_command", required=True)
 
@@ -54,16 +56,24 @@ def register(subparsers: Any) -> None:
     )
     compare.add_argument("--providers", nargs="+", metavar="BACKEND", help="deprecated: use --backends")
     compare.add_argument(
-        "--pick-from",
+        "--pick-from-backends",
         nargs="+",
         metavar="BACKEND",
         help="backends the cheapest is chosen from (only trainable ones that accept the job are picked)",
+    )
+    compare.add_argument(
+        "--pick-from", nargs="+", metavar="BACKEND", help="deprecated: use --pick-from-backends"
     )
     compare.add_argument("--catalog", help="a price catalog CSV to use instead of the one in force")
     compare.add_argument(
         "--onprem", help="an on-prem cost settings CSV (default: <trainkit home>/costs/onprem.csv)"
     )
-    compare.add_argument("--max-age-days", type=int, help="flag prices older than this (default 90)")
+    compare.add_argument(
+        "--max-price-age",
+        metavar="DURATION",
+        help="flag prices older than this: 90d, 12w, ... (default $TRAINKIT_PRICE_MAX_AGE or 90d)",
+    )
+    compare.add_argument("--max-age-days", type=int, help="deprecated: use --max-price-age (e.g. 90d)")
     compare.add_argument("--report", metavar="URI", help="also write the report (CSV, Markdown, chart) here")
     compare.add_argument("--json", action="store_true", help="print the quotes as JSON instead of a table")
     compare.set_defaults(func=_compare)
@@ -94,12 +104,28 @@ def _renamed(args: argparse.Namespace, old: str, new: str) -> Any:
     old_value, new_value = getattr(args, old), getattr(args, new)
     if old_value is None:
         return new_value
+    old, new = old.replace("_", "-"), new.replace("_", "-")
     if new_value is not None:
         raise ValueError(f"--{new}: give --{new} or the deprecated --{old}, not both")
-    message = f"--{old} is deprecated and goes in the next release; use --{new}"
-    warnings.warn(message, DeprecationWarning, stacklevel=2)
-    print(f"trainkit: {message}", file=sys.stderr)
+    _deprecated_option(old, new)
     return old_value
+
+
+def _deprecated_option(old: str, new: str) -> None:
+    """Warn (and tell the person at the terminal) that ``--old`` is deprecated in favour of ``--new``."""
+    message = f"--{old} is deprecated and goes in the next release; use --{new}"
+    deprecated(message, stacklevel=4)
+    print(f"trainkit: {message}", file=sys.stderr)
+
+
+def _max_price_age(args: argparse.Namespace) -> str | None:
+    """``--max-price-age``, or the deprecated ``--max-age-days`` as a duration in days."""
+    if args.max_age_days is None:
+        return args.max_price_age
+    if args.max_price_age is not None:
+        raise ValueError("--max-price-age: give --max-price-age or the deprecated --max-age-days, not both")
+    _deprecated_option("max-age-days", "max-price-age")
+    return f"{args.max_age_days}d"
 
 
 def _compare(args: argparse.Namespace) -> int:
@@ -110,8 +136,9 @@ def _compare(args: argparse.Namespace) -> int:
 
     registry = pricing_registry()
     regions = parse_region_args(args.region)
-    if args.pick_from is not None:  # a name that is not installed fails before anything is read
-        registry.check_names("pick_from", args.pick_from)
+    pick_from = _renamed(args, "pick_from", "pick_from_backends")
+    if pick_from is not None:  # a name that is not installed fails before anything is read
+        registry.check_names("pick_from_backends", pick_from)
     backends = _renamed(args, "providers", "backends")
     if backends is not None:
         registry.check_names("backends", backends)
@@ -131,9 +158,9 @@ def _compare(args: argparse.Namespace) -> int:
         epochs=args.epochs,
         seconds_per_epoch=args.seconds_per_epoch,
         backends=backends,
-        pick_from=args.pick_from,
+        pick_from_backends=pick_from,
         catalog=catalog,
-        max_age=args.max_age_days,
+        max_price_age=_max_price_age(args),
         registry=registry,
         regions=regions,
         region_conn_ids=True if args.region_from_connections else None,
@@ -200,7 +227,7 @@ def _show(args: argparse.Namespace) -> int:
     catalog = load_catalog()
     print(f"catalog: {catalog.path}")
     for row in catalog.rows:
-        if key is not None and row.provider != key:
+        if key is not None and row.backend != key:
             continue
         if args.region and row.region != args.region:
             continue
@@ -208,7 +235,7 @@ def _show(args: argparse.Namespace) -> int:
         spot = f"{row.spot_per_hour:g}" if row.spot_per_hour is not None else "-"
         when = f"as of {row.as_of}" if row.as_of else "undated"
         print(
-            f"{row.provider:10} {row.region:12} {row.instance_type:28} {gpus:12} "
+            f"{row.backend:10} {row.region:12} {row.instance_type:28} {gpus:12} "
             f"{row.on_demand_per_hour:>10g} {spot:>10} {row.currency} {row.provenance:10} {when}"
         )
         if args.notes:

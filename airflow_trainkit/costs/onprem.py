@@ -12,16 +12,26 @@ with these columns (the default file is ``<trainkit home>/costs/onprem.csv`` or
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
-from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from airflow_trainkit.costs.catalog import PriceRow
+from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
+
+from airflow_trainkit.config_model import StrictModel, error_lines
+from airflow_trainkit.costs.rows import (
+    Count,
+    Currency,
+    Day,
+    GpuModel,
+    Number,
+    PriceRow,
+    Text,
+    csv_records,
+    number_cell,
+    without_blanks,
+)
 from airflow_trainkit.home import trainkit_home
 
 ONPREM_ENV = "TRAINKIT_ONPREM_COSTS"
@@ -30,50 +40,95 @@ HOURS_PER_YEAR = 8760
 _OWNED_COSTS = ("purchase_price", "amortization_years", "power_watts", "electricity_per_kwh", "utilization")
 
 
-@dataclass(frozen=True)
-class OnPremHost:
-    """One kind of on-prem machine and what it costs.
+def _share(value: Any) -> Any:
+    """A share of the year in (0, 1]."""
+    number = number_cell(value)
+    if not 0 < number <= 1:
+        raise ValueError("must be a share in (0, 1]")
+    return number
+
+
+def _positive(value: Any) -> Any:
+    number = number_cell(value)
+    if number <= 0:
+        raise ValueError("must be greater than 0")
+    return number
+
+
+Share = Annotated[float, BeforeValidator(_share)]
+Positive = Annotated[float, BeforeValidator(_positive)]
+
+
+class OnPremHost(StrictModel):
+    """One kind of on-prem machine and what it costs: either what you paid for it and what it draws
+    (a machine you own), or ``hourly_price`` (one you rent).
 
     :param name: the host or machine class, shown in quotes (e.g. ``"gpu-box-t4"``).
-    :param gpu_model: the GPU it carries (one of ``KNOWN_GPUS``), or ``None`` for a CPU-only host.
-    :param gpu_count: GPUs per machine; a job pays for the share it uses.
+    :param gpu_model: the GPU it carries (one of ``KNOWN_GPUS``, any letter case), or ``None`` for a
+        CPU-only host.
+    :param gpu_count: GPUs per machine (at least 1 with a ``gpu_model``); a job pays for the share it uses.
+    :param hourly_price: what an hour of a rented machine costs (e.g. the on-demand price of the cloud
+        VM a Ray node runs on), in ``currency``; instead of the five settings below.
     :param purchase_price: what the machine cost, in ``currency``.
     :param amortization_years: years over which it is written off.
     :param power_watts: draw under training load, in watts.
     :param electricity_per_kwh: price of a kWh, in ``currency``.
     :param utilization: share of the year the machine does paid work, in (0, 1].
     :param yearly_other_costs: space, cooling, support and admin per year, in ``currency``.
-    :param hourly_price: instead of the five settings above, what an hour of a rented machine costs
-        (e.g. the on-demand price of the cloud VM a Ray node runs on), in ``currency``.
     """
 
-    name: str
-    gpu_model: str | None
-    gpu_count: int
-    purchase_price: float
-    amortization_years: float
-    power_watts: float
-    electricity_per_kwh: float
-    utilization: float
-    yearly_other_costs: float = 0.0
-    currency: str = "USD"
-    vcpus: float | None = None
-    memory_gib: float | None = None
-    as_of: str | None = None
-    hourly_price: float | None = None
+    name: Text
+    gpu_model: GpuModel | None = None
+    # Checked against gpu_model, and the owned costs against hourly_price: both validated before them.
+    gpu_count: Count = Field(default=0, validate_default=True)
+    hourly_price: Number | None = None
+    purchase_price: Number | None = Field(default=None, validate_default=True)
+    amortization_years: Positive | None = Field(default=None, validate_default=True)
+    power_watts: Number | None = Field(default=None, validate_default=True)
+    electricity_per_kwh: Number | None = Field(default=None, validate_default=True)
+    utilization: Share | None = Field(default=None, validate_default=True)
+    yearly_other_costs: Number = 0.0
+    currency: Currency = "USD"
+    vcpus: Number | None = None
+    memory_gib: Number | None = None
+    as_of: Day | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cells(cls, data: Any) -> Any:
+        return without_blanks(data)
+
+    @field_validator("gpu_count")
+    @classmethod
+    def _gpus_of_the_model(cls, value: int, info: ValidationInfo) -> int:
+        if info.data.get("gpu_model") is not None and value < 1:
+            raise ValueError("must be at least 1 when gpu_model is set")
+        return value
+
+    @field_validator(*_OWNED_COSTS)
+    @classmethod
+    def _owned_or_rented(cls, value: float | None, info: ValidationInfo) -> float | None:
+        rented = info.data.get("hourly_price") is not None
+        if rented and value is not None:
+            raise ValueError("not with hourly_price: a machine is rented (hourly_price) or owned, not both")
+        if not rented and value is None and "hourly_price" in info.data:
+            raise ValueError("required for a machine you own (or give hourly_price for one you rent)")
+        return value
 
     @property
     def hourly_cost(self) -> float:
+        """What an hour of the machine costs: its hourly price, or its share of the yearly costs plus power."""
         if self.hourly_price is not None:
             return self.hourly_price
-        fixed = (self.purchase_price / self.amortization_years + self.yearly_other_costs) / (
-            HOURS_PER_YEAR * self.utilization
-        )
-        return fixed + self.power_watts / 1000.0 * self.electricity_per_kwh
+        # A host without hourly_price has all five owned costs (checked when it was built).
+        purchase, years, watts, kwh, utilization = (getattr(self, name) or 0.0 for name in _OWNED_COSTS)
+        fixed = (purchase / years + self.yearly_other_costs) / (HOURS_PER_YEAR * utilization)
+        return fixed + watts / 1000.0 * kwh
 
     def to_row(self, *, source: str) -> PriceRow:
+        """The host as a price row of the ``onprem`` catalog key, with the settings it was computed from."""
         return PriceRow(
-            provider="onprem",
+            backend="onprem",
             service="onprem",
             region="local",
             kind="instance",
@@ -83,105 +138,38 @@ class OnPremHost:
             vcpus=self.vcpus,
             memory_gib=self.memory_gib,
             on_demand_per_hour=round(self.hourly_cost, 6),
-            spot_per_hour=None,
             currency=self.currency,
-            as_of=date.fromisoformat(self.as_of) if self.as_of else None,
+            as_of=self.as_of,
             provenance="settings",
             note=f"your own cost settings ({source})",
-            source=(
-                f"onprem settings {source}: hourly_price={self.hourly_price:g}"
-                if self.hourly_price is not None
-                else f"onprem settings {source}: purchase_price={self.purchase_price:g}, "
-                f"amortization_years={self.amortization_years:g}, power_watts={self.power_watts:g}, "
-                f"electricity_per_kwh={self.electricity_per_kwh:g}, utilization={self.utilization:g}, "
-                f"yearly_other_costs={self.yearly_other_costs:g}"
-            ),
+            source=f"onprem settings {source}: {self._settings()}",
+        )
+
+    def _settings(self) -> str:
+        if self.hourly_price is not None:
+            return f"hourly_price={self.hourly_price:g}"
+        return ", ".join(
+            f"{name}={float(getattr(self, name) or 0):g}" for name in (*_OWNED_COSTS, "yearly_other_costs")
         )
 
 
-def parse_host(raw: Mapping[str, Any], *, where: str) -> OnPremHost:
-    """One host from a dict of settings; ``where`` names it in errors (``"onprem[0]"``, ``"file.csv row 2"``)."""
-    from airflow_trainkit.training.spec import KNOWN_GPUS
+def parse_host(raw: Mapping[str, Any], *, where: str = "onprem", source: str | None = None) -> OnPremHost:
+    """One host from a dict of settings (numbers may be text, as in a CSV file; an empty cell is unset).
 
-    known = {f.name for f in fields(OnPremHost)}
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise ValueError(
-            f"{where}: unknown setting(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-        )
-
-    def value(name: str) -> Any:
-        item = raw.get(name)
-        return None if item is None or (isinstance(item, str) and not item.strip()) else item
-
-    def number(name: str, *, required: bool = True, low: float = 0.0, strict: bool = False) -> float | None:
-        item = value(name)
-        if item is None:
-            if required:
-                raise ValueError(f"{where}.{name} is required")
-            return None
-        try:
-            result = float(item)
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}.{name} must be a number, got {item!r}") from None
-        if result != result or result < low or (strict and result == low):
-            bound = "greater than" if strict else "at least"
-            raise ValueError(f"{where}.{name} must be {bound} {low:g}, got {item!r}")
-        return result
-
-    name = str(value("name") or "").strip()
-    if not name:
-        raise ValueError(f"{where}.name is required")
-    gpu_model = value("gpu_model")
-    if gpu_model is not None:
-        gpu_model = {g.upper(): g for g in KNOWN_GPUS}.get(str(gpu_model).strip().upper())
-        if gpu_model is None:
-            raise ValueError(
-                f"{where}.gpu_model: unknown GPU {raw.get('gpu_model')!r}; known: {', '.join(KNOWN_GPUS)}"
-            )
-    gpu_count = number("gpu_count", required=gpu_model is not None, strict=gpu_model is not None) or 0.0
-    if gpu_count != int(gpu_count):
-        raise ValueError(f"{where}.gpu_count must be a whole number, got {raw.get('gpu_count')!r}")
-    hourly_price = number("hourly_price", required=False)
-    owned = [key for key in _OWNED_COSTS if value(key) is not None]
-    if hourly_price is not None and owned:
-        raise ValueError(
-            f"{where}: give hourly_price (a rented machine) or {', '.join(_OWNED_COSTS)} (one you own), "
-            f"not both; got hourly_price and {', '.join(owned)}"
-        )
-    rented = hourly_price is not None
-    purchase_price = number("purchase_price", required=not rented) or 0.0
-    amortization_years = number("amortization_years", strict=True, required=not rented) or 1.0
-    power_watts = number("power_watts", required=not rented) or 0.0
-    electricity_per_kwh = number("electricity_per_kwh", required=not rented) or 0.0
-    utilization = number("utilization", strict=True, required=not rented) or (1.0 if rented else 0.0)
-    if utilization > 1:
-        raise ValueError(f"{where}.utilization must be a share in (0, 1], got {raw.get('utilization')!r}")
-    as_of = value("as_of")
-    if as_of is not None:
-        try:
-            as_of = date.fromisoformat(str(as_of)[:10]).isoformat()
-        except ValueError:
-            raise ValueError(f"{where}.as_of must be a date (YYYY-MM-DD), got {as_of!r}") from None
-    return OnPremHost(
-        name=name,
-        gpu_model=gpu_model,
-        gpu_count=int(gpu_count),
-        purchase_price=purchase_price,
-        amortization_years=amortization_years,
-        power_watts=power_watts,
-        electricity_per_kwh=electricity_per_kwh,
-        utilization=utilization,
-        yearly_other_costs=number("yearly_other_costs", required=False) or 0.0,
-        currency=str(value("currency") or "USD").strip().upper(),
-        vcpus=number("vcpus", required=False),
-        memory_gib=number("memory_gib", required=False),
-        as_of=as_of,
-        hourly_price=hourly_price,
-    )
+    :param where: the settings' name, put before each setting in errors (``onprem[0].utilization``).
+    :param source: for settings read from a file, the file and row instead (``onprem.csv row 2: utilization``).
+    :raises ValueError: naming each bad setting and its value.
+    """
+    try:
+        return OnPremHost.model_validate(raw)
+    except ValidationError as error:
+        lines = error_lines(error, source=source) if source else error_lines(error, prefix=where)
+        raise ValueError("; ".join(lines)) from None
 
 
 def default_onprem_path() -> Path:
+    """The on-prem cost settings file read when none is given: ``$TRAINKIT_ONPREM_COSTS`` or
+    ``<trainkit home>/costs/onprem.csv``."""
     return Path(os.environ.get(ONPREM_ENV) or trainkit_home() / "costs" / "onprem.csv").expanduser()
 
 
@@ -200,10 +188,9 @@ def load_onprem_hosts(settings: Any = None) -> tuple[list[OnPremHost], str]:
             text = path.read_text(encoding="utf-8")
         except OSError as err:
             raise ValueError(f"onprem cost settings {path}: cannot read it ({err.strerror or err})") from None
-        reader = csv.DictReader(io.StringIO(text))
+        where = f"onprem cost settings {path}"
         hosts = [
-            parse_host(raw, where=f"onprem cost settings {path}: row {line}")
-            for line, raw in enumerate(reader, 2)
+            parse_host(raw, source=f"{where} row {line}") for line, raw in csv_records(text, source=where)[1]
         ]
         return hosts, str(path)
     if isinstance(settings, Sequence):

@@ -16,19 +16,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from typing import TYPE_CHECKING, Any
-from warnings import warn
 
 from airflow_trainkit.costs.catalog import (
+    DAY,
     Catalog,
     PriceRow,
     load_catalog,
-    max_age_days,
+    price_age_limit,
     row_warnings,
     weakest_provenance,
 )
 from airflow_trainkit.costs.regions import RegionChoice, Regions, choose_regions
 from airflow_trainkit.training.instances import InstanceChoice, instance_for, instances_for
 from airflow_trainkit.training.spec import Accelerator, TrainingJobSpec
+from airflow_trainkit.vocabulary import deprecated, renamed_parameter
 
 if TYPE_CHECKING:
     from airflow_trainkit.training.pricing import PricingEntry, PricingRegistry
@@ -75,7 +76,7 @@ class Quote:
     @property
     def provider(self) -> str:
         """Deprecated alias of :attr:`backend` (goes in the next release)."""
-        warn("Quote.provider is deprecated; use Quote.backend", DeprecationWarning, stacklevel=2)
+        deprecated("Quote.provider is deprecated; use Quote.backend")
         return self.backend
 
     def to_dict(self) -> dict[str, Any]:
@@ -98,6 +99,7 @@ class QuoteTable:
 
     @property
     def warnings(self) -> list[str]:
+        """Every quote's warnings, each after its backend's name."""
         return [f"{q.backend}: {w}" for q in self.quotes for w in q.warnings]
 
     def to_dict(self) -> dict[str, Any]:
@@ -142,17 +144,19 @@ def quote_job(
     epochs: float | str | None = None,
     seconds_per_epoch: float | str | None = None,
     backends: Iterable[str] | None = None,
-    pick_from: Iterable[str] | None = None,
+    pick_from_backends: Iterable[str] | None = None,
     catalog: Catalog | None = None,
     onprem: Any = None,
     today: date | None = None,
-    max_age: int | None = None,
+    max_price_age: str | float | None = None,
     registry: PricingRegistry | None = None,
-    providers: Iterable[str] | None = None,
     regions: Regions | None = None,
     region_conn_ids: bool | Mapping[str, str] | None = None,
     vcpus: float | str | None = None,
     memory_gib: float | str | None = None,
+    providers: Iterable[str] | None = None,
+    pick_from: Iterable[str] | None = None,
+    max_age: int | None = None,
 ) -> QuoteTable:
     """Quote ``spec`` on every priced backend and pick the cheapest one it can train on here.
 
@@ -170,44 +174,45 @@ def quote_job(
         at least that many (and ``memory_gib`` GiB) is quoted on each backend.
     :param memory_gib: for a CPU-only job: the memory it needs, in GiB.
     :param backends: backends to quote (default every entry of the pricing registry).
-    :param pick_from: backends the cheapest may be chosen from (default: all quoted). Whatever it
-        names, only backends installed here, trainable, and whose capabilities accept ``spec`` are
-        picked; the others are in ``left_out`` with the reason.
+    :param pick_from_backends: backends the cheapest may be chosen from (default: all quoted).
+        Whatever it names, only backends installed here, trainable, and whose capabilities accept
+        ``spec`` are picked; the others are in ``left_out`` with the reason.
     :param catalog: the catalog to use (default :func:`load_catalog` with ``onprem`` settings).
     :param today: the date staleness and retirement are judged against (default today).
-    :param max_age: days after which a price is flagged stale (default 90 or ``$TRAINKIT_PRICE_MAX_AGE_DAYS``).
+    :param max_price_age: how old a price may be before it is flagged stale: a duration (``90d``,
+        ``12w``, seconds); default ``$TRAINKIT_PRICE_MAX_AGE`` or 90 days.
     :param registry: the pricing registry (default :func:`~airflow_trainkit.training.pricing.pricing_registry`).
     :param providers: deprecated alias of ``backends``.
-    :raises ValueError: a ``pick_from``, ``backends`` or ``regions`` name no backend declares
-        (checked first); bad spec, hours, vCPUs or memory; a CPU-only job without vCPUs, memory or
-        instance type; or no backend can price the job.
+    :param pick_from: deprecated alias of ``pick_from_backends``.
+    :param max_age: deprecated: ``max_price_age`` in whole days.
+    :raises ValueError: a ``pick_from_backends``, ``backends`` or ``regions`` name no backend declares
+        (checked first); bad spec, hours, vCPUs, memory or price age; a CPU-only job without vCPUs,
+        memory or instance type; or no backend can price the job.
     """
     from airflow_trainkit.training.pricing import pricing_registry
 
+    backends = renamed_parameter("quote_job", "providers", "backends", providers, backends)
+    pick_from_backends = renamed_parameter(
+        "quote_job", "pick_from", "pick_from_backends", pick_from, pick_from_backends
+    )
     reg = registry if registry is not None else pricing_registry()
-    eligible = reg.check_names("pick_from", pick_from) if pick_from is not None else None
-    if providers is not None:
-        warn("quote_job(providers=...) is deprecated; use backends=...", DeprecationWarning, stacklevel=2)
-        if backends is not None:
-            raise ValueError("backends: give backends or the deprecated providers, not both")
-        backends = providers
+    eligible = (
+        reg.check_names("pick_from_backends", pick_from_backends) if pick_from_backends is not None else None
+    )
     names = reg.check_names("backends", backends) if backends is not None else reg.names()
     job = TrainingJobSpec.parse(spec)
     duration = expected_hours(hours, epochs=epochs, seconds_per_epoch=seconds_per_epoch)
     accelerator = job.parsed_accelerator
-    size = _CpuSize(
-        vcpus=_positive("vcpus", vcpus) if vcpus not in (None, "") else None,
-        memory_gib=_positive("memory_gib", memory_gib) if memory_gib not in (None, "") else None,
-    )
+    size = _CpuSize.asked(vcpus, memory_gib)
     if accelerator is None and not job.instance_type and size.empty:
         raise ValueError(
             "vcpus: a CPU-only quote (no spec.accelerator) needs the vCPUs it runs on (and optionally "
             "memory_gib), or spec.instance_type (one name, or one per backend)"
         )
     chosen = choose_regions(reg, names, regions, region_conn_ids=region_conn_ids)
+    age = price_age_limit(max_price_age, max_age, owner="quote_job")
     cat = catalog if catalog is not None else load_catalog(onprem=onprem)
     day = today or date.today()
-    age = max_age_days(max_age)
     # Installed backends that cannot be priced here are not quoted, but say why they were not.
     left_out = {n: r for n, r in reg.unpriced.items() if backends is None or n in names}
     entries = [entry for name in names if (entry := reg.get(name)) is not None]
@@ -215,19 +220,7 @@ def quote_job(
         _quote_backend(entry, job, accelerator, size, chosen[entry.name], duration, cat, day, age)
         for entry in entries
     ]
-    if job.instance_type and not any(q.available for q in quotes):
-        raise ValueError(
-            f"spec.instance_type: no backend has a price for {job.instance_type!r} in {cat.path}: "
-            + "; ".join(w for q in quotes for w in q.warnings)
-        )
-    if not any(q.available for q in quotes):
-        what = repr(job.accelerator) if accelerator is not None else f"a CPU-only job ({size})"
-        raise ValueError(
-            f"spec.accelerator: no backend can run {what}: "
-            + "; ".join(
-                [*(w for q in quotes for w in q.warnings), *(f"{n}: {r}" for n, r in left_out.items())]
-            )
-        )
+    _check_any_available(quotes, job, accelerator, size, cat, left_out)
     candidates = []
     for entry, quote in zip(entries, quotes, strict=True):
         reason = _why_left_out(entry, quote, job, eligible)
@@ -247,16 +240,42 @@ def quote_job(
             "hours": duration,
             "regions": {name: choice.region for name, choice in chosen.items()},
             "backends": names,
-            "providers": names,  # deprecated alias of "backends", for one release
-            "pick_from": eligible,
+            "pick_from_backends": eligible,
             "today": day.isoformat(),
-            "max_age_days": age,
+            "max_price_age_seconds": age,
+            "max_age_days": int(age // DAY) if age % DAY == 0 else round(age / DAY, 6),
+            # Deprecated repeats, for one release: "providers" of "backends", "pick_from" of "pick_from_backends".
+            "providers": names,
+            "pick_from": eligible,
         },
         quotes=quotes,
         cheapest=cheapest,
         catalog=cat.path,
         left_out=left_out,
         cheapest_caveat=_caveat(cheapest),
+    )
+
+
+def _check_any_available(
+    quotes: Sequence[Quote],
+    job: TrainingJobSpec,
+    accelerator: Accelerator | None,
+    size: _CpuSize,
+    catalog: Catalog,
+    left_out: Mapping[str, str],
+) -> None:
+    """:raises ValueError: no backend can price the job, with every reason."""
+    if any(q.available for q in quotes):
+        return
+    if job.instance_type:
+        raise ValueError(
+            f"spec.instance_type: no backend has a price for {job.instance_type!r} in {catalog.path}: "
+            + "; ".join(w for q in quotes for w in q.warnings)
+        )
+    what = repr(job.accelerator) if accelerator is not None else f"a CPU-only job ({size})"
+    raise ValueError(
+        f"spec.accelerator: no backend can run {what}: "
+        + "; ".join([*(w for q in quotes for w in q.warnings), *(f"{n}: {r}" for n, r in left_out.items())])
     )
 
 
@@ -280,8 +299,20 @@ class _CpuSize:
     vcpus: float | None = None
     memory_gib: float | None = None
 
+    @classmethod
+    def asked(cls, vcpus: Any, memory_gib: Any) -> _CpuSize:
+        """The size asked for (each positive, or unset).
+
+        :raises ValueError: naming ``vcpus`` or ``memory_gib`` and the value when it is not positive.
+        """
+        return cls(
+            vcpus=_positive("vcpus", vcpus) if vcpus not in (None, "") else None,
+            memory_gib=_positive("memory_gib", memory_gib) if memory_gib not in (None, "") else None,
+        )
+
     @property
     def empty(self) -> bool:
+        """Whether no size was asked for."""
         return self.vcpus is None and self.memory_gib is None
 
     def fits(self, row: PriceRow) -> bool:
@@ -303,7 +334,7 @@ def _why_left_out(
 ) -> str | None:
     """Why the cheapest may not be ``entry``, or ``None`` when it may."""
     if eligible is not None and entry.name not in eligible:
-        return f"not in pick_from ({', '.join(eligible)})"
+        return f"not in pick_from_backends ({', '.join(eligible)})"
     if entry.backend is None or not entry.pricing.trainable:
         return entry.why_not_trainable()
     refusal = entry.backend.capabilities.refusal(job, entry.name)
@@ -325,7 +356,7 @@ def _quote_backend(
     hours: float,
     catalog: Catalog,
     today: date,
-    max_age: int,
+    max_price_age: float,
 ) -> Quote:
     base = Quote(
         backend=entry.name,
@@ -341,7 +372,7 @@ def _quote_backend(
         base.warnings.append(str(err))
         return base
     minimum_hours = entry.pricing.minimum_billed_seconds / 3600.0
-    quotes = [_price(base, entry, option, job, today, max_age, minimum_hours) for option in options]
+    quotes = [_price(base, entry, option, job, today, max_price_age, minimum_hours) for option in options]
     # Prefer sizes still on sale, then the cheapest; retired sizes are quoted but flagged.
     quotes.sort(key=lambda q: (q.retired, q.total if q.total is not None else math.inf))
     return quotes[0]
@@ -361,7 +392,7 @@ def _regional_rows(entry: PricingEntry, region: RegionChoice, catalog: Catalog) 
     :raises LookupError: "no price for <backend> in <region>" when the catalog has none there.
     """
     name, key = entry.name, entry.pricing.catalog_key
-    rows = catalog.for_provider(key)
+    rows = catalog.for_backend(key)
     if region.missing:
         raise LookupError(f"no price for {name} in {region.source}: {region.missing}")
     if region.region is None:
@@ -389,20 +420,15 @@ def _priced_options(
     """Every way ``entry`` can run the job with the rows that price it; ``LookupError`` says why not."""
     name, table = entry.name, entry.pricing.instance_table
     explicit = job.instance_type_for(name)
-    if table is None:  # rows that carry their own GPUs (on-prem hosts), not an instance table
-        return _gpu_share_options(
-            entry, _regional_rows(entry, region, catalog), accelerator, size, explicit, catalog
-        )
     rows = _regional_rows(entry, region, catalog)
+    if table is None:  # rows that carry their own GPUs (on-prem hosts), not an instance table
+        return _gpu_share_options(entry, rows, accelerator, size, explicit, catalog)
     if not rows:
         raise LookupError(f"no prices for {name} in the catalog {catalog.path}")
     where = f" in {region.region}" if region.region else ""
-    if explicit and accelerator is None:
-        # A machine type that comes with GPUs (Vertex AI A2, A3, G2) is priced with them.
-        machine = next((r for r in rows if r.kind == "machine" and r.instance_type == explicit), None)
-        if machine is not None and machine.gpu_model:
-            accelerator = Accelerator(machine.gpu_model, machine.gpu_count)
     if explicit:
+        if accelerator is None:
+            accelerator = _gpus_of_machine(rows, explicit)
         choices = _explicit_choice(table, explicit, accelerator)
     elif accelerator is None and size.empty:
         raise LookupError(
@@ -413,45 +439,57 @@ def _priced_options(
     elif accelerator is None:
         return _cpu_options(name, rows, size, where)
     else:
-        try:
-            instance_for(table, accelerator)  # raises with what the backend does offer
-        except ValueError as err:
-            raise LookupError(f"no such GPU: {err}".replace("accelerator: ", "")) from None
-        choices = instances_for(table, accelerator)
+        choices = _table_choices(table, accelerator)
     by_type: dict[tuple[str, str], PriceRow] = {}
     for row in rows:
         by_type.setdefault((row.kind, row.instance_type), row)
-    options = []
-    missing = []
-    for choice in choices:
-        if choice.accelerator_type:  # machine plus accelerator (Vertex AI)
-            machine = by_type.get(("machine", choice.instance_type))
-            gpu = by_type.get(("accelerator", choice.accelerator_type))
-            if machine is None or gpu is None:
-                missing.append(f"{choice.instance_type} + {choice.accelerator_type}")
-                continue
-            count = choice.accelerator_count or choice.gpu_count
-            options.append(
-                _Option(
-                    [(machine, 1), (gpu, count)],
-                    choice.instance_type,
-                    choice.accelerator,
-                    choice.accelerator_type,
-                )
-            )
-            continue
-        # A whole instance, or (a CPU job on Vertex AI) a machine type alone.
-        whole = by_type.get(("instance", choice.instance_type)) or by_type.get(
-            ("machine", choice.instance_type)
-        )
-        if whole is None:
-            missing.append(choice.instance_type)
-            continue
-        acc = f"{whole.gpu_model}:{whole.gpu_count}" if whole.gpu_model else None
-        options.append(_Option([(whole, 1)], choice.instance_type, acc))
+    options = [option for choice in choices if (option := _option_for(choice, by_type)) is not None]
     if not options:
-        raise LookupError(f"no price for {name} {', '.join(missing)}{where} in the catalog {catalog.path}")
+        missing = ", ".join(_choice_words(choice) for choice in choices)
+        raise LookupError(f"no price for {name} {missing}{where} in the catalog {catalog.path}")
     return options
+
+
+def _gpus_of_machine(rows: Sequence[PriceRow], machine_type: str) -> Accelerator | None:
+    """The GPUs a machine type comes with (Vertex AI A2, A3, G2), priced with it; ``None`` for others."""
+    machine = next((r for r in rows if r.kind == "machine" and r.instance_type == machine_type), None)
+    if machine is not None and machine.gpu_model:
+        return Accelerator(machine.gpu_model, machine.gpu_count)
+    return None
+
+
+def _table_choices(table: str, accelerator: Accelerator) -> list[InstanceChoice]:
+    """The instance table's choices for ``accelerator``; ``LookupError`` with what the backend does offer."""
+    try:
+        instance_for(table, accelerator)
+    except ValueError as err:
+        raise LookupError(f"no such GPU: {err}".replace("accelerator: ", "")) from None
+    return instances_for(table, accelerator)
+
+
+def _choice_words(choice: InstanceChoice) -> str:
+    if choice.accelerator_type:
+        return f"{choice.instance_type} + {choice.accelerator_type}"
+    return choice.instance_type
+
+
+def _option_for(choice: InstanceChoice, by_type: Mapping[tuple[str, str], PriceRow]) -> _Option | None:
+    """The rows that price ``choice``, or ``None`` when the catalog lacks one of them."""
+    if choice.accelerator_type:  # machine plus accelerator (Vertex AI)
+        machine = by_type.get(("machine", choice.instance_type))
+        gpu = by_type.get(("accelerator", choice.accelerator_type))
+        if machine is None or gpu is None:
+            return None
+        count = choice.accelerator_count or choice.gpu_count
+        return _Option(
+            [(machine, 1), (gpu, count)], choice.instance_type, choice.accelerator, choice.accelerator_type
+        )
+    # A whole instance, or (a CPU job on Vertex AI) a machine type alone.
+    whole = by_type.get(("instance", choice.instance_type)) or by_type.get(("machine", choice.instance_type))
+    if whole is None:
+        return None
+    acc = f"{whole.gpu_model}:{whole.gpu_count}" if whole.gpu_model else None
+    return _Option([(whole, 1)], choice.instance_type, acc)
 
 
 def _cpu_options(name: str, rows: Sequence[PriceRow], size: _CpuSize, where: str) -> list[_Option]:
@@ -466,18 +504,16 @@ def _cpu_options(name: str, rows: Sequence[PriceRow], size: _CpuSize, where: str
     return options
 
 
-def _explicit_choice(
-    provider: str, instance_type: str, accelerator: Accelerator | None
-) -> list[InstanceChoice]:
+def _explicit_choice(table: str, instance_type: str, accelerator: Accelerator | None) -> list[InstanceChoice]:
     if accelerator is not None:
-        choices = instances_for(provider, accelerator)
+        choices = instances_for(table, accelerator)
         for choice in choices:
             if choice.instance_type == instance_type:
                 return [choice]
         if choices and choices[0].accelerator_type:  # another machine type with the same accelerators
             return [replace(choices[0], instance_type=instance_type)]
     model = accelerator.model if accelerator and accelerator.model else ""
-    return [InstanceChoice(provider, instance_type, model, accelerator.count if accelerator else 0)]
+    return [InstanceChoice(table, instance_type, model, accelerator.count if accelerator else 0)]
 
 
 def _gpu_share_options(
@@ -489,24 +525,24 @@ def _gpu_share_options(
     catalog: Catalog,
 ) -> list[_Option]:
     """Rows that carry their own GPUs: the job takes enough of one row's GPUs and pays for its share."""
-    provider = entry.name
+    name = entry.name
     settings = entry.pricing.rows == "onprem_settings"
     if not rows and settings:
         raise LookupError(
-            f"no {provider} cost settings: give onprem=[{{name, gpu_model, gpu_count, purchase_price, ...}}] "
+            f"no {name} cost settings: give onprem=[{{name, gpu_model, gpu_count, purchase_price, ...}}] "
             "or write them to <trainkit home>/costs/onprem.csv"
         )
     if not rows:
         raise LookupError(
-            f"no prices for {provider} in the catalog {catalog.path} "
-            f"(rows with provider {entry.pricing.catalog_key!r})"
+            f"no prices for {name} in the catalog {catalog.path} "
+            f"(rows with backend {entry.pricing.catalog_key!r})"
         )
     what = "host" if settings else "instance"
-    if explicit and explicit not in (provider, entry.pricing.catalog_key):
+    if explicit and explicit not in (name, entry.pricing.catalog_key):
         rows = [row for row in rows if row.instance_type == explicit]
         if not rows:
             where = "the cost settings" if settings else f"the catalog {catalog.path}"
-            raise LookupError(f"no {provider} {what} named {explicit!r} in {where}")
+            raise LookupError(f"no {name} {what} named {explicit!r} in {where}")
     options = []
     for row in rows:
         if accelerator is None:
@@ -520,7 +556,7 @@ def _gpu_share_options(
     if not options:
         have = ", ".join(f"{r.instance_type} ({r.gpu_model or 'cpu'}:{r.gpu_count})" for r in rows)
         wanted = str(accelerator) if accelerator else f"a CPU-only {what} with at least {size}"
-        raise LookupError(f"no such GPU: no {provider} {what} with {wanted}; {what}s: {have}")
+        raise LookupError(f"no such GPU: no {name} {what} with {wanted}; {what}s: {have}")
     return options
 
 
@@ -530,7 +566,7 @@ def _price(
     option: _Option,
     job: TrainingJobSpec,
     today: date,
-    max_age: int,
+    max_price_age: float,
     minimum_hours: float = 0.0,
 ) -> Quote:
     count = job.instance_count
@@ -545,7 +581,7 @@ def _price(
     warnings: list[str] = []
     notes: list[str] = []
     for row, _ in option.rows:
-        warnings.extend(row_warnings(row, today=today, max_age=max_age))
+        warnings.extend(row_warnings(row, today=today, max_price_age=max_price_age))
     currencies = {row.currency for row, _ in option.rows}
     if len(currencies) > 1:
         warnings.append(f"rows priced in different currencies: {', '.join(sorted(currencies))}")
@@ -634,86 +670,93 @@ def _money(value: float) -> float:
     return round(value, 4)
 
 
+TABLE_HEADER = (
+    "backend",
+    "region",
+    "instance",
+    "GPUs",
+    "pricing",
+    "per hour",
+    "hours",
+    "total",
+    "spot saving",
+    "price basis",
+    "notes",
+)
+
+
 def format_quote_table(quotes: QuoteTable | Mapping[str, Any] | Sequence[Quote | Mapping[str, Any]]) -> str:
     """A plain-text table of the quotes (a ``QuoteTable``, its XCom dict, or a list of quotes).
 
     ``spot saving`` is what spot saved on a spot quote, and ``if spot: ...`` on an on-demand quote
     whose backend has a spot price; ``price basis`` is the least sure provenance of the figures used
     and the age of the oldest (``undated`` when one has no date)."""
-    if isinstance(quotes, QuoteTable):
-        data = quotes.to_dict()
-    elif isinstance(quotes, Mapping):
-        data = dict(quotes)
-    else:
-        data = {
-            "quotes": [q.to_dict() if isinstance(q, Quote) else dict(q) for q in quotes],
-            "cheapest": None,
-        }
+    data = _table_data(quotes)
     rows = data.get("quotes") or []
     cheapest = quote_backend(data.get("cheapest") or {})
     left_out = data.get("left_out") or {}
-    header = [
-        "backend",
-        "region",
-        "instance",
-        "GPUs",
-        "pricing",
-        "per hour",
-        "hours",
-        "total",
-        "spot saving",
-        "price basis",
-        "notes",
-    ]
-    table = [header]
-    for q in rows:
-        instance = q.get("instance_type") or "-"
-        if q.get("accelerator_type"):
-            instance = f"{instance} + {q['accelerator_type']}"
-        if q.get("instance_count", 1) > 1:
-            instance = f"{q['instance_count']} x {instance}"
-        currency = q.get("currency") or ""
-        notes = []
-        if cheapest is not None and quote_backend(q) == cheapest:
-            weak = q.get("provenance") in ("derived", "unverified")
-            notes.append(f"CHEAPEST ({q['provenance']} figure)" if weak else "CHEAPEST")
-        if q.get("retired"):
-            notes.append("retired")
-        if quote_backend(q) in left_out and q.get("available"):
-            notes.append("left out")
-        if q.get("warnings"):
-            notes.append(f"{len(q['warnings'])} warning(s)")
-        if q.get("notes"):
-            notes.append(f"{len(q['notes'])} note(s)")
-        table.append(
-            [
-                str(quote_backend(q)),
-                q.get("region") or "-",
-                instance if q.get("available") else "not available",
-                q.get("accelerator") or "-",
-                q.get("pricing") or "-",
-                f"{q['hourly_price']:.4f} {currency}" if q.get("hourly_price") is not None else "-",
-                f"{q.get('hours', 0):g}",
-                f"{q['total']:.2f} {currency}" if q.get("total") is not None else "-",
-                spot_column(q),
-                price_basis(q) if q.get("available") else "-",
-                ", ".join(notes),
-            ]
-        )
-    widths = [max(len(r[i]) for r in table) for i in range(len(header))]
+    table = [list(TABLE_HEADER), *(_table_row(q, cheapest, left_out) for q in rows)]
+    widths = [max(len(r[i]) for r in table) for i in range(len(TABLE_HEADER))]
     lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(r)).rstrip() for r in table]
     lines.insert(1, "  ".join("-" * w for w in widths))
-    for title, key in (("warnings", "warnings"), ("notes", "notes")):
-        items = [f"{quote_backend(q)}: {w}" for q in rows for w in q.get(key) or []]
+    for title in ("warnings", "notes"):
+        items = [f"{quote_backend(q)}: {w}" for q in rows for w in q.get(title) or []]
         if items:
             lines += ["", f"{title}:", *(f"  - {w}" for w in items)]
     if data.get("cheapest_caveat"):
         lines += ["", f"caveat: {data['cheapest_caveat']}"]
     if left_out:
-        lines.append("")
-        lines.append("left out of the cheapest:")
-        lines.extend(f"  - {name}: {reason}" for name, reason in left_out.items())
+        lines += ["", "left out of the cheapest:", *(f"  - {name}: {why}" for name, why in left_out.items())]
     return "\n".join(lines)
+
+
+def _table_data(
+    quotes: QuoteTable | Mapping[str, Any] | Sequence[Quote | Mapping[str, Any]],
+) -> dict[str, Any]:
+    if isinstance(quotes, QuoteTable):
+        return quotes.to_dict()
+    if isinstance(quotes, Mapping):
+        return dict(quotes)
+    return {"quotes": [q.to_dict() if isinstance(q, Quote) else dict(q) for q in quotes], "cheapest": None}
+
+
+def _table_row(q: Mapping[str, Any], cheapest: str | None, left_out: Mapping[str, str]) -> list[str]:
+    """One quote's cells of the plain-text table."""
+    instance = q.get("instance_type") or "-"
+    if q.get("accelerator_type"):
+        instance = f"{instance} + {q['accelerator_type']}"
+    if q.get("instance_count", 1) > 1:
+        instance = f"{q['instance_count']} x {instance}"
+    currency = q.get("currency") or ""
+    return [
+        str(quote_backend(q)),
+        q.get("region") or "-",
+        instance if q.get("available") else "not available",
+        q.get("accelerator") or "-",
+        q.get("pricing") or "-",
+        f"{q['hourly_price']:.4f} {currency}" if q.get("hourly_price") is not None else "-",
+        f"{q.get('hours', 0):g}",
+        f"{q['total']:.2f} {currency}" if q.get("total") is not None else "-",
+        spot_column(q),
+        price_basis(q) if q.get("available") else "-",
+        ", ".join(_table_notes(q, cheapest, left_out)),
+    ]
+
+
+def _table_notes(q: Mapping[str, Any], cheapest: str | None, left_out: Mapping[str, str]) -> list[str]:
+    notes = []
+    if cheapest is not None and quote_backend(q) == cheapest:
+        weak = q.get("provenance") in ("derived", "unverified")
+        notes.append(f"CHEAPEST ({q['provenance']} figure)" if weak else "CHEAPEST")
+    if q.get("retired"):
+        notes.append("retired")
+    if quote_backend(q) in left_out and q.get("available"):
+        notes.append("left out")
+    if q.get("warnings"):
+        notes.append(f"{len(q['warnings'])} warning(s)")
+    if q.get("notes"):
+        notes.append(f"{len(q['notes'])} note(s)")
+    return notes
 
 
 def spot_column(quote: Mapping[str, Any]) -> str:

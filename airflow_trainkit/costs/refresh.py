@@ -17,10 +17,9 @@ import re
 import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from typing import TYPE_CHECKING, Any
-from warnings import warn
 
 from airflow_trainkit.costs.catalog import (
     PriceRow,
@@ -30,6 +29,7 @@ from airflow_trainkit.costs.catalog import (
     replace_rows,
     write_catalog,
 )
+from airflow_trainkit.vocabulary import deprecated, renamed_parameter
 
 if TYPE_CHECKING:
     from airflow_trainkit.training.pricing import PricingEntry, PricingRegistry
@@ -90,23 +90,31 @@ VERTEX_GPU_PATTERNS = {
 
 
 @dataclass
-class ProviderRefresh:
-    """What a refresh found for one provider."""
+class BackendRefresh:
+    """What a refresh found for one backend: the instance types whose price it updated, and those
+    it kept (the answer did not price them)."""
 
-    provider: str
+    backend: str
     source: str
     updated: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        """``provider`` repeats ``backend`` for one release (deprecated)."""
+        """JSON for XCom; ``provider`` repeats ``backend`` for one release (deprecated)."""
         return {
-            "backend": self.provider,
+            "backend": self.backend,
             "source": self.source,
             "updated": self.updated,
             "kept": self.kept,
-            "provider": self.provider,
+            "provider": self.backend,
         }
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ProviderRefresh":
+        deprecated("airflow_trainkit.costs.refresh.ProviderRefresh is deprecated; use BackendRefresh")
+        return BackendRefresh
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def http_get_json(url: str, *, timeout: float = 60.0) -> Any:
@@ -173,13 +181,7 @@ def refresh_catalog(
 
     from airflow_trainkit.training.pricing import pricing_registry
 
-    if providers is not None:
-        warn(
-            "refresh_catalog(providers=...) is deprecated; use backends=...", DeprecationWarning, stacklevel=2
-        )
-        if backends is not None:
-            raise ValueError("backends: give backends or the deprecated providers, not both")
-        backends = providers
+    backends = renamed_parameter("refresh_catalog", "providers", "backends", providers, backends)
     registry = pricing_registry()
     refreshable = refreshable_backends(registry)
     names = list(refreshable) if backends is None else registry.check_names("backends", backends)
@@ -196,7 +198,7 @@ def refresh_catalog(
     summaries = []
     keys = [refreshable[name].pricing.catalog_key for name in names]
     for name, key in zip(names, keys, strict=True):
-        targets = [row for row in current if row.provider == key]
+        targets = [row for row in current if row.backend == key]
         if not targets:
             raise ValueError(
                 f"backends: the catalog {catalog_location(source_path)} has no {name} rows to refresh"
@@ -209,14 +211,14 @@ def refresh_catalog(
             api_key=google_api_key or os.environ.get(GOOGLE_KEY_ENV),
             today=day,
         )
-        summary.provider = name
+        summary.backend = name
         new_rows.extend(rows)
         summaries.append(summary)
     written = write_catalog(replace_rows(current, new_rows, keys), path or refreshed_catalog_path())
     for summary in summaries:
         log.info(
             "Refreshed %s from %s: %s rows updated, %s kept (%s)",
-            summary.provider,
+            summary.backend,
             summary.source,
             len(summary.updated),
             len(summary.kept),
@@ -227,7 +229,7 @@ def refresh_catalog(
 
 
 def _merge(
-    provider: str,
+    backend: str,
     targets: Sequence[PriceRow],
     found: Mapping[tuple[str, str], tuple[float | None, float | None]],
     source: str,
@@ -235,9 +237,9 @@ def _merge(
     *,
     note: str = "",
     hint: str = "",
-) -> tuple[list[PriceRow], ProviderRefresh]:
+) -> tuple[list[PriceRow], BackendRefresh]:
     """``targets`` with the prices ``found`` by (region, instance type): published as of ``today``."""
-    summary = ProviderRefresh(provider=provider, source=source)
+    summary = BackendRefresh(backend=backend, source=source)
     rows = []
     for row in targets:
         on_demand, spot = found.get((row.region, row.instance_type), (None, None))
@@ -247,8 +249,7 @@ def _merge(
             continue
         summary.updated.append(row.instance_type)
         rows.append(
-            replace(
-                row,
+            row.replaced(
                 on_demand_per_hour=round(on_demand, 6),
                 spot_per_hour=round(spot, 6) if spot is not None else None,
                 as_of=today,
@@ -259,7 +260,7 @@ def _merge(
         )
     if not summary.updated:
         raise ValueError(
-            f"{provider} refresh: the answer from {source} priced none of the catalog's "
+            f"{backend} refresh: the answer from {source} priced none of the catalog's "
             f"{len(targets)} rows ({', '.join(r.instance_type for r in targets[:5])}, ...); catalog unchanged"
             + (f"; {hint}" if hint else "")
         )
@@ -279,7 +280,7 @@ def _keep_first(found: dict[Any, Any], key: Any, value: Any, what: str) -> None:
 
 def refresh_sagemaker(
     targets: Sequence[PriceRow], *, client: Any = None, today: date
-) -> tuple[list[PriceRow], ProviderRefresh]:
+) -> tuple[list[PriceRow], BackendRefresh]:
     """SageMaker training prices from the AWS Price List ``GetProducts`` answer, one query per region."""
     if client is None:
         import boto3  # heavy, and only needed for this refresh
@@ -317,15 +318,7 @@ def parse_aws_price_item(item: Any, *, where: str) -> tuple[str, str, float] | N
 
     :raises ValueError: the item is not a Price List product document.
     """
-    try:
-        doc = json.loads(item) if isinstance(item, str) else item
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{where}: not a JSON product document ({err})") from None
-    if not isinstance(doc, Mapping) or not isinstance(doc.get("product"), Mapping):
-        raise ValueError(f"{where}: no 'product' object")
-    attributes = doc["product"].get("attributes")
-    if not isinstance(attributes, Mapping):
-        raise ValueError(f"{where}: no product.attributes")
+    doc, attributes = _aws_product(item, where=where)
     usage = str(attributes.get("usagetype", ""))
     if attributes.get("component") != "Training" or not AWS_TRAINING_USAGE.match(usage):
         return None
@@ -336,6 +329,29 @@ def parse_aws_price_item(item: Any, *, where: str) -> tuple[str, str, float] | N
     if not isinstance(on_demand, Mapping) or not on_demand:
         log.info("%s: %s has no terms.OnDemand; skipped", where, instance)
         return None
+    prices = _aws_hourly_prices(on_demand, where=f"{where}: {instance}")
+    if not prices:
+        log.info("%s: %s has no hourly on-demand price; skipped", where, instance)
+        return None
+    return str(instance), str(attributes.get("regionCode", "")), max(prices)
+
+
+def _aws_product(item: Any, *, where: str) -> tuple[Mapping[str, Any], Mapping[str, Any]]:
+    """A Price List product document (JSON text or decoded) and its ``product.attributes``."""
+    try:
+        doc = json.loads(item) if isinstance(item, str) else item
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{where}: not a JSON product document ({err})") from None
+    if not isinstance(doc, Mapping) or not isinstance(doc.get("product"), Mapping):
+        raise ValueError(f"{where}: no 'product' object")
+    attributes = doc["product"].get("attributes")
+    if not isinstance(attributes, Mapping):
+        raise ValueError(f"{where}: no product.attributes")
+    return doc, attributes
+
+
+def _aws_hourly_prices(on_demand: Mapping[str, Any], *, where: str) -> list[float]:
+    """The USD prices per hour in ``terms.OnDemand`` (dimensions in other units are left out)."""
     prices = []
     for term in on_demand.values():
         for dimension in (term or {}).get("priceDimensions", {}).values():
@@ -345,11 +361,8 @@ def parse_aws_price_item(item: Any, *, where: str) -> tuple[str, str, float] | N
             try:
                 prices.append(float(value))
             except (TypeError, ValueError):
-                raise ValueError(f"{where}: {instance} pricePerUnit.USD is not a number: {value!r}") from None
-    if not prices:
-        log.info("%s: %s has no hourly on-demand price; skipped", where, instance)
-        return None
-    return str(instance), str(attributes.get("regionCode", "")), max(prices)
+                raise ValueError(f"{where} pricePerUnit.USD is not a number: {value!r}") from None
+    return prices
 
 
 # --- Azure Retail Prices ----------------------------------------------------------------------------
@@ -371,7 +384,7 @@ def azure_prices_url(region: str, arm_skus: Sequence[str]) -> str:
 
 def refresh_azure(
     targets: Sequence[PriceRow], *, fetch: Fetch, today: date, spot_meter: str = AZURE_SPOT_METER
-) -> tuple[list[PriceRow], ProviderRefresh]:
+) -> tuple[list[PriceRow], BackendRefresh]:
     """Azure ML compute prices (Linux VM rates: pay-as-you-go and the ``spot_meter`` one) from the
     Azure Retail Prices API.
 
@@ -443,7 +456,7 @@ def refresh_vertex(
     api_key: str,
     today: date,
     service_id: str = VERTEX_AI_SERVICE_ID,
-) -> tuple[list[PriceRow], ProviderRefresh]:
+) -> tuple[list[PriceRow], BackendRefresh]:
     """Vertex AI custom training prices: machine types from per-vCPU and per-GiB SKUs, GPUs from GPU SKUs.
 
     Only the SKUs whose description passes :data:`VERTEX_TRAINING_SKU` are parsed; the others (most
@@ -600,19 +613,19 @@ def _pages(fetch: Fetch, url: str, next_key: str, *, token_param: str | None = N
 
 def _sagemaker(
     targets: Sequence[PriceRow], *, client: Any, today: date, **_: Any
-) -> tuple[list[PriceRow], ProviderRefresh]:
+) -> tuple[list[PriceRow], BackendRefresh]:
     return refresh_sagemaker(targets, client=client, today=today)
 
 
 def _azure(
     targets: Sequence[PriceRow], *, fetch: Fetch, today: date, **_: Any
-) -> tuple[list[PriceRow], ProviderRefresh]:
+) -> tuple[list[PriceRow], BackendRefresh]:
     return refresh_azure(targets, fetch=fetch, today=today)
 
 
 def _vertex(
     targets: Sequence[PriceRow], *, fetch: Fetch, api_key: str | None, today: date, **_: Any
-) -> tuple[list[PriceRow], ProviderRefresh]:
+) -> tuple[list[PriceRow], BackendRefresh]:
     if not api_key:
         raise ValueError(
             f"google_api_key: a Cloud Billing API key is needed to refresh vertex_ai; set ${GOOGLE_KEY_ENV}"
@@ -622,7 +635,7 @@ def _vertex(
 
 # Price API (a backend's ``pricing.price_api``) -> how its prices are fetched; each is called with
 # targets, fetch, client, api_key, today.
-_REFRESHERS: dict[str, Callable[..., tuple[list[PriceRow], ProviderRefresh]]] = {
+_REFRESHERS: dict[str, Callable[..., tuple[list[PriceRow], BackendRefresh]]] = {
     "aws_price_list": _sagemaker,
     "azure_retail_prices": _azure,
     "google_cloud_billing": _vertex,

@@ -8,6 +8,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from airflow_trainkit.costs.catalog import DAY, age_text
 from airflow_trainkit.costs.quotes import (
     QuoteTable,
     format_quote_table,
@@ -99,6 +100,14 @@ def quotes_csv(table: QuoteTable | Mapping[str, Any]) -> str:
     return out.getvalue()
 
 
+def _stale_after(request: Mapping[str, Any]) -> str:
+    """The price age limit of a request (stored by an earlier release: only ``max_age_days``)."""
+    seconds = request.get("max_price_age_seconds")
+    if seconds is None and request.get("max_age_days") is not None:
+        seconds = float(request["max_age_days"]) * DAY
+    return age_text(seconds) if seconds is not None else "-"
+
+
 def quotes_markdown(table: QuoteTable | Mapping[str, Any]) -> str:
     """A Markdown report: the request, one row per backend, the cheapest, why others were left out,
     every warning, the limits."""
@@ -109,7 +118,7 @@ def quotes_markdown(table: QuoteTable | Mapping[str, Any]) -> str:
     lines.append(
         f"Job: {request.get('instance_count', 1)} x {what}, {request.get('hours', 0):g} h, "
         f"{'spot' if request.get('spot') else 'on-demand'}; prices judged on {request.get('today')} "
-        f"(stale after {request.get('max_age_days')} days); catalog: `{data.get('catalog')}`."
+        f"(stale after {_stale_after(request)}); catalog: `{data.get('catalog')}`."
     )
     lines += [
         "",
@@ -158,7 +167,7 @@ def quotes_markdown(table: QuoteTable | Mapping[str, Any]) -> str:
             when = f"as of {row['as_of']}" if row.get("as_of") else "undated"
             note = f" ({row['note']})" if row.get("note") else ""
             lines.append(
-                f"- {row['provider']} {row['instance_type']} ({row['region']}): "
+                f"- {row.get('backend') or row.get('provider')} {row['instance_type']} ({row['region']}): "
                 f"{row.get('provenance') or 'unverified'}, {when}, {row['source']}{note}"
             )
     lines += ["", f"_{LIMITS}_", ""]
@@ -213,12 +222,14 @@ def quotes_chart_png(table: QuoteTable | Mapping[str, Any]) -> bytes:
 def report_files(table: QuoteTable | Mapping[str, Any]) -> dict[str, bytes | str]:
     """Every file of the report, by name."""
     data = _as_dict(table)
+    chart = quotes_chart_png(data)
     return {
         "quotes.csv": quotes_csv(data),
         "report.md": quotes_markdown(data),
         "quotes.txt": format_quote_table(data) + "\n",
         "quotes.json": json.dumps(data, indent=1, default=str),
-        "cost_per_provider.png": quotes_chart_png(data),
+        "cost_per_backend.png": chart,
+        "cost_per_provider.png": chart,  # deprecated name of the same chart, written for one release
     }
 
 

@@ -13,10 +13,10 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from airflow_trainkit.training.backend import TrainingBackend
 
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 SPOT_RATES = ("spot", "on_demand")
 # Where a backend's price rows come from: the price catalog CSV, or the on-prem cost settings
-# (``costs/onprem.py``), which make rows with the provider key ``onprem``.
+# (``costs/onprem.py``), which make rows with the key ``onprem``.
 ROW_SOURCES = ("catalog", "onprem_settings")
 # The public price APIs ``trainkit costs refresh`` can read (one parser each in costs/refresh.py).
 PRICE_APIS = ("aws_price_list", "azure_retail_prices", "google_cloud_billing")
@@ -39,8 +39,8 @@ _NOT_IMPORTABLE = "not importable here"
 class BackendPricing:
     """How one backend turns a job into money.
 
-    :param catalog_key: the ``provider`` value of this backend's price rows (in the price catalog,
-        or made from the on-prem cost settings).
+    :param catalog_key: the ``backend`` value of this backend's price rows (in the price catalog,
+        or made from the on-prem cost settings); usually its own name.
     :param basis: one line for quotes and reports saying what is multiplied.
     :param instance_table: the provider key of the rows of ``training/accelerator_instances.csv``
         that map a spec's accelerator to this backend's instance types (``sagemaker``, ...).
@@ -81,54 +81,60 @@ class BackendPricing:
     region_extra_keys: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        def bad(name: str, expected: str) -> ValueError:
-            return ValueError(f"pricing.{name} must be {expected}, got {getattr(self, name)!r}")
-
-        if not isinstance(self.catalog_key, str) or not _KEY.match(self.catalog_key):
-            raise bad("catalog_key", "a price-row key (letters, digits, '_', '.', '-')")
-        if not isinstance(self.basis, str) or not self.basis.strip():
-            raise bad("basis", "a line saying what is multiplied")
-        if self.instance_table is not None and (
-            not isinstance(self.instance_table, str) or not _KEY.match(self.instance_table)
-        ):
-            raise bad("instance_table", "None or a provider key of the accelerator instance table")
-        if self.rows not in ROW_SOURCES:
-            raise bad("rows", " or ".join(map(repr, ROW_SOURCES)))
+        for name, valid, expected in _FIELD_CHECKS:
+            if not valid(getattr(self, name)):
+                raise ValueError(f"pricing.{name} must be {expected}, got {getattr(self, name)!r}")
         if self.rows == "onprem_settings" and (self.catalog_key != "onprem" or self.instance_table):
             raise ValueError(
                 "pricing.rows: 'onprem_settings' makes rows with the key 'onprem' and no instance table, "
                 f"got catalog_key={self.catalog_key!r}, instance_table={self.instance_table!r}"
             )
-        if self.spot_rate not in SPOT_RATES:
-            raise bad("spot_rate", " or ".join(map(repr, SPOT_RATES)))
-        seconds = self.minimum_billed_seconds
-        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds):
-            raise bad("minimum_billed_seconds", "a number of seconds of at least 0")
-        if seconds < 0:
-            raise bad("minimum_billed_seconds", "a number of seconds of at least 0")
-        if self.price_api is not None and self.price_api not in PRICE_APIS:
-            raise bad("price_api", f"None or one of {', '.join(PRICE_APIS)}")
-        if not isinstance(self.trainable, bool):
-            raise bad("trainable", "true or false")
-        if self.default_region is not None and not _is_region(self.default_region):
-            raise bad("default_region", "None or a region name (e.g. 'us-east-1')")
-        if not isinstance(self.geographies, Mapping) or any(
-            geo not in GEOGRAPHIES or not _is_region(region) for geo, region in self.geographies.items()
-        ):
-            raise bad("geographies", f"a mapping of {', '.join(GEOGRAPHIES)} to region names")
-        if self.region_conn_id is not None and (
-            not isinstance(self.region_conn_id, str) or not _KEY.match(self.region_conn_id)
-        ):
-            raise bad("region_conn_id", "None or a connection id")
-        if not isinstance(self.region_extra_keys, tuple) or not all(
-            isinstance(k, str) and k for k in self.region_extra_keys
-        ):
-            raise bad("region_extra_keys", "a tuple of connection extra keys")
         if bool(self.region_conn_id) != bool(self.region_extra_keys):
             raise ValueError(
                 "pricing.region_conn_id and pricing.region_extra_keys go together: the connection and "
                 f"the extra keys that hold its region, got {self.region_conn_id!r} and {self.region_extra_keys!r}"
             )
+
+
+def _is_key(value: object) -> bool:
+    return isinstance(value, str) and bool(_KEY.match(value))
+
+
+def _is_seconds(value: object) -> bool:
+    return (
+        not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value) and value >= 0
+    )
+
+
+def _is_geographies(value: object) -> bool:
+    return isinstance(value, Mapping) and all(
+        geo in GEOGRAPHIES and _is_region(region) for geo, region in value.items()
+    )
+
+
+def _is_extra_keys(value: object) -> bool:
+    return isinstance(value, tuple) and all(isinstance(k, str) and k for k in value)
+
+
+# Each field of a BackendPricing: how a valid value looks, and how the error message says so.
+_FIELD_CHECKS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("catalog_key", _is_key, "a price-row key (letters, digits, '_', '.', '-')"),
+    ("basis", lambda v: isinstance(v, str) and bool(v.strip()), "a line saying what is multiplied"),
+    (
+        "instance_table",
+        lambda v: v is None or _is_key(v),
+        "None or a provider key of the accelerator instance table",
+    ),
+    ("rows", lambda v: v in ROW_SOURCES, " or ".join(map(repr, ROW_SOURCES))),
+    ("spot_rate", lambda v: v in SPOT_RATES, " or ".join(map(repr, SPOT_RATES))),
+    ("minimum_billed_seconds", _is_seconds, "a number of seconds of at least 0"),
+    ("price_api", lambda v: v is None or v in PRICE_APIS, f"None or one of {', '.join(PRICE_APIS)}"),
+    ("trainable", lambda v: isinstance(v, bool), "true or false"),
+    ("default_region", lambda v: v is None or _is_region(v), "None or a region name (e.g. 'us-east-1')"),
+    ("geographies", _is_geographies, f"a mapping of {', '.join(GEOGRAPHIES)} to region names"),
+    ("region_conn_id", lambda v: v is None or _is_key(v), "None or a connection id"),
+    ("region_extra_keys", _is_extra_keys, "a tuple of connection extra keys"),
+)
 
 
 def _is_region(value: object) -> bool:
@@ -153,6 +159,7 @@ class PricingEntry:
 
     @property
     def trainable(self) -> bool:
+        """Whether a job can be trained on it here: its backend is installed and declares it trainable."""
         return self.backend is not None and self.pricing.trainable
 
     def why_not_trainable(self) -> str | None:
@@ -172,12 +179,15 @@ class PricingRegistry:
     unpriced: Mapping[str, str] = field(default_factory=dict)
 
     def names(self) -> list[str]:
+        """Every priced name, in registry order (built-in and installed backends, then quote-only)."""
         return list(self.entries)
 
     def get(self, name: str) -> PricingEntry | None:
+        """The entry of ``name``, or ``None`` when it is not priced here."""
         return self.entries.get(name)
 
     def catalog_keys(self) -> list[str]:
+        """The ``backend`` values of price rows some entry reads, without repeats."""
         return list(dict.fromkeys(e.pricing.catalog_key for e in self.entries.values()))
 
     def not_importable(self) -> list[str]:

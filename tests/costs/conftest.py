@@ -139,5 +139,6 @@ def trainkit_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TRAINKIT_HOME", str(home))
     monkeypatch.delenv("TRAINKIT_PRICE_CATALOG", raising=False)
     monkeypatch.delenv("TRAINKIT_ONPREM_COSTS", raising=False)
+    monkeypatch.delenv("TRAINKIT_PRICE_MAX_AGE", raising=False)
     monkeypatch.delenv("TRAINKIT_PRICE_MAX_AGE_DAYS", raising=False)
     return home

@@ -57,7 +57,7 @@ def test_spot_sagemaker_uses_billable_seconds_at_on_demand_rate(trainkit_home) -
     assert cost["pricing"] == "spot" and cost["hourly_price"] == pytest.approx(0.736)
     assert cost["billable_hours"] == pytest.approx(0.3)
     assert cost["price_row"] == {
-        "provider": "sagemaker",
+        "backend": "sagemaker",
         "service": "sagemaker_training",
         "region": "us-east-1",
         "instance_type": "ml.g4dn.xlarge",
@@ -66,6 +66,7 @@ def test_spot_sagemaker_uses_billable_seconds_at_on_demand_rate(trainkit_home) -
         "in public notes (search-index file 71562949756)",
         "provenance": "observed",
         "note": "",
+        "provider": "sagemaker",  # the deprecated repeat of "backend", for one release
     }
     assert cost["region"] == "us-east-1"
     assert "BillableTimeInSeconds" in cost["basis"]

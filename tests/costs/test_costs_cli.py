@@ -109,7 +109,7 @@ def test_costs_compare_json_report_and_onprem(trainkit_home: Path, tmp_path: Pat
     data = json.loads(out[: out.rindex("}") + 1])
     assert data["request"]["hours"] == 5
     assert data["cheapest"]["backend"] == "onprem"
-    assert (report / "cost_per_provider.png").exists() and (report / "_SUCCESS").exists()
+    assert (report / "cost_per_backend.png").exists() and (report / "_SUCCESS").exists()
 
 
 @pytest.mark.parametrize(

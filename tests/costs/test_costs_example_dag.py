@@ -25,7 +25,7 @@ def test_compare_cloud_costs_dag(airflow_db, tmp_path: Path, monkeypatch: pytest
     reports = tmp_path / "trainkit" / "reports" / "costs" / "compare_cloud_costs"
     (run_dir,) = list(reports.iterdir())
     quote = run_dir / "quote"
-    for name in ("quotes.csv", "report.md", "cost_per_provider.png", "_SUCCESS"):
+    for name in ("quotes.csv", "report.md", "cost_per_backend.png", "_SUCCESS"):
         assert (quote / name).exists(), name
     quotes = json.loads((quote / "quotes.json").read_text())
     # The cheapest backend the job can train on here is picked: the on-prem workstation.
@@ -35,7 +35,7 @@ def test_compare_cloud_costs_dag(airflow_db, tmp_path: Path, monkeypatch: pytest
     assert facts["backend"] == "onprem"
     actual = facts["actual"]
     assert actual is not None and actual["amount"] > 0
-    assert actual["price_row"]["provider"] == "onprem"
+    assert actual["price_row"]["backend"] == "onprem"
     # The actual cost is the run's billable hours at the hourly cost of the host it used.
     assert actual["amount"] == pytest.approx(
         actual["billable_seconds"] / 3600 * actual["hourly_price"], abs=1e-6

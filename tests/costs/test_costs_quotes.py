@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import contextlib
 import csv
 from datetime import date
 from importlib import resources
@@ -9,10 +8,11 @@ from typing import TYPE_CHECKING
 import pytest
 from costs_testing import RACK_T4
 
-from airflow_trainkit.costs.catalog import load_catalog, parse_catalog, write_catalog
+from airflow_trainkit.costs.catalog import load_catalog, max_age_days, parse_catalog, write_catalog
 from airflow_trainkit.costs.onprem import load_onprem_rows
 from airflow_trainkit.costs.quotes import expected_hours, format_quote_table, quote_job
 from airflow_trainkit.training.instances import instance_table
+from airflow_trainkit.vocabulary import TrainkitDeprecationWarning
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -41,7 +41,7 @@ ONPREM = [
         "utilization": 0.6,
     },
 ]
-# (provider, instance type) -> (on-demand, spot) per hour in each backend's default region, read by
+# (backend, instance type) -> (on-demand, spot) per hour in each backend's default region, read by
 # hand from the shipped CSV (where each comes from: tests/costs/reference/reference_prices.csv).
 SHIPPED = {
     ("sagemaker", "ml.g4dn.xlarge"): (0.736, None),
@@ -70,7 +70,7 @@ def spec(accelerator: str, **extra):
     return {"command": ["python", "train.py"], "accelerator": accelerator, **extra}
 
 
-def by_provider(table):
+def by_backend(table):
     return {q.backend: q for q in table.quotes}
 
 
@@ -115,7 +115,7 @@ def test_quotes_match_catalog_arithmetic(trainkit_home, accelerator, expected, s
         onprem=ONPREM,
         today=FRESH,
     )
-    quotes = by_provider(table)
+    quotes = by_backend(table)
     for provider in ("sagemaker", "vertex_ai", "azure_ml"):
         quote = quotes[provider]
         if provider not in expected:
@@ -198,41 +198,62 @@ def test_a_rented_machine_is_costed_at_its_hourly_price(trainkit_home, tmp_path:
 
     (row,) = load_onprem_rows(nodes("0.526"))
     assert row.on_demand_per_hour == 0.526 and row.source.endswith("hourly_price=0.526")
-    onprem = by_provider(quote_job(spec("T4:1"), hours=3, onprem=nodes("0.526"), today=FRESH))["onprem"]
+    onprem = by_backend(quote_job(spec("T4:1"), hours=3, onprem=nodes("0.526"), today=FRESH))["onprem"]
     assert onprem.total == pytest.approx(3 * 0.526)
-    with pytest.raises(ValueError, match=r"row 2\.hourly_price must be at least 0, got '-1'"):
+    with pytest.raises(
+        ValueError, match=r"row 2: hourly_price: must be a finite number of at least 0, got '-1'"
+    ):
         load_onprem_rows(nodes("-1"))
 
 
 def test_stale_and_undated_prices_flagged_in_every_quote_that_uses_them(trainkit_home) -> None:
-    table = quote_job(spec("T4:1"), hours=1, onprem=ONPREM, today=date(2027, 3, 1), max_age=90)
-    sagemaker = by_provider(table)["sagemaker"]
+    table = quote_job(spec("T4:1"), hours=1, onprem=ONPREM, today=date(2027, 3, 1), max_price_age="90d")
+    sagemaker = by_backend(table)["sagemaker"]
     assert any(
-        w.startswith("stale price:") and "2026-09-24 (158 days old, more than 90)" in w
+        w.startswith("stale price:") and "2026-09-24 (158 days old, more than 90 days)" in w
         for w in sagemaker.warnings
     )
     assert (sagemaker.as_of, sagemaker.age_days, sagemaker.provenance) == ("2026-09-24", 158, "observed")
-    azure = by_provider(table)["azure_ml"]  # a snapshot whose date cannot be recovered
+    azure = by_backend(table)["azure_ml"]  # a snapshot whose date cannot be recovered
     assert azure.warnings == [
         "undated price: the observed figure for azure_ml Standard_NC4as_T4_v3 (eastus) has no recoverable "
         "date; run `trainkit costs refresh` where the price APIs are reachable"
     ]
     assert (azure.as_of, azure.age_days) == (None, None)
-    vertex = by_provider(table)["vertex_ai"]  # machine dated 2026-09-06 (derived), GPU undated
+    vertex = by_backend(table)["vertex_ai"]  # machine dated 2026-09-06 (derived), GPU undated
     assert [w.split(":")[0] for w in vertex.warnings] == ["stale price", "undated price"]
     assert (vertex.provenance, vertex.as_of) == ("derived", None)
-    fresh = quote_job(spec("T4:1"), hours=1, onprem=ONPREM, today=date(2027, 3, 1), max_age=365)
+    fresh = quote_job(spec("T4:1"), hours=1, onprem=ONPREM, today=date(2027, 3, 1), max_price_age="52w")
     assert not any("stale" in w for w in fresh.warnings)
     # Your own cost settings are never flagged for their age.
-    assert (
-        by_provider(table)["onprem"].warnings == [] and by_provider(table)["onprem"].provenance == "settings"
-    )
+    assert by_backend(table)["onprem"].warnings == [] and by_backend(table)["onprem"].provenance == "settings"
 
 
 def test_stale_age_from_environment(trainkit_home, monkeypatch) -> None:
-    monkeypatch.setenv("TRAINKIT_PRICE_MAX_AGE_DAYS", "10")
+    monkeypatch.setenv("TRAINKIT_PRICE_MAX_AGE", "1w3d")
     table = quote_job(spec("T4:1"), hours=1, onprem=[], today=date(2026, 10, 20))
-    assert any("more than 10" in w for w in table.warnings)
+    assert any("more than 10 days" in w for w in table.warnings)
+    assert table.request["max_price_age_seconds"] == 10 * 86400 and table.request["max_age_days"] == 10
+    monkeypatch.setenv("TRAINKIT_PRICE_MAX_AGE", "soon")
+    with pytest.raises(
+        ValueError, match=r"\$TRAINKIT_PRICE_MAX_AGE must be seconds or a duration .*got 'soon'"
+    ):
+        quote_job(spec("T4:1"), hours=1, onprem=[], today=date(2026, 10, 20))
+
+
+def test_the_old_price_age_spellings_still_work(trainkit_home, monkeypatch) -> None:
+    monkeypatch.setenv("TRAINKIT_PRICE_MAX_AGE_DAYS", "10")
+    with pytest.warns(TrainkitDeprecationWarning, match=r"\$TRAINKIT_PRICE_MAX_AGE_DAYS is deprecated"):
+        table = quote_job(spec("T4:1"), hours=1, onprem=[], today=date(2026, 10, 20))
+    assert any("more than 10 days" in w for w in table.warnings)
+    monkeypatch.delenv("TRAINKIT_PRICE_MAX_AGE_DAYS")
+    with pytest.warns(TrainkitDeprecationWarning, match=r"quote_job\(max_age=\.\.\.\) is deprecated"):
+        table = quote_job(spec("T4:1"), hours=1, onprem=[], today=date(2026, 10, 20), max_age=10)
+    assert any("more than 10 days" in w for w in table.warnings)
+    with pytest.raises(ValueError, match="pass max_price_age only"):
+        quote_job(spec("T4:1"), hours=1, onprem=[], max_age=10, max_price_age="10d")
+    with pytest.warns(TrainkitDeprecationWarning, match=r"max_age_days\(\) is deprecated"):
+        assert max_age_days() == 90
 
 
 def test_retired_size_flagged_and_never_cheapest(trainkit_home) -> None:
@@ -241,9 +262,9 @@ def test_retired_size_flagged_and_never_cheapest(trainkit_home) -> None:
         hours=2,
         onprem=[],
         today=date(2025, 9, 1),
-        max_age=9999,
+        max_price_age="9999d",
     )
-    azure = by_provider(table)["azure_ml"]
+    azure = by_backend(table)["azure_ml"]
     assert not azure.retired
     assert any(w.startswith("retiring size:") for w in azure.warnings)
     later = quote_job(
@@ -251,11 +272,11 @@ def test_retired_size_flagged_and_never_cheapest(trainkit_home) -> None:
         hours=2,
         onprem=[],
         today=FRESH,
-        max_age=9999,
+        max_price_age="9999d",
     )
-    azure = by_provider(later)["azure_ml"]
+    azure = by_backend(later)["azure_ml"]
     assert azure.retired and any("retired after 2025-09-30" in w for w in azure.warnings)
-    assert azure.total < by_provider(later)["vertex_ai"].total  # cheaper, but retired: not picked
+    assert azure.total < by_backend(later)["vertex_ai"].total  # cheaper, but retired: not picked
     assert later.cheapest is not None and later.cheapest.backend == "vertex_ai"
 
 
@@ -265,15 +286,24 @@ def test_cheapest_and_pick_from(trainkit_home) -> None:
     data = table.to_dict()
     assert data["cheapest"]["backend"] == "onprem"
     assert data["cheapest"]["provider"] == "onprem"  # the deprecated key, kept for one release
-    clouds = quote_job(spec("T4:1"), hours=3, onprem=ONPREM, today=FRESH, pick_from=["sagemaker", "azure_ml"])
+    clouds = quote_job(
+        spec("T4:1"), hours=3, onprem=ONPREM, today=FRESH, pick_from_backends=["sagemaker", "azure_ml"]
+    )
     # Azure ML is cheaper than SageMaker for a T4, and its backend trains there: it is the pick.
-    assert by_provider(clouds)["azure_ml"].total < by_provider(clouds)["sagemaker"].total
+    assert by_backend(clouds)["azure_ml"].total < by_backend(clouds)["sagemaker"].total
     assert clouds.cheapest is not None and clouds.cheapest.backend == "azure_ml"
     assert clouds.left_out == {
-        "onprem": "not in pick_from (sagemaker, azure_ml)",
-        "vertex_ai": "not in pick_from (sagemaker, azure_ml)",
-        "ray": "not in pick_from (sagemaker, azure_ml)",
+        "onprem": "not in pick_from_backends (sagemaker, azure_ml)",
+        "vertex_ai": "not in pick_from_backends (sagemaker, azure_ml)",
+        "ray": "not in pick_from_backends (sagemaker, azure_ml)",
     }
+    assert clouds.request["pick_from_backends"] == clouds.request["pick_from"] == ["sagemaker", "azure_ml"]
+    # The old name still works for one release, with a warning.
+    with pytest.warns(TrainkitDeprecationWarning, match=r"quote_job\(pick_from=\.\.\.\) is deprecated"):
+        old = quote_job(
+            spec("T4:1"), hours=3, onprem=ONPREM, today=FRESH, pick_from=["sagemaker", "azure_ml"]
+        )
+    assert old.left_out == clouds.left_out
 
 
 def test_instance_count_and_epochs(trainkit_home) -> None:
@@ -298,7 +328,7 @@ def test_explicit_instance_type(trainkit_home) -> None:
         onprem=[],
         today=FRESH,
     )
-    quotes = by_provider(table)
+    quotes = by_backend(table)
     assert quotes["sagemaker"].total == pytest.approx(0.922 * 2)
     assert quotes["azure_ml"].total == pytest.approx(0.192 * 2)
     assert not quotes["vertex_ai"].available
@@ -328,7 +358,7 @@ def test_explicit_instance_type(trainkit_home) -> None:
         ({"spec": spec("T4:1"), "hours": 1, "backends": []}, r"backends: name at least one backend"),
         (
             {"spec": spec("T4:1"), "hours": 1, "backends": ["onprem"], "providers": ["onprem"]},
-            r"backends: give backends or the deprecated providers, not both",
+            r"quote_job: pass backends only \(providers is its deprecated name\), got both",
         ),
         ({"spec": {"command": ["x"]}, "hours": 1}, r"vcpus: a CPU-only quote \(no spec\.accelerator\) needs"),
         ({"spec": {"command": ["x"]}, "hours": 1, "vcpus": 0}, r"vcpus must be a positive number, got 0"),
@@ -342,21 +372,20 @@ def test_explicit_instance_type(trainkit_home) -> None:
     ],
 )
 def test_bad_input(trainkit_home, kwargs, message) -> None:
-    deprecated = pytest.warns(DeprecationWarning) if "providers" in kwargs else contextlib.nullcontext()
-    with pytest.raises(ValueError, match=message), deprecated:
+    with pytest.raises(ValueError, match=message):
         quote_job(onprem=[], today=FRESH, **kwargs)
 
 
 def test_gpu_a_provider_lacks_is_a_warning_not_an_error(trainkit_home) -> None:
     table = quote_job(spec("A10G:1"), hours=1, onprem=ONPREM, today=FRESH)
-    azure = by_provider(table)["azure_ml"]
+    azure = by_backend(table)["azure_ml"]
     assert not azure.available
     assert azure.warnings == ["no such GPU: no azure_ml instance with A10G:1; azure_ml offers no A10G"]
-    assert "no onprem host with A10G:1" in by_provider(table)["onprem"].warnings[0]
+    assert "no onprem host with A10G:1" in by_backend(table)["onprem"].warnings[0]
 
 
 def test_no_onprem_settings_warns(trainkit_home) -> None:
-    onprem = by_provider(quote_job(spec("T4:1"), hours=1, today=FRESH))["onprem"]
+    onprem = by_backend(quote_job(spec("T4:1"), hours=1, today=FRESH))["onprem"]
     assert not onprem.available and onprem.warnings[0].startswith("no onprem cost settings")
 
 
@@ -367,11 +396,11 @@ def test_onprem_settings_file(trainkit_home, tmp_path: Path, monkeypatch) -> Non
         writer.writeheader()
         writer.writerow(ONPREM[0])
     monkeypatch.setenv("TRAINKIT_ONPREM_COSTS", str(path))
-    onprem = by_provider(quote_job(spec("T4:2"), hours=1, today=FRESH))["onprem"]
+    onprem = by_backend(quote_job(spec("T4:2"), hours=1, today=FRESH))["onprem"]
     assert onprem.total == pytest.approx((5000 / 4380 + 0.08) / 2, abs=1e-4)
     path.write_text("name,gpu_model,gpu_count,purchase_price\nbox,T4,2,lots\n")
     with pytest.raises(
-        ValueError, match=rf"onprem cost settings {path}: row 2\.purchase_price must be a number"
+        ValueError, match=rf"onprem cost settings {path} row 2: purchase_price: not a number, got 'lots'"
     ):
         quote_job(spec("T4:1"), hours=1)
 
@@ -379,15 +408,21 @@ def test_onprem_settings_file(trainkit_home, tmp_path: Path, monkeypatch) -> Non
 @pytest.mark.parametrize(
     ("setting", "value", "message"),
     [
-        ("utilization", 0, r"onprem\[0\]\.utilization must be greater than 0"),
-        ("utilization", 1.5, r"onprem\[0\]\.utilization must be a share in \(0, 1\]"),
-        ("gpu_model", "Z80", r"onprem\[0\]\.gpu_model: unknown GPU 'Z80'"),
-        ("purchase_price", -1, r"onprem\[0\]\.purchase_price must be at least 0"),
-        ("colour", "red", r"onprem\[0\]: unknown setting\(s\) colour"),
+        ("utilization", 0, r"onprem\[0\]\.utilization: must be a share in \(0, 1\], got 0"),
+        ("utilization", 1.5, r"onprem\[0\]\.utilization: must be a share in \(0, 1\], got 1\.5"),
+        ("amortization_years", "0", r"onprem\[0\]\.amortization_years: must be greater than 0, got '0'"),
+        ("gpu_model", "Z80", r"onprem\[0\]\.gpu_model: unknown GPU; known: K80, .*, got 'Z80'"),
+        ("gpu_count", 0, r"onprem\[0\]\.gpu_count: must be at least 1 when gpu_model is set, got 0"),
+        ("gpu_count", True, r"onprem\[0\]\.gpu_count: must be a number, got True"),
+        ("purchase_price", -1, r"onprem\[0\]\.purchase_price: must be a finite number of at least 0, got -1"),
+        ("purchase_price", None, r"onprem\[0\]\.purchase_price: required for a machine you own .*, got None"),
+        ("name", 7, r"onprem\[0\]\.name: Input should be a valid string, got 7"),
+        ("colour", "red", r"onprem\[0\]\.colour: unknown key"),
         (
             "hourly_price",
             0.5,
-            r"onprem\[0\]: give hourly_price .* not both; got hourly_price and purchase_price",
+            r"onprem\[0\]\.purchase_price: not with hourly_price: a machine is rented \(hourly_price\) or "
+            r"owned, not both, got 12000",
         ),
     ],
 )
@@ -474,32 +509,50 @@ def test_no_shipped_row_is_dated_the_day_the_file_was_written() -> None:
     ("edit", "message"),
     [
         (lambda t: t.replace(",spot_per_hour", "", 1), r"missing column\(s\) spot_per_hour"),
+        (lambda t: t.replace(",note\n", ",note,colour\n", 1), r"unknown column\(s\) 'colour'"),
         (
             lambda t: t.replace(",0.736,", ",cheap,", 1),
-            r"row 2, column on_demand_per_hour: not a number: 'cheap'",
+            r"row 2: on_demand_per_hour: not a number, got 'cheap'",
+        ),
+        (
+            lambda t: t.replace(",0.736,", ",-1,", 1),
+            r"row 2: on_demand_per_hour: must be a finite number .*'-1'",
         ),
         (
             lambda t: t.replace("ml.g4dn.12xlarge,T4,4", "ml.g4dn.12xlarge,T4,four", 1),
-            r"row 3, column gpu_count",
+            r"row 3: gpu_count: not a number, got 'four'",
         ),
-        (lambda t: t.replace(",2026-09-24,", ",June,", 1), r"row 2, column as_of: not a date"),
+        (
+            lambda t: t.replace("ml.g4dn.12xlarge,T4,4", "ml.g4dn.12xlarge,T4,0", 1),
+            r"row 3: gpu_count: must be at least 1 when gpu_model is set, got '0'",
+        ),
+        (
+            lambda t: t.replace(",2026-09-24,", ",June,", 1),
+            r"row 2: as_of: not a date \(YYYY-MM-DD\), got 'June'",
+        ),
         (
             lambda t: t.replace(",observed,\n", ",sure,\n", 1),
-            r"row 2, column provenance: unknown provenance 'sure'",
+            r"row 2: provenance: unknown provenance; known: published, .*, got 'sure'",
         ),
         (
             lambda t: t.replace(",2026-09-24,", ",,", 1),
-            r"row 2, column as_of: empty; give the day the figure was published or observed, or say in "
+            r"row 2: as_of: empty; give the day the figure was published or observed, or say in "
             r"column note which snapshot",
         ),
-        (lambda t: t.replace("sagemaker,", "aws,", 1), r"row 2, column provider: unknown provider 'aws'"),
+        (lambda t: t.replace(",USD,", ",,", 1), r"row 2: currency: required, missing"),
+        (lambda t: t.replace(",USD,", ",USD,,", 1), r"row 2: 1 more cell\(s\) than the header has columns"),
+        (
+            lambda t: t.replace("sagemaker,", "aws,", 1),
+            r"row 2: backend: no installed backend or quote-only price source declares this key "
+            r"\(BackendPricing\.catalog_key\); known: .*, got 'aws'",
+        ),
         (lambda t: t + t.splitlines()[1] + "\n", r"row \d+ repeats row 2"),
     ],
 )
 def test_malformed_catalog_names_file_row_and_column(tmp_path, edit, message) -> None:
     path = tmp_path / "bad.csv"
     path.write_text(edit(_shipped_text()))
-    with pytest.raises(ValueError, match=rf"price catalog {path}: {message}"):
+    with pytest.raises(ValueError, match=rf"price catalog {path}:? {message}"):
         load_catalog(path, onprem=[])
 
 

@@ -166,7 +166,9 @@ def test_each_quote_carries_the_provenance_and_age_of_its_figures(trainkit_home)
 
 def test_the_cheapest_says_so_when_it_rests_on_a_derived_or_unverified_figure(trainkit_home) -> None:
     # Azure ML's D8s_v3 (observed) is cheaper still: left out here to reach the derived figure.
-    table = quote_job(spec(), hours=1, onprem=[], today=FRESH, vcpus=8, pick_from=["sagemaker", "vertex_ai"])
+    table = quote_job(
+        spec(), hours=1, onprem=[], today=FRESH, vcpus=8, pick_from_backends=["sagemaker", "vertex_ai"]
+    )
     assert table.cheapest is not None and table.cheapest.backend == "vertex_ai"
     assert table.cheapest_caveat == (
         "the cheapest, vertex_ai, rests on a derived figure: n1-standard-8 (derived); how each was come by "
@@ -179,7 +181,7 @@ def test_the_cheapest_says_so_when_it_rests_on_a_derived_or_unverified_figure(tr
     assert h100.cheapest_caveat is not None and h100.cheapest_caveat.startswith(
         "the cheapest, vertex_ai, rests on an unverified figure: a3-highgpu-8g (unverified), NVIDIA_H100_80GB (unverified)"
     )
-    observed = quote_job(spec("A100:8"), hours=1, onprem=[], today=FRESH, pick_from=["sagemaker"])
+    observed = quote_job(spec("A100:8"), hours=1, onprem=[], today=FRESH, pick_from_backends=["sagemaker"])
     assert observed.cheapest is not None and observed.cheapest_caveat is None
 
 

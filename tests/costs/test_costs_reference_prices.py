@@ -37,7 +37,7 @@ def reference() -> list[dict[str, str]]:
 
 
 def shipped() -> dict[tuple[str, str, str], PriceRow]:
-    return {(r.provider, r.region, r.instance_type): r for r in load_catalog(onprem=[]).rows}
+    return {(r.backend, r.region, r.instance_type): r for r in load_catalog(onprem=[]).rows}
 
 
 @pytest.mark.parametrize(

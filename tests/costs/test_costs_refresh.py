@@ -13,6 +13,7 @@ import pytest
 from airflow_trainkit.costs.catalog import load_catalog, refreshed_catalog_path
 from airflow_trainkit.costs.quotes import quote_job
 from airflow_trainkit.costs.refresh import redact_url, refresh_catalog
+from airflow_trainkit.vocabulary import TrainkitDeprecationWarning
 
 TODAY = date(2026, 11, 25)
 KEY = "AIzaFAKE-billing-key-123"
@@ -34,11 +35,11 @@ def test_refresh_parses_all_three_apis_into_a_catalog(price_server, trainkit_hom
     assert Path(summary["path"]) == refreshed_catalog_path()
     catalog = load_catalog(onprem=[])
     assert catalog.path == str(refreshed_catalog_path())  # the refreshed file now takes precedence
-    rows = {(r.provider, r.region, r.instance_type): r for r in catalog.rows}
+    rows = {(r.backend, r.region, r.instance_type): r for r in catalog.rows}
     assert len(catalog.rows) == len(shipped)
 
-    def price(provider: str, region: str, instance: str) -> tuple[float, float | None]:
-        row = rows[(provider, region, instance)]
+    def price(backend: str, region: str, instance: str) -> tuple[float, float | None]:
+        row = rows[(backend, region, instance)]
         return row.on_demand_per_hour, row.spot_per_hour
 
     # AWS: the Training rows of each region; not Notebook, Processing (ml.g6.xlarge 1.1267),
@@ -125,9 +126,9 @@ def test_refresh_parses_all_three_apis_into_a_catalog(price_server, trainkit_hom
     assert not sagemaker.warnings
 
 
-def test_refresh_of_one_provider_keeps_the_others(price_server, trainkit_home: Path) -> None:
+def test_refresh_of_one_backend_keeps_the_others(price_server, trainkit_home: Path) -> None:
     _refresh(price_server, backends=["azure_ml"])
-    rows = {(r.provider, r.instance_type): r for r in load_catalog(onprem=[]).rows}
+    rows = {(r.backend, r.instance_type): r for r in load_catalog(onprem=[]).rows}
     assert rows[("azure_ml", "Standard_NC4as_T4_v3")].as_of == TODAY
     assert rows[("sagemaker", "ml.g4dn.xlarge")].as_of == date(2026, 9, 24)
     assert rows[("sagemaker", "ml.g4dn.xlarge")].provenance == "observed"
@@ -210,7 +211,10 @@ def test_refresh_arguments(price_server, trainkit_home: Path, monkeypatch) -> No
         _refresh(price_server, backends=["vertex_ai"], google_api_key=None)
     # The old keyword still works for one release, with a warning.
     with (
-        pytest.warns(DeprecationWarning, match="providers=...\\) is deprecated; use backends="),
+        pytest.warns(
+            TrainkitDeprecationWarning,
+            match=r"refresh_catalog\(providers=\.\.\.\) is deprecated; use backends=",
+        ),
         pytest.raises(ValueError, match="google_api_key"),
     ):
         _refresh(price_server, providers=["vertex_ai"], google_api_key=None)

@@ -29,11 +29,11 @@ def recorded(name: str) -> Any:
     return json.loads((RECORDED / name).read_text())
 
 
-def catalog_rows(provider: str, *instance_types: str, region: str | None = None) -> list[Any]:
+def catalog_rows(backend: str, *instance_types: str, region: str | None = None) -> list[Any]:
     rows = [
         r
         for r in load_catalog(onprem=[]).rows
-        if r.provider == provider and r.instance_type in instance_types and region in (None, r.region)
+        if r.backend == backend and r.instance_type in instance_types and region in (None, r.region)
     ]
     assert {r.instance_type for r in rows} == set(instance_types)
     return rows

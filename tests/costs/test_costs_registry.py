@@ -1,5 +1,5 @@
 """The costs read only the pricing registry: which rows a price file may hold, which backends are
-quoted, which one the cheapest may be, and the deprecated ``provider(s)`` spellings."""
+quoted, which one the cheapest may be, and the deprecated ``provider(s)`` and ``pick_from`` spellings."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import dataclasses
 import json
 from datetime import date
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import pytest
 from costs_testing import RACK_T4
@@ -20,14 +21,12 @@ from airflow_trainkit.costs.quotes import quote_job
 from airflow_trainkit.training.backend import TrainingBackend, register_backend
 from airflow_trainkit.training.capabilities import Capabilities
 from airflow_trainkit.training.pricing import BackendPricing
-
-if TYPE_CHECKING:
-    from pathlib import Path
+from airflow_trainkit.vocabulary import TrainkitDeprecationWarning
 
 FRESH = date(2025, 6, 15)
 T4_HOST = RACK_T4
 HEADER = (
-    "provider,service,region,kind,instance_type,gpu_model,gpu_count,vcpus,memory_gib,"
+    "backend,service,region,kind,instance_type,gpu_model,gpu_count,vcpus,memory_gib,"
     "on_demand_per_hour,spot_per_hour,currency,as_of,source,retired_after,provenance,note\n"
 )
 
@@ -80,11 +79,33 @@ def test_a_price_row_no_backend_declares_names_file_row_column_and_value(tmp_pat
     line = len(shipped().splitlines()) + 1
     with pytest.raises(
         ValueError,
-        match=rf"price catalog {path}: row {line}, column provider: unknown provider 'acme': no installed "
-        r"backend or quote-only price source declares it \(BackendPricing\.catalog_key\); known: azure_ml, "
-        r"onprem, sagemaker, vertex_ai",
+        match=rf"price catalog {path} row {line}: backend: no installed backend or quote-only price source "
+        r"declares this key \(BackendPricing\.catalog_key\); known: azure_ml, onprem, sagemaker, vertex_ai, "
+        r"got 'acme'",
     ):
         load_catalog(path, onprem=[])
+
+
+def test_a_price_file_with_the_old_provider_column_is_read_with_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "prices.csv"
+    path.write_text(shipped().replace("backend,", "provider,", 1))
+    with pytest.warns(
+        TrainkitDeprecationWarning, match=r"the column 'provider' is deprecated; call it 'backend'"
+    ):
+        catalog = load_catalog(path, onprem=[])
+    assert catalog.rows == load_catalog(onprem=[]).rows
+    row = catalog.rows[0]
+    with pytest.warns(
+        TrainkitDeprecationWarning, match=r"PriceRow\.provider is deprecated; use PriceRow\.backend"
+    ):
+        assert row.provider == row.backend == "sagemaker"
+    with pytest.warns(TrainkitDeprecationWarning, match=r"Catalog\.for_provider\(\) is deprecated"):
+        assert catalog.for_provider("azure_ml") == catalog.for_backend("azure_ml")
+    with pytest.warns(TrainkitDeprecationWarning, match=r"Catalog\.providers\(\) is deprecated"):
+        assert catalog.providers() == catalog.backends() == ["sagemaker", "vertex_ai", "azure_ml"]
+    # A refresh (any write) gives the file the new header.
+    written = write_catalog(list(catalog.rows), tmp_path / "new.csv")
+    assert Path(written).read_text().startswith("backend,service,")
 
 
 def test_a_declared_key_makes_its_rows_welcome(registry_copy, tmp_path: Path) -> None:
@@ -94,14 +115,14 @@ def test_a_declared_key_makes_its_rows_welcome(registry_copy, tmp_path: Path) ->
         HEADER + "acme_cloud,acme,eu,instance,acme-t4,T4,1,,,0.35,,USD,2025-06-01,x,,published,\n"
     )
     (row,) = load_catalog(path, onprem=[]).rows
-    assert (row.provider, row.instance_type, row.on_demand_per_hour) == ("acme_cloud", "acme-t4", 0.35)
+    assert (row.backend, row.instance_type, row.on_demand_per_hour) == ("acme_cloud", "acme-t4", 0.35)
 
 
 def test_rows_made_from_cost_settings_are_never_written(trainkit_home: Path) -> None:
     catalog = load_catalog(onprem=[T4_HOST])
-    assert "onprem" in catalog.providers()
+    assert "onprem" in catalog.backends()
     written = write_catalog(list(catalog.rows))
-    assert "onprem" not in load_catalog(written, onprem=[]).providers()
+    assert "onprem" not in load_catalog(written, onprem=[]).backends()
 
 
 # --- who may be the cheapest ---------------------------------------------------------------------
@@ -142,7 +163,7 @@ def test_instance_count_beyond_a_backends_limit_is_left_out(trainkit_home: Path)
 
 def test_a_retired_size_is_never_the_cheapest(trainkit_home: Path, tmp_path: Path) -> None:
     rows = [
-        dataclasses.replace(r, on_demand_per_hour=0.01, retired_after=date(2026, 9, 30))
+        r.model_copy(update={"on_demand_per_hour": 0.01, "retired_after": date(2026, 9, 30)})
         if r.instance_type == "ml.g4dn.xlarge"
         else r
         for r in load_catalog(onprem=[]).rows
@@ -162,13 +183,13 @@ def test_nothing_trainable_means_no_cheapest(trainkit_home: Path, quote_only_azu
     assert table.left_out["onprem"].startswith("not available: no onprem cost settings")
 
 
-# --- pick_from: checked first --------------------------------------------------------------------
+# --- pick_from_backends: checked first -----------------------------------------------------------
 
 
 def test_pick_from_naming_a_backend_not_installed_fails_before_anything_else(trainkit_home: Path) -> None:
-    message = r"pick_from: unknown backend 'acme': no installed backend or quote-only price source"
+    message = r"pick_from_backends: unknown backend 'acme': no installed backend or quote-only price source"
     with pytest.raises(ValueError, match=message):
-        quote_job({"command": "not a list"}, hours=-1, pick_from=["onprem", "acme"])
+        quote_job({"command": "not a list"}, hours=-1, pick_from_backends=["onprem", "acme"])
     from airflow_trainkit.operators.costs import CompareTrainingCostsOperator
 
     op = CompareTrainingCostsOperator(
@@ -176,7 +197,7 @@ def test_pick_from_naming_a_backend_not_installed_fails_before_anything_else(tra
         spec={"command": "not a list"},
         hours=-1,
         pick="fastest",
-        pick_from=["acme"],
+        pick_from_backends=["acme"],
         catalog_path="/no/such/catalog.csv",
     )
     with pytest.raises(ValueError, match=message):
@@ -185,8 +206,8 @@ def test_pick_from_naming_a_backend_not_installed_fails_before_anything_else(tra
 
 def test_cli_pick_from_naming_a_backend_not_installed(trainkit_home: Path, capsys) -> None:
     argv = ["costs", "compare", "--accelerator", "T4:1", "--hours", "1", "--catalog", "/no/such.csv"]
-    assert cli.main([*argv, "--pick-from", "acme"]) == 2
-    assert "trainkit: pick_from: unknown backend 'acme'" in capsys.readouterr().err
+    assert cli.main([*argv, "--pick-from-backends", "acme"]) == 2
+    assert "trainkit: pick_from_backends: unknown backend 'acme'" in capsys.readouterr().err
     assert cli.main([*argv[:-2], "--backends", "aws"]) == 2
     assert "trainkit: backends: unknown backend 'aws'" in capsys.readouterr().err
 
@@ -224,10 +245,10 @@ def test_minimum_billed_seconds_in_quote_and_actual_cost(registry_copy, tmp_path
 
 
 def test_providers_is_a_deprecated_alias_everywhere(trainkit_home: Path, capsys) -> None:
-    with pytest.warns(DeprecationWarning, match=r"quote_job\(providers=\.\.\.\) is deprecated"):
+    with pytest.warns(TrainkitDeprecationWarning, match=r"quote_job\(providers=\.\.\.\) is deprecated"):
         table = quote_job(spec(), hours=1, onprem=[], today=FRESH, providers=["sagemaker"])
     assert [q.backend for q in table.quotes] == ["sagemaker"]
-    with pytest.warns(DeprecationWarning, match="Quote.provider is deprecated"):
+    with pytest.warns(TrainkitDeprecationWarning, match="Quote.provider is deprecated"):
         assert table.quotes[0].provider == "sagemaker"
     data = table.to_dict()
     assert data["quotes"][0]["provider"] == data["quotes"][0]["backend"] == "sagemaker"
@@ -235,13 +256,16 @@ def test_providers_is_a_deprecated_alias_everywhere(trainkit_home: Path, capsys)
 
     from airflow_trainkit.operators.costs import CompareTrainingCostsOperator
 
-    with pytest.warns(DeprecationWarning, match="providers= is deprecated"):
+    with pytest.warns(
+        TrainkitDeprecationWarning,
+        match=r"CompareTrainingCostsOperator\(providers=\.\.\.\) is deprecated; use backends=",
+    ):
         op = CompareTrainingCostsOperator(task_id="quote", spec=spec(), hours=1, providers=["sagemaker"])
     op.report_uri = str(trainkit_home / "report")
     assert [q["backend"] for q in op.execute(make_context(task_id="quote"))["quotes"]] == ["sagemaker"]
     capsys.readouterr()
 
-    with pytest.warns(DeprecationWarning, match="--providers is deprecated"):
+    with pytest.warns(TrainkitDeprecationWarning, match="--providers is deprecated"):
         code = cli.main(
             [
                 "costs",
@@ -259,9 +283,74 @@ def test_providers_is_a_deprecated_alias_everywhere(trainkit_home: Path, capsys)
     out, err = capsys.readouterr()
     assert [q["backend"] for q in json.loads(out)["quotes"]] == ["vertex_ai"]
     assert "trainkit: --providers is deprecated and goes in the next release; use --backends" in err
-    with pytest.warns(DeprecationWarning, match="--provider is deprecated"):
+    with pytest.warns(TrainkitDeprecationWarning, match="--provider is deprecated"):
         assert cli.main(["costs", "catalog", "--provider", "azure_ml"]) == 0
     assert "Standard_NC4as_T4_v3" in capsys.readouterr().out
     assert cli.main(["costs", "catalog", "--backend", "vertex_ai"]) == 0
     out = capsys.readouterr().out
     assert "n1-standard-8" in out and "ml.g4dn" not in out
+
+
+def test_the_old_pick_from_and_price_age_spellings_still_work(trainkit_home: Path, capsys) -> None:
+    from airflow_trainkit.operators.costs import CompareTrainingCostsOperator
+
+    with pytest.warns(
+        TrainkitDeprecationWarning, match=r"CompareTrainingCostsOperator\(pick_from=\.\.\.\) is deprecated"
+    ):
+        op = CompareTrainingCostsOperator(
+            task_id="quote", spec=spec(), hours=1, onprem=[T4_HOST], pick_from=["sagemaker"]
+        )
+    assert op.pick_from_backends == ["sagemaker"]
+    with pytest.warns(
+        TrainkitDeprecationWarning, match=r"CompareTrainingCostsOperator\(max_age_days=\.\.\.\) is deprecated"
+    ):
+        op = CompareTrainingCostsOperator(task_id="quote", spec=spec(), hours=1, max_age_days=30)
+    assert op.max_price_age == "30d"  # a template such as "{{ params.days }}" becomes "{{ params.days }}d"
+    with pytest.raises(ValueError, match="pass max_price_age only"):
+        CompareTrainingCostsOperator(task_id="q", spec=spec(), hours=1, max_age_days=30, max_price_age="30d")
+
+    argv = ["costs", "compare", "--accelerator", "T4:1", "--hours", "1", "--json"]
+    with pytest.warns(TrainkitDeprecationWarning, match="--pick-from is deprecated"):
+        assert cli.main([*argv, "--pick-from", "sagemaker", "--onprem", _onprem_csv(trainkit_home)]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["cheapest"]["backend"] == "sagemaker"
+    assert "use --pick-from-backends" in err
+    with pytest.warns(TrainkitDeprecationWarning, match="--max-age-days is deprecated"):
+        assert cli.main([*argv, "--max-age-days", "30"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out)["request"]["max_age_days"] == 30 and "use --max-price-age" in err
+    assert cli.main([*argv, "--max-price-age", "1w3d"]) == 0
+    assert json.loads(capsys.readouterr().out)["request"]["max_price_age_seconds"] == 10 * 86400
+    assert cli.main([*argv, "--max-price-age", "1w", "--max-age-days", "3"]) == 2
+    assert "give --max-price-age or the deprecated --max-age-days, not both" in capsys.readouterr().err
+
+
+def _onprem_csv(home: Path) -> str:
+    path = home / "onprem.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(",".join(T4_HOST) + "\n" + ",".join(str(v) for v in T4_HOST.values()) + "\n")
+    return str(path)
+
+
+# --- layering inside costs -------------------------------------------------------------------------
+
+
+def test_the_cost_modules_import_one_way() -> None:
+    """rows <- onprem <- catalog <- quotes, actual, refresh <- report, cli: no module imports one
+    after it, not even inside a function (the catalog once imported onprem lazily while onprem
+    imported the catalog)."""
+    import ast
+
+    import airflow_trainkit.costs as package
+
+    order = ["rows", "onprem", "catalog", "regions", "quotes", "actual", "refresh", "report", "cli"]
+    folder = Path(package.__file__).parent
+    for position, name in enumerate(order):
+        tree = ast.parse((folder / f"{name}.py").read_text())
+        imported = {
+            node.module.rsplit(".", 1)[-1]
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("airflow_trainkit.costs.")
+        }
+        later = imported & set(order[position + 1 :])
+        assert not later, f"costs/{name}.py imports {sorted(later)}, which come after it"

@@ -5,7 +5,7 @@ The package, ``acme_trainkit_backend``, is written by the test under ``tmp_path`
 ``*.dist-info`` whose ``entry_points.txt`` registers it in the ``airflow_trainkit.backends`` group,
 the way ``pip install`` would leave it. Its backend runs the job's command as a real subprocess and
 keeps the job's state in files; it declares its capabilities and its pricing, and ships its prices as
-rows of a price catalog (``$TRAINKIT_PRICE_CATALOG``) whose ``provider`` is its catalog key.
+rows of a price catalog (``$TRAINKIT_PRICE_CATALOG``) whose ``backend`` is its catalog key.
 """
 
 from __future__ import annotations
@@ -196,7 +196,12 @@ def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     folder.mkdir()
     monkeypatch.syspath_prepend(str(folder))
     monkeypatch.setenv("TRAINKIT_HOME", str(tmp_path / "trainkit"))
-    for name in ("TRAINKIT_PRICE_CATALOG", "TRAINKIT_ONPREM_COSTS", "TRAINKIT_PRICE_MAX_AGE_DAYS"):
+    for name in (
+        "TRAINKIT_PRICE_CATALOG",
+        "TRAINKIT_ONPREM_COSTS",
+        "TRAINKIT_PRICE_MAX_AGE",
+        "TRAINKIT_PRICE_MAX_AGE_DAYS",
+    ):
         monkeypatch.delenv(name, raising=False)
     with isolated_backends():
         yield folder
@@ -253,7 +258,7 @@ def test_acme_is_quoted_picked_trained_on_and_costed(acme: Path, tmp_path: Path)
     assert result["details"] == {"exit_code": 0, "task": "train"}
     cost = result["cost"]
     assert cost is not None
-    assert cost["price_row"]["provider"] == "acme" and cost["price_row"]["instance_type"] == "acme-t4"
+    assert cost["price_row"]["backend"] == "acme" and cost["price_row"]["instance_type"] == "acme-t4"
     assert cost["pricing"] == "spot" and cost["hourly_price"] == 0.05
     # A run of a few seconds is billed Acme's declared minute: 60 s at the spot price.
     assert result["billable_seconds"] < 60
@@ -273,12 +278,12 @@ def test_trainkit_costs_compare_quotes_and_picks_acme(acme: Path) -> None:
     table = json.loads(done.stdout)
     assert table["cheapest"]["backend"] == "acme" and table["cheapest"]["total"] == 0.1
     assert table["left_out"] == LEFT_OUT
-    text = trainkit(*compare, "--pick-from", "acme", "sagemaker", "azure_ml")
+    text = trainkit(*compare, "--pick-from-backends", "acme", "sagemaker", "azure_ml")
     assert text.returncode == 0, text.stderr
     acme_line = next(line for line in text.stdout.splitlines() if line.startswith("acme "))
     assert "acme-t4" in acme_line and "CHEAPEST" in acme_line and "0.10 USD" in acme_line
     assert "cheapest: acme acme-t4 in eu-west: 0.10 USD" in text.stdout
-    assert "  - vertex_ai: not in pick_from (acme, sagemaker, azure_ml)" in text.stdout
+    assert "  - vertex_ai: not in pick_from_backends (acme, sagemaker, azure_ml)" in text.stdout
     rows = trainkit("catalog", "--backend", "acme")
     assert rows.returncode == 0 and "acme-cpu" in rows.stdout and "ml.g4dn" not in rows.stdout
 
@@ -291,8 +296,10 @@ def test_acme_capabilities_leave_it_out_of_the_cheapest(acme: Path) -> None:
         "spec.instance_count: the acme backend runs at most 1 machine(s) per job (got 2)"
     )
     assert table.cheapest is not None and table.cheapest.backend == "azure_ml"
-    with pytest.raises(ValueError, match=r"pick_from: unknown backend 'acme_ml'.*known: acme, azure_ml"):
-        quote_job(SPEC, hours=1, pick_from=["acme_ml"])
+    with pytest.raises(
+        ValueError, match=r"pick_from_backends: unknown backend 'acme_ml'.*known: acme, azure_ml"
+    ):
+        quote_job(SPEC, hours=1, pick_from_backends=["acme_ml"])
 
 
 def test_without_its_rows_acme_is_quoted_as_not_available(acme: Path, monkeypatch) -> None:
@@ -303,7 +310,7 @@ def test_without_its_rows_acme_is_quoted_as_not_available(acme: Path, monkeypatc
     acme_quote = next(q for q in table.quotes if q.backend == "acme")
     assert not acme_quote.available
     assert acme_quote.warnings == [
-        "no prices for acme in the catalog package:airflow_trainkit.costs/price_catalog.csv (rows with provider 'acme')"
+        "no prices for acme in the catalog package:airflow_trainkit.costs/price_catalog.csv (rows with backend 'acme')"
     ]
     assert table.left_out["acme"].startswith("not available: no prices for acme")
 
@@ -331,6 +338,6 @@ def test_a_backend_that_cannot_be_imported_here_is_left_out_with_the_reason(site
     from airflow_trainkit.costs.catalog import declared_keys
 
     assert "missing" in declared_keys()
-    table = quote_job(SPEC, hours=1, pick_from=["missing", "vertex_ai"])
+    table = quote_job(SPEC, hours=1, pick_from_backends=["missing", "vertex_ai"])
     assert table.left_out["missing"].startswith("not importable here: ModuleNotFoundError")
     assert table.cheapest is not None and table.cheapest.backend == "vertex_ai"

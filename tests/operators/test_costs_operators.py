@@ -31,7 +31,12 @@ _context = partial(
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("TRAINKIT_HOME", str(tmp_path / "trainkit"))
-    for name in ("TRAINKIT_PRICE_CATALOG", "TRAINKIT_ONPREM_COSTS", "TRAINKIT_PRICE_MAX_AGE_DAYS"):
+    for name in (
+        "TRAINKIT_PRICE_CATALOG",
+        "TRAINKIT_ONPREM_COSTS",
+        "TRAINKIT_PRICE_MAX_AGE",
+        "TRAINKIT_PRICE_MAX_AGE_DAYS",
+    ):
         monkeypatch.delenv(name, raising=False)
     return tmp_path / "trainkit"
 
@@ -61,13 +66,15 @@ def test_compare_operator_picks_cheapest_and_writes_report(home: Path) -> None:
         "report.md",
         "quotes.txt",
         "quotes.json",
-        "cost_per_provider.png",
+        "cost_per_backend.png",
+        "cost_per_provider.png",  # the same chart under its deprecated name, for one release
     }
-    assert (report / "cost_per_provider.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (report / "cost_per_backend.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (report / "cost_per_provider.png").read_bytes() == (report / "cost_per_backend.png").read_bytes()
     with (report / "quotes.csv").open() as handle:
-        rows = {row["provider"]: row for row in csv.DictReader(handle)}
+        rows = {row["backend"]: row for row in csv.DictReader(handle)}
     assert set(rows) == {"sagemaker", "vertex_ai", "azure_ml", "onprem", "ray"}
-    assert rows["sagemaker"]["backend"] == "sagemaker"
+    assert rows["sagemaker"]["provider"] == "sagemaker"  # the deprecated repeat, for one release
     assert rows["sagemaker"]["instance_type"] == "ml.g4dn.xlarge"
     assert rows["azure_ml"]["left_out"] == "" and rows["azure_ml"]["backend"] == "azure_ml"
     assert result["left_out"] == {}
@@ -101,7 +108,7 @@ def test_compare_operator_bad_input(home: Path) -> None:
         hours=1,
         pick="cheapest",
         backends=["azure_ml"],
-        max_age_days=100000,
+        max_price_age="100000d",
     )
     with pytest.raises(
         ValueError,
@@ -168,3 +175,58 @@ def test_compare_operator_prices_a_cpu_job_in_the_region_of_the_connection(
     assert by["sagemaker"]["instance_type"] == "ml.r7i.2xlarge" and by["sagemaker"]["total"] == 0.6552
     assert (by["vertex_ai"]["region"], by["vertex_ai"]["instance_type"]) == ("us-central1", "n1-standard-8")
     assert result["request"]["vcpus"] == 8
+
+
+# Deprecated aliases are folded into their templated replacement in __init__, so a template given
+# under the old name is rendered too.
+NOT_TEMPLATED = {
+    "CompareTrainingCostsOperator": {
+        "providers": "deprecated alias, stored as backends",
+        "pick_from": "deprecated alias, stored as pick_from_backends",
+        "max_age_days": "deprecated alias, stored as max_price_age ('<days>d')",
+    },
+    "RefreshPriceCatalogOperator": {"providers": "deprecated alias, stored as backends"},
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOT_TEMPLATED))
+def test_every_parameter_a_user_may_template_is_templated(name: str) -> None:
+    import inspect
+
+    from airflow_trainkit.operators import costs
+
+    operator = getattr(costs, name)
+    parameters = [
+        p.name for p in inspect.signature(operator.__init__).parameters.values() if p.kind is p.KEYWORD_ONLY
+    ]
+    untemplated = {p for p in parameters if p not in operator.template_fields}
+    assert untemplated == set(NOT_TEMPLATED[name])
+    assert all(hasattr(operator, "template_fields") and f in parameters for f in operator.template_fields)
+
+
+def test_compare_operator_renders_templates_before_it_validates(home: Path) -> None:
+    from airflow_trainkit.operators.costs import CompareTrainingCostsOperator
+
+    op = CompareTrainingCostsOperator(
+        task_id="quote",
+        spec={"command": ["x"], "accelerator": "T4:1"},
+        hours="1",
+        pick="{{ params.pick }}",
+        pick_from_backends="{{ params.backend }}",
+        max_price_age="{{ params.age }}",
+        region_conn_ids="False",
+        onprem=ONPREM,
+    )
+    # What Airflow does between parse and execute: render every template field.
+    op.pick, op.pick_from_backends, op.max_price_age = "cheapest", "sagemaker", "12w"
+    context = _context()
+    result = op.execute(context)
+    assert context["ti"].xcoms == {"backend": "sagemaker"}
+    assert result["request"]["max_price_age_seconds"] == 12 * 7 * 86400
+    assert result["request"]["regions"]["sagemaker"] == "us-east-1"
+    op.region_conn_ids = "sometimes"
+    with pytest.raises(ValueError, match="region_conn_ids must be true, false or a mapping.*got 'sometimes'"):
+        op.execute(_context())
+    op.region_conn_ids, op.max_price_age = False, "soon"
+    with pytest.raises(ValueError, match="max_price_age must be seconds or a duration.*got 'soon'"):
+        op.execute(_context())

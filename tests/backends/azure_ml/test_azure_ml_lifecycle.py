@@ -271,7 +271,7 @@ def test_quote_then_train_picks_azure_ml_when_it_is_cheapest_and_records_its_cos
         spec=SPEC,
         hours=2,
         pick="cheapest",
-        pick_from=["sagemaker", "vertex_ai", "azure_ml"],
+        pick_from_backends=["sagemaker", "vertex_ai", "azure_ml"],
         report_uri=str(tmp_path / "report"),
     ).execute(quote_context)
     assert quotes["cheapest"]["backend"] == "azure_ml" and "azure_ml" not in quotes["left_out"]
