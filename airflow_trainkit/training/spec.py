@@ -63,24 +63,24 @@ class Accelerator:
         try:
             return cls._read(value)
         except ValueError as problem:
-            raise ValueError(f"spec.accelerator: {problem}, got {value!r}") from None
+            raise ValueError(f"spec.accelerator: {problem}") from None
 
     @classmethod
     def _read(cls, value: str | None) -> Accelerator | None:
-        """The request in ``value``; a ``ValueError`` saying what is wrong (without the value)."""
+        """The request in ``value``; a ``ValueError`` saying what is wrong with it."""
         if value is None or str(value).strip().lower() in ("", "none", "cpu"):
             return None
         name, _, count_text = str(value).strip().partition(":")
         if count_text and not count_text.strip().isdigit():
-            raise ValueError("the count must be a whole number, e.g. 'T4:1'")
+            raise ValueError(f"count in {value!r} must be a whole number, e.g. 'T4:1'")
         count = int(count_text) if count_text else 1
         if count < 1:
-            raise ValueError("the count must be at least 1")
+            raise ValueError(f"count in {value!r} must be at least 1")
         if name.strip().lower() == "gpu":
             return cls(None, count)
         model = _GPU_LOOKUP.get(name.strip().upper())
         if model is None:
-            raise ValueError(f"unknown accelerator; use 'gpu:N' or one of {', '.join(KNOWN_GPUS)}")
+            raise ValueError(f"unknown accelerator {value!r} (use 'gpu:N' or one of {', '.join(KNOWN_GPUS)})")
         return cls(model, count)
 
     def __str__(self) -> str:

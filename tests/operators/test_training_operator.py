@@ -170,8 +170,16 @@ def test_not_deferrable_returns_the_result(onprem_root):
 @pytest.mark.parametrize(
     ("backend", "spec", "message"),
     [
-        ("onprem", {"command": ["true"], "max_runtime": 0}, "spec.max_runtime must be positive, got 0"),
-        ("onprem", {"command": ["true"], "max_runtime": -1}, "spec.max_runtime must be positive, got -1"),
+        (
+            "onprem",
+            {"command": ["true"], "max_runtime": 0},
+            "spec.max_runtime: must be a positive duration, got 0",
+        ),
+        (
+            "onprem",
+            {"command": ["true"], "max_runtime": -1},
+            "spec.max_runtime: must be a positive duration, got -1",
+        ),
         ("nosuch", {"command": ["true"]}, "backend 'nosuch' is not known"),
         (
             "onprem",
@@ -181,12 +189,12 @@ def test_not_deferrable_returns_the_result(onprem_root):
         (
             "onprem",
             {"command": ["true"], "spot": True},
-            "spec.checkpoint_uri is required when spec.spot is true",
+            "spec.checkpoint_uri: required when spec.spot is true",
         ),
         (
             "onprem",
             {"command": "python train.py"},
-            "spec.command must be a non-empty list of strings, got 'python train.py'",
+            "spec.command: Input should be a valid list, got 'python train.py'",
         ),
         (
             "onprem",

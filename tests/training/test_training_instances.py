@@ -63,7 +63,7 @@ def test_unknown_provider_and_no_gpu() -> None:
         instance_for("onprem", "T4:1")
     with pytest.raises(ValueError, match="asks for no GPU"):
         instance_for("sagemaker", "cpu")
-    with pytest.raises(ValueError, match="unknown accelerator.*, got 'X9:1'"):
+    with pytest.raises(ValueError, match="unknown accelerator 'X9:1'"):
         instance_for("sagemaker", "X9:1")
 
 
