@@ -122,11 +122,6 @@ def validate(spec: TrainingJobSpec) -> None:
             "spec.checkpoint_uri must be an Azure ML datastore URI 'azureml://datastores/<name>/paths/<path>' "
             f"(it is mounted read-write), got {spec.checkpoint_uri!r}"
         )
-    if spec.spot and not spec.checkpoint_uri and not spec.allow_spot_without_checkpoint:
-        raise ValueError(
-            "spec.checkpoint_uri is required when spec.spot is true (got None): a preempted low-priority "
-            "job restarts and resumes from its last checkpoint; set allow_spot_without_checkpoint=true to opt out"
-        )
     for channel, uri in spec.inputs.items():
         if not _NAME.match(channel):
             raise ValueError(

@@ -65,10 +65,6 @@ class SageMakerRequestBuilder:
             raise ValueError(
                 f"spec.checkpoint_uri must be an s3:// URI for SageMaker, got {spec.checkpoint_uri!r}"
             )
-        if spec.spot and spec.max_wait is not None and spec.max_wait < spec.max_runtime:
-            raise ValueError(
-                f"spec.max_wait ({spec.max_wait} s) must be at least spec.max_runtime ({spec.max_runtime} s)"
-            )
         for channel, uri in spec.inputs.items():
             if not _CHANNEL.match(channel):
                 raise ValueError(

@@ -58,11 +58,6 @@ class VertexRequestBuilder:
             raise ValueError(
                 f"spec.checkpoint_uri must be a gs:// URI for Vertex AI, got {spec.checkpoint_uri!r}"
             )
-        if spec.spot and not spec.checkpoint_uri and not spec.allow_spot_without_checkpoint:
-            raise ValueError(
-                "spec.checkpoint_uri is required when spec.spot is true (got None): a preempted Spot VM "
-                "restarts the job from its last checkpoint; set allow_spot_without_checkpoint=true to opt out"
-            )
         for channel, uri in spec.inputs.items():
             if not _is_gs(uri):
                 raise ValueError(f"spec.inputs[{channel!r}] must be a gs:// URI for Vertex AI, got {uri!r}")
