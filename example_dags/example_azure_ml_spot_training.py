@@ -31,7 +31,7 @@ with DAG(
     train = TrainModelOperator(
         task_id="train_churn_model",
         backend="azure_ml",
-        conn_id="azure_default",
+        backend_conn_id="azure_default",
         spec={
             "image": "{{ params.image }}",
             "command": ["python", "-m", "airflow_trainkit.trainers.xgboost"],

@@ -46,7 +46,7 @@ with DAG(
     train = TrainModelOperator(
         task_id="train_on_gpu_server",
         backend="onprem",
-        conn_id="trainkit_onprem_ssh",
+        backend_conn_id="trainkit_onprem_ssh",
         spec={
             "command": ["python", "-m", "airflow_trainkit.trainers.xgboost"],
             "inputs": {"train": "{{ params.shared }}/data/churn_train.parquet"},

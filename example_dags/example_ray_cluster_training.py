@@ -44,7 +44,7 @@ with DAG(
     train = TrainModelOperator(
         task_id="train_churn_model",
         backend="ray",
-        conn_id="trainkit_ray_default",
+        backend_conn_id="trainkit_ray_default",
         spec={
             "command": ["python", "-m", "airflow_trainkit.trainers.xgboost"],
             "inputs": {"train": "{{ ti.xcom_pull(task_ids='prepare_data') }}"},

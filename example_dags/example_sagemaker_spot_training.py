@@ -28,7 +28,7 @@ with DAG(
     train = TrainModelOperator(
         task_id="train_churn_model",
         backend="sagemaker",
-        conn_id="aws_default",
+        backend_conn_id="aws_default",
         spec={
             "image": "{{ params.image }}",
             "command": ["python", "train.py"],

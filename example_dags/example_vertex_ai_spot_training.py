@@ -29,7 +29,7 @@ with DAG(
     train = TrainModelOperator(
         task_id="train_churn_model",
         backend="vertex_ai",
-        conn_id="google_cloud_default",
+        backend_conn_id="google_cloud_default",
         spec={
             "image": "{{ params.image }}",
             "command": ["python", "-m", "airflow_trainkit.trainers.xgboost"],

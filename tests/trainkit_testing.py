@@ -278,7 +278,7 @@ class TrainingTasks:
 
         spec = kwargs.pop("spec", self.spec)
         return TrainModelOperator(
-            task_id=task_id, backend=self.backend, spec=spec, conn_id=self.conn_id, **kwargs
+            task_id=task_id, backend=self.backend, spec=spec, backend_conn_id=self.conn_id, **kwargs
         )
 
     def context(

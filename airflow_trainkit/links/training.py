@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from typing_extensions import override
+
 from airflow_trainkit._compat import BaseOperatorLink, xcom_value
 
 CONSOLE_URL_XCOM_KEY = "console_url"
@@ -14,6 +16,7 @@ class TrainingJobConsoleLink(BaseOperatorLink):
 
     name = "Training job console"
 
+    @override
     def get_link(self, operator: Any, *, ti_key: Any) -> str:
         url = xcom_value(ti_key, CONSOLE_URL_XCOM_KEY)
         return str(url) if url else ""

@@ -7,7 +7,10 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from typing_extensions import override
+
 from airflow_trainkit._compat import BaseSensorOperator
+from airflow_trainkit.operators.training import TrainingBackendMixin, resolve_deferrable
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -16,40 +19,38 @@ if TYPE_CHECKING:
     from airflow_trainkit.training.waiting import WaitPolicy
 
 
-class TrainingJobSensor(BaseSensorOperator):
+class TrainingJobSensor(TrainingBackendMixin, BaseSensorOperator):
     """Wait until a training job, found by backend and job id, ends; fail unless it succeeded.
 
     The sensor never stops the job it watches: the job belongs to whoever started it.
 
     :param backend: backend name, e.g. ``"sagemaker"``. (templated)
     :param job_id: the backend's id of the job. (templated)
-    :param conn_id: the backend's connection. (templated)
-    :param deferrable: wait in the triggerer (default).
+    :param backend_conn_id: the backend's connection; ``None`` for its default. (templated)
+    :param deferrable: wait in the triggerer instead of poking from a worker. ``None`` (default):
+        ``True``, unless the deployment sets Airflow's ``[operators] default_deferrable``.
+    :param conn_id: deprecated name of ``backend_conn_id``.
     """
 
-    template_fields: Sequence[str] = ("backend", "job_id", "conn_id")
+    template_fields: Sequence[str] = ("backend", "job_id", "backend_conn_id")
 
     def __init__(
         self,
         *,
         backend: str,
         job_id: str,
+        backend_conn_id: str | None = None,
+        deferrable: bool | None = None,
         conn_id: str | None = None,
-        deferrable: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.backend = backend
+        self._name_backend(backend, backend_conn_id, conn_id)
         self.job_id = job_id
-        self.conn_id = conn_id
-        self.deferrable = deferrable
+        self.deferrable = resolve_deferrable(deferrable)
         self._policy: WaitPolicy | None = None
 
-    def _get_backend(self) -> TrainingBackend:
-        from airflow_trainkit.training.backend import get_backend
-
-        return get_backend(self.backend)(self.conn_id)
-
+    @override
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
@@ -57,7 +58,7 @@ class TrainingJobSensor(BaseSensorOperator):
         from airflow_trainkit.training.lifecycle import sensor_deadline
         from airflow_trainkit.triggers.training import TrainingJobTrigger
 
-        backend = self._get_backend()
+        backend = self.training_backend
         status = backend.describe(self.job_id)
         if status.phase.terminal:
             return self._result(backend, status)
@@ -70,7 +71,7 @@ class TrainingJobSensor(BaseSensorOperator):
             trigger=TrainingJobTrigger(
                 backend=backend.name,
                 job=ref.to_dict(),
-                conn_id=self.conn_id,
+                conn_id=self.backend_conn_id,
                 deadline=deadline,
                 poll_interval=float(self.poke_interval),
                 stop_on_kill=False,
@@ -81,11 +82,12 @@ class TrainingJobSensor(BaseSensorOperator):
             timeout=timedelta(seconds=max(deadline - time.time(), 0) + 60) if deadline else None,
         )
 
+    @override
     def poke(self, context: Context) -> Any:
         from airflow_trainkit._compat import PokeReturnValue
         from airflow_trainkit.training.waiting import WaitPolicy
 
-        backend = self._get_backend()
+        backend = self.training_backend
         if self._policy is None:  # one per sensor object: it counts failed pokes in a row
             self._policy = WaitPolicy(interval=float(self.poke_interval), is_transient=backend.is_transient)
         status = self._policy.once(lambda: backend.describe(self.job_id))
@@ -97,21 +99,24 @@ class TrainingJobSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=self._result(backend, status))
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Called when the trigger fires: the job's result, or the failure the event reports.
+
+        :raises ValueError: the event is malformed (naming what is missing or wrong).
+        """
         from airflow_trainkit.exceptions import TrainingJobFailed
         from airflow_trainkit.training.backend import JobStatus
         from airflow_trainkit.training.lifecycle import fail_if_execution_timed_out
+        from airflow_trainkit.triggers.training import JobDone, read_event
 
-        backend = self._get_backend()
-        if event.get("reason") == "execution_timeout":
+        outcome = read_event(event)
+        backend = self.training_backend
+        if isinstance(outcome, JobDone):
+            return self._result(backend, JobStatus.from_dict(outcome.job_status()))
+        if outcome.status == "timeout" and outcome.reason == "execution_timeout":
             fail_if_execution_timed_out(context, self.execution_timeout, f"waiting for job {self.job_id}")
-        if event.get("status") != "done":
-            raise TrainingJobFailed(
-                str(event.get("message")),
-                backend=backend.name,
-                job_id=self.job_id,
-                state=str(event.get("status")).upper(),
-            )
-        return self._result(backend, JobStatus.from_dict(event["job"]))
+        raise TrainingJobFailed(
+            outcome.message, backend=backend.name, job_id=self.job_id, state=outcome.status.upper()
+        )
 
     def _result(self, backend: TrainingBackend, status: JobStatus) -> dict[str, Any]:
         from airflow_trainkit.exceptions import TrainingJobFailed

@@ -47,10 +47,12 @@ class JobPhase(StrEnum):
 
     @property
     def terminal(self) -> bool:
+        """The job has ended (succeeded, failed or stopped) and will not change again."""
         return self in (JobPhase.SUCCEEDED, JobPhase.FAILED, JobPhase.STOPPED)
 
     @property
     def active(self) -> bool:
+        """The job may still run or change: a job a task re-attaches to, or must stop."""
         return not self.terminal
 
 
@@ -82,6 +84,7 @@ class JobRef:
     returned: bool = False
 
     def to_dict(self) -> dict[str, Any]:
+        """The record as JSON, for the task state store, the trigger's kwargs and its events."""
         return asdict(self)
 
     @classmethod
@@ -94,6 +97,7 @@ class JobRef:
         return cls(**{k: v for k, v in values.items() if k in known})
 
     def with_(self, **changes: Any) -> JobRef:
+        """A copy with ``changes`` (the record is saved again, never edited in place)."""
         return replace(self, **changes)
 
 
@@ -126,6 +130,7 @@ class JobStatus:
     region: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The status as JSON (``phase`` as its string), as the trigger's ``done`` event carries it."""
         data = asdict(self)
         data["phase"] = self.phase.value
         return data
@@ -210,6 +215,7 @@ class TrainingBackend(ABC):
         return await asyncio.to_thread(self.describe, job)
 
     async def stop_async(self, job: JobRef | str, *, reason: str = "stopped by Airflow") -> None:
+        """``stop`` without blocking the triggerer's event loop."""
         await asyncio.to_thread(self.stop, job, reason=reason)
 
     def find(self, job: JobRef | str) -> JobStatus | None:

@@ -4,12 +4,11 @@ For every field a backend either supports it (the default), refuses it (a ``Valu
 field, the value and the backend, before anything starts) or treats it as not applicable (a documented
 no-op, logged once at submit). The same spec therefore runs on every backend whose capabilities accept
 it, and the cost comparison can tell which backends would refuse a spec without importing any SDK.
-Stdlib only: DAGs and the cost CLI import it.
+Light (the spec model only): DAGs and the cost CLI import it.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -38,7 +37,7 @@ class Capabilities:
     def __post_init__(self) -> None:
         from airflow_trainkit.training.spec import TrainingJobSpec
 
-        fields = {f.name for f in dataclasses.fields(TrainingJobSpec)}
+        fields = set(TrainingJobSpec.model_fields)
         for kind in ("refused", "not_applicable"):
             unknown = sorted(set(getattr(self, kind)) - fields)
             if unknown:
@@ -88,14 +87,10 @@ class Capabilities:
 def _non_default_fields(spec: TrainingJobSpec) -> dict[str, Any]:
     """The spec's fields that differ from their defaults, with their values."""
     used: dict[str, Any] = {}
-    for f in dataclasses.fields(spec):
-        if f.default is not dataclasses.MISSING:
-            default: Any = f.default
-        elif f.default_factory is not dataclasses.MISSING:
-            default = f.default_factory()
-        else:
+    for name, info in type(spec).model_fields.items():
+        if info.is_required():
             continue  # required fields (command) are always used
-        value = getattr(spec, f.name)
-        if value != default:
-            used[f.name] = value
+        value = getattr(spec, name)
+        if value != info.get_default(call_default_factory=True):
+            used[name] = value
     return used

@@ -26,11 +26,13 @@ class JobIdentity:
 
     @classmethod
     def from_context(cls, context: Any) -> JobIdentity:
+        """The identity of the task instance running in ``context``."""
         ti = context["ti"]
         map_index = getattr(ti, "map_index", None)
         return cls(ti.dag_id, ti.run_id, ti.task_id, -1 if map_index is None else int(map_index))
 
     def to_dict(self) -> dict[str, Any]:
+        """The identity as JSON, for a trigger's kwargs (it asks the task's state by it)."""
         return asdict(self)
 
     @property

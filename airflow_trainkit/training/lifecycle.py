@@ -12,6 +12,8 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
+from typing_extensions import override
+
 from airflow_trainkit.training.backend import JobPhase, JobRef
 
 if TYPE_CHECKING:
@@ -33,12 +35,16 @@ DEADLINE_SLACK_SECONDS = 600
 class JobRecords(Protocol):
     """Where the job a task started is remembered across its tries."""
 
-    def load(self) -> JobRef | None: ...
+    def load(self) -> JobRef | None:
+        """The record saved last, or ``None`` when this task instance has started no job."""
+        ...
 
-    def save(self, ref: JobRef) -> None: ...
+    def save(self, ref: JobRef) -> None:
+        """Remember ``ref`` for the next try (it replaces the record before it)."""
+        ...
 
 
-class TaskStateRecords:
+class TaskStateRecords(JobRecords):
     """:class:`JobRecords` in Airflow 3.3's ``task_state_store`` (none on older Airflow: nothing kept)."""
 
     def __init__(self, store: Any, key: str = STATE_KEY) -> None:
@@ -47,14 +53,17 @@ class TaskStateRecords:
 
     @classmethod
     def from_context(cls, context: Any, key: str = STATE_KEY) -> TaskStateRecords:
+        """The records of the task instance running in ``context``."""
         return cls(context.get("task_state_store"), key)
 
+    @override
     def load(self) -> JobRef | None:
         if self.store is None:
             return None
         value = self.store.get(self.key)
         return JobRef.from_dict(value) if isinstance(value, dict) else None
 
+    @override
     def save(self, ref: JobRef) -> None:
         if self.store is not None:
             self.store.set(self.key, ref.to_dict())

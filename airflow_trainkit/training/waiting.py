@@ -126,6 +126,7 @@ class WaitPolicy:
         return delay
 
     def passed(self) -> bool:
+        """Whether the deadline (if any) has passed by the wall clock."""
         return self.deadline is not None and time.time() >= self.deadline
 
     # -- the two drivers -----------------------------------------------------------------------

@@ -168,6 +168,7 @@ def watch(stream: Any) -> int:
 
 
 def main() -> int:
+    """The watchdog process's entry point: its job and connections come on stdin, never in a file."""
     return watch(sys.stdin.buffer)
 
 

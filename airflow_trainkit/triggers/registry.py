@@ -6,6 +6,8 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from typing_extensions import override
+
 from airflow_trainkit._compat import BaseTrigger, TriggerEvent
 
 if TYPE_CHECKING:
@@ -52,6 +54,7 @@ class ModelVersionTrigger(BaseTrigger):
         self.poll_interval = poll_interval
         self.deadline = deadline
 
+    @override
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
@@ -78,6 +81,7 @@ class ModelVersionTrigger(BaseTrigger):
             client, self.model_name, alias=self.alias, tag=self.tag, newer_than=self.newer_than
         )
 
+    @override
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_trainkit.registry.watch import is_transient
         from airflow_trainkit.training.waiting import WaitDeadlinePassed, WaitPolicy

@@ -6,10 +6,16 @@ import asyncio
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+from typing_extensions import override
 
 from airflow_trainkit._compat import BaseTrigger, TriggerEvent
+from airflow_trainkit.config_model import build
 from airflow_trainkit.durations import parse_duration
+from airflow_trainkit.training.backend import JobPhase  # noqa: TC001 - pydantic reads the annotations at runtime
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -33,6 +39,77 @@ WILL_RUN_AGAIN = {
     "up_for_reschedule",
     "deferred",
 }
+
+
+class _Event(BaseModel):
+    """What every event of the trigger carries. Keys a later release adds are let through."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    job_id: str | None = None
+    ref: dict[str, Any] | None = None
+
+
+class _JobStatusShape(BaseModel):
+    """The keys :meth:`JobStatus.from_dict` needs; the others are kept as they are."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    job_id: str
+    state: str
+    phase: JobPhase
+
+
+class JobDone(_Event):
+    """The job reached a terminal state (succeeded, failed or stopped): ``job`` is its status."""
+
+    status: Literal["done"]
+    job: _JobStatusShape
+
+    def job_status(self) -> dict[str, Any]:
+        """``job`` as the dict :meth:`JobStatus.from_dict` reads."""
+        return self.job.model_dump(mode="json")
+
+
+class JobTimedOut(_Event):
+    """The deadline passed (``reason``: ``"deadline"``, ``"timeout"`` or ``"execution_timeout"``)."""
+
+    status: Literal["timeout"]
+    message: str
+    reason: str = "deadline"
+
+
+class JobStatusFailed(_Event):
+    """Asking for the job's status failed in a way the wait policy gave up on."""
+
+    status: Literal["error"]
+    message: str
+
+
+TrainingJobEvent = JobDone | JobTimedOut | JobStatusFailed
+_EVENTS: dict[str, type[TrainingJobEvent]] = {
+    "done": JobDone,
+    "timeout": JobTimedOut,
+    "error": JobStatusFailed,
+}
+
+
+def read_event(event: Any) -> TrainingJobEvent:
+    """The event a resumed task got from :class:`TrainingJobTrigger`, checked in shape.
+
+    :raises ValueError: naming what is missing or wrong (``event.status``, ``event.job.phase``, ...).
+    """
+    status = event.get("status") if isinstance(event, Mapping) else None
+    model = _EVENTS.get(status) if isinstance(status, str) else None
+    if model is None:
+        shown = status if isinstance(event, Mapping) else event
+        raise ValueError(
+            f"trigger event: event.status must be one of {', '.join(map(repr, _EVENTS))}, got {shown!r}"
+        )
+    try:
+        return build(model, event, prefix="event")
+    except ValueError as problem:
+        raise ValueError(f"trigger event: {problem}") from None
 
 
 class TrainingJobTrigger(BaseTrigger):
@@ -88,8 +165,10 @@ class TrainingJobTrigger(BaseTrigger):
 
     @property
     def job_id(self) -> str:
+        """The name of the job this trigger waits for."""
         return self.ref.job_name
 
+    @override
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
             f"{type(self).__module__}.{type(self).__qualname__}",
@@ -110,6 +189,7 @@ class TrainingJobTrigger(BaseTrigger):
 
         return shared_backend(self.backend_name, self.conn_id)
 
+    @override
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_trainkit.training.waiting import WaitDeadlinePassed, WaitPolicy
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 
 import pytest
@@ -12,6 +13,7 @@ from airflow_trainkit._compat import AirflowException, TaskDeferralTimeout, Task
 from airflow_trainkit.backends.onprem import OnPremBackend
 from airflow_trainkit.exceptions import TrainingJobFailed
 from airflow_trainkit.operators.training import STATE_KEY, TrainModelOperator
+from airflow_trainkit.vocabulary import TrainkitDeprecationWarning
 
 
 def operator(script: str, **spec_extra) -> TrainModelOperator:
@@ -170,8 +172,16 @@ def test_not_deferrable_returns_the_result(onprem_root):
 @pytest.mark.parametrize(
     ("backend", "spec", "message"),
     [
-        ("onprem", {"command": ["true"], "max_runtime": 0}, "spec.max_runtime must be positive, got 0"),
-        ("onprem", {"command": ["true"], "max_runtime": -1}, "spec.max_runtime must be positive, got -1"),
+        (
+            "onprem",
+            {"command": ["true"], "max_runtime": 0},
+            "spec.max_runtime: must be a positive duration, got 0",
+        ),
+        (
+            "onprem",
+            {"command": ["true"], "max_runtime": -1},
+            "spec.max_runtime: must be a positive duration, got -1",
+        ),
         ("nosuch", {"command": ["true"]}, "backend 'nosuch' is not known"),
         (
             "onprem",
@@ -181,12 +191,12 @@ def test_not_deferrable_returns_the_result(onprem_root):
         (
             "onprem",
             {"command": ["true"], "spot": True},
-            "spec.checkpoint_uri is required when spec.spot is true",
+            "spec.checkpoint_uri: required when spec.spot is true",
         ),
         (
             "onprem",
             {"command": "python train.py"},
-            "spec.command must be a non-empty list of strings, got 'python train.py'",
+            "spec.command: Input should be a valid list, got 'python train.py'",
         ),
         (
             "onprem",
@@ -211,3 +221,98 @@ def test_bad_input_fails_before_any_job_starts(onprem_root, backend, spec, messa
 def test_constructor_only_assigns():
     op = TrainModelOperator(task_id="t", backend="{{ params.backend }}", spec={"command": "{{ not a list }}"})
     assert op.backend == "{{ params.backend }}"
+
+
+# -- parameters: the backend's connection, deferrable, templating ------------------------------
+
+DEFERRABLE_ENV = "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"
+# Every __init__ parameter a user may template is; these are not, for the reason given.
+NOT_TEMPLATED = {
+    "deferrable": "decides how the task runs; a rendered 'False' would be a true string",
+    "conn_id": "deprecated name of backend_conn_id, whose value lands in the templated backend_conn_id",
+    "kwargs": "BaseOperator's own arguments",
+}
+
+
+def test_every_parameter_is_templated_or_listed_with_a_reason():
+    import inspect
+
+    params = set(inspect.signature(TrainModelOperator.__init__).parameters) - {"self"}
+    assert params - set(TrainModelOperator.template_fields) == set(NOT_TEMPLATED)
+
+
+def test_backend_conn_id_names_the_backends_connection_and_the_backend_is_made_once():
+    op = TrainModelOperator(
+        task_id="t", backend="onprem", backend_conn_id="trainkit_onprem_x", spec={"command": ["x"]}
+    )
+    assert op.backend_conn_id == "trainkit_onprem_x"
+    assert op.training_backend.conn_id == "trainkit_onprem_x"
+    assert op.training_backend is op.training_backend
+
+
+def test_conn_id_still_works_with_a_deprecation_warning():
+    with pytest.warns(
+        TrainkitDeprecationWarning,
+        match=r"TrainModelOperator\(conn_id=\.\.\.\) is deprecated; use backend_conn_id",
+    ):
+        op = TrainModelOperator(task_id="t", conn_id="trainkit_onprem_x", spec={"command": ["x"]})
+    assert op.backend_conn_id == "trainkit_onprem_x"
+    with pytest.raises(ValueError, match="pass backend_conn_id only"):
+        TrainModelOperator(task_id="t", conn_id="a", backend_conn_id="b", spec={"command": ["x"]})
+
+
+def test_deferrable_by_default_unless_the_deployment_says_otherwise(monkeypatch):
+    for tail in ("", "_CMD", "_SECRET"):
+        monkeypatch.delenv(DEFERRABLE_ENV + tail, raising=False)
+    assert TrainModelOperator(task_id="t", spec={"command": ["x"]}).deferrable is True
+    monkeypatch.setenv(DEFERRABLE_ENV, "false")
+    assert TrainModelOperator(task_id="t", spec={"command": ["x"]}).deferrable is False
+    assert TrainModelOperator(task_id="t", spec={"command": ["x"]}, deferrable=True).deferrable is True
+
+
+def test_rendered_poll_interval_and_log_tail_lines_are_read_as_a_duration_and_a_count(onprem_root):
+    op = TrainModelOperator(
+        task_id="train",
+        spec={"command": ["echo", "hi"]},
+        deferrable=False,
+        poll_interval="0.05",
+        log_tail_lines="5",
+    )
+    assert op.execute(make_context())["state"] == "SUCCEEDED"
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"poll_interval": "soon"}, "poll_interval must be seconds or a duration such as"),
+        ({"log_tail_lines": "many"}, "log_tail_lines must be a whole number of lines, 0 or more, got 'many'"),
+    ],
+)
+def test_bad_rendered_settings_fail_before_any_job_starts(onprem_root, params, message):
+    op = TrainModelOperator(task_id="train", spec={"command": ["true"]}, **params)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        op.execute(make_context())
+    assert not onprem_root.exists() or not any(onprem_root.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({}, "trigger event: event.status must be one of 'done', 'timeout', 'error', got None"),
+        ({"status": "finished"}, "event.status must be one of 'done', 'timeout', 'error', got 'finished'"),
+        ({"status": "done"}, "trigger event: event.job: required, missing"),
+        (
+            {"status": "done", "job": {"job_id": "j", "state": "Completed"}},
+            "event.job.phase: required, missing",
+        ),
+        ({"status": "timeout", "reason": "deadline"}, "event.message: required, missing"),
+    ],
+)
+def test_a_malformed_event_stops_the_job_and_names_what_is_wrong(onprem_root, event, message):
+    op = operator("sleep 30")
+    context = make_context()
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        op.execute_complete(context, event, **deferred.value.kwargs)
+    assert settled(OnPremBackend(), deferred.value.trigger.job_id, timeout=20).state == "STOPPED"

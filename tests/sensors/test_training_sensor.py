@@ -10,6 +10,7 @@ from airflow_trainkit.backends.onprem import OnPremBackend
 from airflow_trainkit.exceptions import TrainingJobFailed
 from airflow_trainkit.sensors.training import TrainingJobSensor
 from airflow_trainkit.training.spec import TrainingJobSpec
+from airflow_trainkit.vocabulary import TrainkitDeprecationWarning
 
 
 def start(script: str, job_id: str) -> OnPremBackend:
@@ -49,3 +50,57 @@ def test_deferrable_waits_in_the_trigger_without_owning_the_job(onprem_root):
     assert trigger.stop_on_kill is False and trigger.deadline is not None
     result = sensor.execute_complete(make_context(), first_trigger_event(trigger))
     assert result["state"] == "SUCCEEDED"
+
+
+DEFERRABLE_ENV = "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"
+NOT_TEMPLATED = {
+    "deferrable": "decides how the task runs; a rendered 'False' would be a true string",
+    "conn_id": "deprecated name of backend_conn_id, whose value lands in the templated backend_conn_id",
+    "kwargs": "BaseSensorOperator's own arguments (poke_interval, timeout, mode)",
+}
+
+
+def test_every_parameter_is_templated_or_listed_with_a_reason():
+    import inspect
+
+    params = set(inspect.signature(TrainingJobSensor.__init__).parameters) - {"self"}
+    assert params - set(TrainingJobSensor.template_fields) == set(NOT_TEMPLATED)
+
+
+def test_backend_conn_id_and_its_old_name(onprem_root):
+    sensor = TrainingJobSensor(
+        task_id="wait", backend="onprem", job_id="j", backend_conn_id="trainkit_onprem_x"
+    )
+    assert sensor.training_backend.conn_id == "trainkit_onprem_x"
+    assert sensor.training_backend is sensor.training_backend
+    with pytest.warns(TrainkitDeprecationWarning, match=r"TrainingJobSensor\(conn_id=\.\.\.\) is deprecated"):
+        old = TrainingJobSensor(task_id="wait", backend="onprem", job_id="j", conn_id="trainkit_onprem_x")
+    assert old.backend_conn_id == "trainkit_onprem_x"
+
+
+def test_deferrable_by_default_unless_the_deployment_says_otherwise(monkeypatch):
+    for tail in ("", "_CMD", "_SECRET"):
+        monkeypatch.delenv(DEFERRABLE_ENV + tail, raising=False)
+    assert TrainingJobSensor(task_id="wait", backend="onprem", job_id="j").deferrable is True
+    monkeypatch.setenv(DEFERRABLE_ENV, "false")
+    assert TrainingJobSensor(task_id="wait", backend="onprem", job_id="j").deferrable is False
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({"job_id": "j"}, "trigger event: event.status must be one of 'done', 'timeout', 'error', got None"),
+        ({"status": "done", "job_id": "j"}, "trigger event: event.job: required, missing"),
+        (
+            {"status": "done", "job": {"job_id": "j", "state": "X", "phase": "finished"}},
+            "trigger event: event.job.phase: Input should be 'pending', 'running', 'stopping', 'succeeded', 'failed' or 'stopped', got 'finished'",
+        ),
+        ({"status": "error"}, "trigger event: event.message: required, missing"),
+        ("done", "trigger event: event.status must be one of 'done', 'timeout', 'error', got 'done'"),
+    ],
+)
+def test_a_malformed_event_names_what_is_wrong(onprem_root, event, message):
+    sensor = TrainingJobSensor(task_id="wait", backend="onprem", job_id="j")
+    with pytest.raises(ValueError) as err:
+        sensor.execute_complete(make_context(), event)
+    assert str(err.value) == message

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import json
 import time
 from enum import StrEnum
 
@@ -12,7 +13,13 @@ from trainkit_testing import isolated_backends
 
 from airflow_trainkit.training.backend import JobPhase, JobStatus, TrainingBackend, register_backend
 from airflow_trainkit.training.spec import TrainingJobSpec
-from airflow_trainkit.triggers.training import TrainingJobTrigger
+from airflow_trainkit.triggers.training import (
+    JobDone,
+    JobStatusFailed,
+    JobTimedOut,
+    TrainingJobTrigger,
+    read_event,
+)
 
 
 class ScriptedState(StrEnum):
@@ -194,3 +201,21 @@ _real_sleep = asyncio.sleep
 
 async def _no_sleep(seconds):
     await _real_sleep(0)
+
+
+@pytest.mark.parametrize(
+    ("script", "deadline", "kind"),
+    [
+        (["Done"], None, JobDone),
+        (["Running"], -1.0, JobTimedOut),
+        ([PermissionError("AccessDenied")], None, JobStatusFailed),
+    ],
+)
+def test_every_event_the_trigger_yields_is_one_the_resumed_task_reads(scripted, script, deadline, kind):
+    scripted.script = script
+    trigger = TrainingJobTrigger(
+        "scripted", "j", poll_interval=0.0001, deadline=None if deadline is None else time.time() + deadline
+    )
+    (event,) = asyncio.run(collect(trigger))
+    read = read_event(json.loads(json.dumps(event.payload)))  # as stored by the triggerer
+    assert isinstance(read, kind) and read.job_id == "j"

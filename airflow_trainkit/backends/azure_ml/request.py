@@ -128,7 +128,7 @@ def _validate_image(spec: TrainingJobSpec) -> None:
 
 
 def _validate_storage(spec: TrainingJobSpec) -> None:
-    """Output and checkpoint URIs on a datastore (they are mounted), and a checkpoint for spot jobs."""
+    """Output and checkpoint URIs on a datastore, where they are mounted (the spec requires a checkpoint for spot)."""
     if not spec.output_uri or not _DATASTORE_URI.match(spec.output_uri):
         raise ValueError(
             "spec.output_uri must be an Azure ML datastore URI 'azureml://datastores/<name>/paths/<path>' "
@@ -138,11 +138,6 @@ def _validate_storage(spec: TrainingJobSpec) -> None:
         raise ValueError(
             "spec.checkpoint_uri must be an Azure ML datastore URI 'azureml://datastores/<name>/paths/<path>' "
             f"(it is mounted read-write), got {spec.checkpoint_uri!r}"
-        )
-    if spec.spot and not spec.checkpoint_uri and not spec.allow_spot_without_checkpoint:
-        raise ValueError(
-            "spec.checkpoint_uri is required when spec.spot is true (got None): a preempted low-priority "
-            "job restarts and resumes from its last checkpoint; set allow_spot_without_checkpoint=true to opt out"
         )
 
 

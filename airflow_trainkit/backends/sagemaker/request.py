@@ -225,7 +225,7 @@ def _validate_known_options(spec: TrainingJobSpec) -> None:
 
 
 def _validate_image_and_storage(spec: TrainingJobSpec) -> None:
-    """An image, S3 output and checkpoint locations, and a spot job's ``max_wait`` covering its runtime."""
+    """An image, and S3 output and checkpoint locations (the spec itself holds max_wait >= max_runtime)."""
     if not spec.image:
         raise ValueError(
             "spec.image is required for SageMaker (got None): the ECR URI of the training container"
@@ -235,10 +235,6 @@ def _validate_image_and_storage(spec: TrainingJobSpec) -> None:
     if spec.checkpoint_uri is not None and not _is_s3(spec.checkpoint_uri):
         raise ValueError(
             f"spec.checkpoint_uri must be an s3:// URI for SageMaker, got {spec.checkpoint_uri!r}"
-        )
-    if spec.spot and spec.max_wait is not None and spec.max_wait < spec.max_runtime:
-        raise ValueError(
-            f"spec.max_wait ({spec.max_wait} s) must be at least spec.max_runtime ({spec.max_runtime} s)"
         )
 
 

@@ -171,7 +171,7 @@ def _validate_option_names(spec: TrainingJobSpec) -> None:
 
 
 def _validate_image_and_storage(spec: TrainingJobSpec) -> None:
-    """An image, Cloud Storage output and checkpoint URIs, and a checkpoint for a spot job."""
+    """An image, and Cloud Storage output and checkpoint URIs (the spec itself requires a checkpoint for spot)."""
     if not spec.image:
         raise ValueError(
             "spec.image is required for Vertex AI (got None): the Artifact Registry URI of the container"
@@ -181,11 +181,6 @@ def _validate_image_and_storage(spec: TrainingJobSpec) -> None:
     if spec.checkpoint_uri is not None and not _is_gs(spec.checkpoint_uri):
         raise ValueError(
             f"spec.checkpoint_uri must be a gs:// URI for Vertex AI, got {spec.checkpoint_uri!r}"
-        )
-    if spec.spot and not spec.checkpoint_uri and not spec.allow_spot_without_checkpoint:
-        raise ValueError(
-            "spec.checkpoint_uri is required when spec.spot is true (got None): a preempted Spot VM "
-            "restarts the job from its last checkpoint; set allow_spot_without_checkpoint=true to opt out"
         )
 
 

@@ -222,7 +222,7 @@ def test_bad_input_is_refused_naming_field_and_value_before_any_job_is_created(
 
 
 def test_spot_without_checkpoint_is_refused_unless_opted_out(fake, backend):
-    with pytest.raises(ValueError, match=r"spec\.checkpoint_uri is required when spec\.spot is true"):
+    with pytest.raises(ValueError, match=r"spec\.checkpoint_uri: required when spec\.spot is true"):
         backend.check(TrainingJobSpec(**{**spec().to_dict(), "spot": True}))
     backend.submit(spec(spot=True, allow_spot_without_checkpoint=True), "tk-spot-nockpt-a1")
     props = created(fake, "tk-spot-nockpt-a1")

@@ -281,7 +281,7 @@ def test_quote_then_train_picks_azure_ml_when_it_is_cheapest_and_records_its_cos
         task_id=task_id,
         backend=quote_context["ti"].xcoms["backend"],
         spec=SPEC,
-        conn_id=CONN_ID,
+        backend_conn_id=CONN_ID,
         deferrable=False,
         poll_interval=0.001,
     )

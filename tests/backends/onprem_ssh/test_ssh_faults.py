@@ -26,7 +26,7 @@ def deferred_trigger(script: str, poll_interval: float = 0.1, run_id: str = "run
     op = TrainModelOperator(
         task_id="train",
         backend="onprem",
-        conn_id=CONN,
+        backend_conn_id=CONN,
         spec={"command": ["sh", "-c", script]},
         poll_interval=poll_interval,
     )

@@ -23,7 +23,7 @@ def operator(script: str, **spec_extra) -> TrainModelOperator:
     return TrainModelOperator(
         task_id="train",
         backend="onprem",
-        conn_id=CONN,
+        backend_conn_id=CONN,
         spec={"command": ["sh", "-c", script], **spec_extra},
         poll_interval=0.1,
     )
@@ -122,7 +122,7 @@ def test_not_deferrable_a_kill_stops_the_job(host_a):
     op = TrainModelOperator(
         task_id="train",
         backend="onprem",
-        conn_id=CONN,
+        backend_conn_id=CONN,
         spec={"command": ["sleep", "30"]},
         deferrable=False,
         poll_interval=0.1,

@@ -27,7 +27,7 @@ from airflow_trainkit.operators.training import TrainModelOperator
 context = make_context(try_number=1)
 context["ti"].max_tries = 0
 op = TrainModelOperator(
-    task_id="train", backend="onprem", conn_id="trainkit_onprem_ssh", spec={"command": ["sleep", "120"]},
+    task_id="train", backend="onprem", backend_conn_id="trainkit_onprem_ssh", spec={"command": ["sleep", "120"]},
     deferrable=False, poll_interval=0.2,
 )
 op.execute(context)

@@ -42,7 +42,7 @@ def context(task_id: str, try_number: int = 1, store: TaskStateStore | None = No
 
 
 def operator(task_id: str, spec: dict, **kwargs: object) -> TrainModelOperator:
-    return TrainModelOperator(task_id=task_id, backend="ray", spec=spec, conn_id=CONN_ID, **kwargs)
+    return TrainModelOperator(task_id=task_id, backend="ray", spec=spec, backend_conn_id=CONN_ID, **kwargs)
 
 
 def job_name(task_id: str, attempt: int = 1) -> str:

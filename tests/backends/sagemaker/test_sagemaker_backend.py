@@ -136,18 +136,19 @@ def test_bad_input_is_refused_before_any_call(fake, overrides, conn_id, field):
 def test_max_wait_below_max_runtime_is_refused(backend):
     with pytest.raises(ValueError, match=r"spec\.max_wait"):
         make_spec(max_wait="30m")
-    # A spec built without parse() is checked again by the backend.
-    spec = TrainingJobSpec(
-        command=["train"],
-        image=IMAGE,
-        output_uri=f"s3://{BUCKET}/m",
-        spot=True,
-        allow_spot_without_checkpoint=True,
-        max_runtime=3600,
-        max_wait=60,
-    )
-    with pytest.raises(ValueError, match=r"spec\.max_wait \(60 s\)"):
-        backend.validate(spec)
+    # A spec built without parse() is checked the same way: no backend holds a spec that breaks the rule.
+    with pytest.raises(
+        ValueError, match=r"spec\.max_wait: 60 s must be at least spec\.max_runtime \(3600 s\)"
+    ):
+        TrainingJobSpec(
+            command=["train"],
+            image=IMAGE,
+            output_uri=f"s3://{BUCKET}/m",
+            spot=True,
+            allow_spot_without_checkpoint=True,
+            max_runtime=3600,
+            max_wait=60,
+        )
 
 
 def test_describe_of_unknown_job_raises_not_found_and_never_lists(backend, fake):

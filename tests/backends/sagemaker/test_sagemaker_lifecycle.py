@@ -184,7 +184,7 @@ def test_spot_without_checkpoint_is_refused_through_the_operator(fake):
         operator("train_short_wait", spec=spec).execute(context("train_short_wait"))
     with pytest.raises(ValueError, match=r"spec\.options\['role_arn'\]"):
         TrainModelOperator(
-            task_id="train_no_role", backend="sagemaker", spec=SPEC, conn_id="aws_trainkit_norole"
+            task_id="train_no_role", backend="sagemaker", spec=SPEC, backend_conn_id="aws_trainkit_norole"
         ).execute(context("train_no_role"))
     assert fake.requests == []
 

@@ -197,9 +197,8 @@ def test_bad_input_is_refused_before_any_call(backend, fake, overrides, field):
 
 
 def test_spot_without_checkpoint_is_refused_unless_the_user_opts_out(backend):
-    spec = TrainingJobSpec(command=["train"], image=IMAGE, output_uri=f"gs://{BUCKET}/m", spot=True)
-    with pytest.raises(ValueError, match=r"spec\.checkpoint_uri is required when spec\.spot"):
-        backend.validate(spec)
+    with pytest.raises(ValueError, match=r"spec\.checkpoint_uri: required when spec\.spot"):
+        TrainingJobSpec(command=["train"], image=IMAGE, output_uri=f"gs://{BUCKET}/m", spot=True)
     opted_out = TrainingJobSpec(
         command=["train"],
         image=IMAGE,

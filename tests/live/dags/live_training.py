@@ -53,7 +53,7 @@ for dag_id, (backend, spec, task_args) in CASES.items():
             task_id="train",
             backend=backend,
             spec=spec,
-            conn_id="gcp_trainkit_test" if backend == "vertex_ai" else None,
+            backend_conn_id="gcp_trainkit_test" if backend == "vertex_ai" else None,
             poll_interval=1,
             **task_args,
         )
