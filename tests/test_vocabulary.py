@@ -73,3 +73,21 @@ class _Pair(StrictModel):
 def test_a_model_validator_can_name_one_key_and_its_line():
     with pytest.raises(ValueError, match=r"^c\.yml:3: names\[1\]: listed twice$"):
         build(_Pair, {"names": ["a", "a"]}, source="c.yml", lines={(): 1, ("names",): 2, ("names", 1): 3})
+
+
+class _Secretive(StrictModel):
+    env: dict[str, str] = {}
+    count: int = 1
+
+    @model_validator(mode="after")
+    def _small(self) -> _Secretive:
+        if self.count > 2:
+            raise ValueError("count must be at most 2")
+        return self
+
+
+def test_a_model_level_error_does_not_repeat_the_input():
+    with pytest.raises(ValueError) as caught:
+        build(_Secretive, {"env": {"TOKEN": "s3cr3t"}, "count": 3}, prefix="spec")
+    assert str(caught.value) == "spec: count must be at most 2"
+    assert "s3cr3t" not in str(caught.value)
