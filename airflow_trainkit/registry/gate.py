@@ -191,9 +191,8 @@ def evaluate_gate(
         _threshold_check(metric, metrics[metric], limit, candidate.run_id) for metric, limit in limits.items()
     ]
     baseline = get_alias(client, model_name, compare_to) if compare_to else None
-    if baseline is not None and str(baseline.version) == str(candidate.version):
-        baseline = None  # the champion itself: nothing to compare with
-    if baseline is not None and compare_to:
+    # Judging the baseline itself (it already holds the alias): nothing to compare with.
+    if baseline is not None and compare_to and str(baseline.version) != str(candidate.version):
         checks += _baseline_checks(client, baseline, compare_to, limits, metrics, tolerance, candidate.run_id)
     reasons = [check["reason"] for check in checks if not check["passed"]]
     checks = [{key: value for key, value in check.items() if key != "reason"} for check in checks]
