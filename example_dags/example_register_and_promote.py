@@ -64,7 +64,7 @@ def example_register_and_promote() -> None:
         model_name=MODEL_NAME,
         thresholds=DEMO_THRESHOLDS,
         compare_to="champion",
-        on_reject="skip",
+        on_failure="skip",
     )
     # [END register_and_promote]
 

@@ -81,7 +81,7 @@ with DAG(
         task_id="promote",
         model_name="churn",
         thresholds={"auc_roc": 0.80, "f1_weighted": 0.70, "log_loss": 0.35},
-        on_reject="skip",
+        on_failure="skip",
     )
 
     drift_that_triggered() >> latest_table() >> validate >> train >> register >> promote

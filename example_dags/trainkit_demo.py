@@ -82,7 +82,7 @@ def trainkit_demo():
         # gives about 0.30 (docs/trainer.md), so the demo sets its own bar. AUC-ROC and F1 keep
         # the guide's.
         thresholds={"auc_roc": 0.80, "f1_weighted": 0.70, "log_loss": 0.35},
-        on_reject="fail",
+        on_failure="fail",
     )
     # [END howto_register_and_promote]
 

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from typing_extensions import override
+
 from airflow_trainkit._compat import BaseHook, mask_secret
 
 if TYPE_CHECKING:
@@ -45,6 +47,7 @@ class MlflowSettings:
 
     @property
     def is_remote(self) -> bool:
+        """A tracking server over HTTP(S), rather than an embedded store (``sqlite:``, files)."""
         return urlsplit(self.tracking_uri).scheme in ("http", "https")
 
     @property
@@ -98,6 +101,7 @@ class MlflowHook(BaseHook):
         self._client: MlflowClient | None = None
 
     @classmethod
+    @override
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         return {
             "hidden_fields": [],
@@ -215,6 +219,7 @@ class MlflowHook(BaseHook):
             return str(experiment.experiment_id)
 
     def test_connection(self) -> tuple[bool, str]:
+        """Airflow's "Test" button: ``(True, where it reached)`` or ``(False, the error)``."""
         try:
             self.get_client().search_experiments(max_results=1)
         except Exception as err:

@@ -49,6 +49,7 @@ def check_training_result(result: Any) -> dict[str, Any]:
 
 
 def check_fingerprint(fingerprint: Any) -> dict[str, Any] | None:
+    """The data fingerprint (``None`` or a dict); ``ValueError`` for anything else."""
     if fingerprint is None:
         return None
     if not isinstance(fingerprint, dict):
@@ -84,6 +85,7 @@ def lineage_tags(
 
 
 def numeric_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+    """The metrics MLflow can log as metrics (numbers, not bools); the rest are logged as params."""
     out = {}
     for key, value in metrics.items():
         if isinstance(value, bool) or not isinstance(value, (int, float)):

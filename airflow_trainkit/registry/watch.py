@@ -2,10 +2,53 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import model_validator
+
+from airflow_trainkit.config_model import StrictModel, build
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
+
+
+class FoundVersion(StrictModel):
+    """The version a wait found: what the sensor returns (see :func:`find_newer_version`)."""
+
+    model_name: str
+    version: str
+    alias: str | None = None
+    tag: dict[str, str] | None = None
+    run_id: str | None = None
+    source: str | None = None
+    model_uri: str
+
+
+class VersionEvent(StrictModel):
+    """The one event of ``ModelVersionTrigger``: ``found`` with the version, else a ``message``."""
+
+    status: Literal["found", "timeout", "error"]
+    version: FoundVersion | None = None
+    message: str | None = None
+
+    @model_validator(mode="after")
+    def _fits_status(self) -> VersionEvent:
+        if self.status == "found" and self.version is None:
+            raise ValueError("a 'found' event must carry the version")
+        if self.status != "found" and self.message is None:
+            raise ValueError(f"a {self.status!r} event must carry a message")
+        return self
+
+
+def read_event(event: Any) -> VersionEvent:
+    """The trigger's event, checked in shape when the sensor resumes.
+
+    :raises ValueError: naming each field that is missing, unknown or of the wrong type.
+    """
+    try:
+        return build(VersionEvent, event, prefix="event")
+    except ValueError as err:
+        raise ValueError(f"malformed event from ModelVersionTrigger: {err}") from None
 
 
 def check_target(alias: str | None, tag: dict[str, str] | None, newer_than: Any) -> int | None:

@@ -20,6 +20,11 @@ def _load_pyfunc(path: str) -> TrainkitXGBoostModel:
 
 
 class TrainkitXGBoostModel:
+    """The pyfunc model MLflow loads: an XGBoost booster plus the categories it was trained with.
+
+    :param model_file: the booster's file; ``trainkit_model_meta.json`` sits next to it.
+    """
+
     def __init__(self, model_file: str) -> None:
         import xgboost  # heavy: only when a model is loaded
 
@@ -31,9 +36,14 @@ class TrainkitXGBoostModel:
         self.categories: dict[str, list[Any]] = meta.get("categories") or {}
 
     def get_raw_model(self) -> Any:
+        """The ``xgboost.Booster`` itself (MLflow's ``unwrap_python_model`` asks for it)."""
         return self.booster
 
     def predict(self, data: Any, params: dict[str, Any] | None = None) -> Any:
+        """Scores for ``data``'s rows; the model's columns are picked by name, categories restored.
+
+        :raises ValueError: naming the columns ``data`` lacks.
+        """
         import pandas as pd
         import xgboost
 

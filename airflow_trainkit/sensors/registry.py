@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_trainkit._compat import AirflowException, BaseSensorOperator, PokeReturnValue
+from typing_extensions import override
+
+from airflow_trainkit._compat import AirflowException, BaseSensorOperator, PokeReturnValue, default_deferrable
+from airflow_trainkit.vocabulary import renamed_parameter
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.sdk import Context
 
+    from airflow_trainkit.hooks.mlflow import MlflowHook
     from airflow_trainkit.training.waiting import WaitPolicy
 
 
@@ -26,11 +31,14 @@ class ModelVersionSensor(BaseSensorOperator):
     :param alias: e.g. ``"champion"``. (templated)
     :param tag: ``{"key": "value"}``, instead of ``alias``. (templated)
     :param newer_than: only a version with a higher number counts, e.g. the one deployed now. (templated)
-    :param conn_id: a ``trainkit_mlflow`` connection; ``None`` for the default.
-    :param deferrable: wait in the triggerer (default) instead of poking from a worker.
+    :param mlflow_conn_id: a ``trainkit_mlflow`` connection; ``None`` for ``trainkit_mlflow_default``
+        or the embedded registry. (templated)
+    :param deferrable: wait in the triggerer instead of poking from a worker. ``None``: ``True``,
+        unless the deployment sets Airflow's ``[operators] default_deferrable``.
+    :param conn_id: deprecated name of ``mlflow_conn_id``.
     """
 
-    template_fields: Sequence[str] = ("model_name", "alias", "tag", "newer_than")
+    template_fields: Sequence[str] = ("model_name", "alias", "tag", "newer_than", "mlflow_conn_id")
 
     def __init__(
         self,
@@ -39,8 +47,9 @@ class ModelVersionSensor(BaseSensorOperator):
         alias: str | None = None,
         tag: dict[str, str] | None = None,
         newer_than: int | str | None = None,
+        mlflow_conn_id: str | None = None,
+        deferrable: bool | None = None,
         conn_id: str | None = None,
-        deferrable: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -48,9 +57,18 @@ class ModelVersionSensor(BaseSensorOperator):
         self.alias = alias
         self.tag = tag
         self.newer_than = newer_than
-        self.conn_id = conn_id
-        self.deferrable = deferrable
+        self.mlflow_conn_id = renamed_parameter(
+            "ModelVersionSensor", "conn_id", "mlflow_conn_id", conn_id, mlflow_conn_id
+        )
+        self.deferrable = default_deferrable() if deferrable is None else deferrable
         self._policy: WaitPolicy | None = None
+
+    @cached_property
+    def hook(self) -> MlflowHook:
+        """The sensor's one MLflow hook (and so one client across pokes), built on first use."""
+        from airflow_trainkit.hooks.mlflow import MlflowHook
+
+        return MlflowHook(conn_id=self.mlflow_conn_id)
 
     def _check(self) -> int | None:
         from airflow_trainkit.registry.watch import check_target
@@ -59,6 +77,7 @@ class ModelVersionSensor(BaseSensorOperator):
             raise ValueError(f"model_name must be a non-empty string, got {self.model_name!r}")
         return check_target(self.alias, self.tag, self.newer_than)
 
+    @override
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
             return super().execute(context)
@@ -75,7 +94,7 @@ class ModelVersionSensor(BaseSensorOperator):
                 alias=self.alias or None,
                 tag=dict(self.tag) if self.tag else None,
                 newer_than=newer_than,
-                conn_id=self.conn_id,
+                mlflow_conn_id=self.mlflow_conn_id,
                 poll_interval=float(self.poke_interval),
                 deadline=deadline,
             ),
@@ -83,8 +102,8 @@ class ModelVersionSensor(BaseSensorOperator):
             timeout=timedelta(seconds=max(deadline - time.time(), 0) + 60) if deadline else None,
         )
 
+    @override
     def poke(self, context: Context) -> Any:
-        from airflow_trainkit.hooks.mlflow import MlflowHook
         from airflow_trainkit.registry.watch import find_newer_version, is_transient
         from airflow_trainkit.training.waiting import WaitPolicy
 
@@ -93,7 +112,7 @@ class ModelVersionSensor(BaseSensorOperator):
             self._policy = WaitPolicy(interval=float(self.poke_interval), is_transient=is_transient)
         found = self._policy.once(
             lambda: find_newer_version(
-                MlflowHook(conn_id=self.conn_id).get_client(),
+                self.hook.get_client(),
                 self.model_name,
                 alias=self.alias or None,
                 tag=self.tag or None,
@@ -105,10 +124,16 @@ class ModelVersionSensor(BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=found)
 
     def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """Resume after the trigger's event: the found version, or the reason it ended without one.
+
+        :raises ValueError: the event is not of the trigger's shape (names what is wrong).
+        """
+        from airflow_trainkit.registry.watch import read_event
         from airflow_trainkit.training.lifecycle import fail_if_execution_timed_out
 
-        if event.get("status") == "timeout":
+        checked = read_event(event)
+        if checked.status == "timeout":
             fail_if_execution_timed_out(context, self.execution_timeout, f"waiting for {self.model_name}")
-        if event.get("status") != "found":
-            raise AirflowException(f"ModelVersionSensor {self.model_name}: {event.get('message')}")
-        return event["version"]
+        if checked.version is None:
+            raise AirflowException(f"ModelVersionSensor {self.model_name}: {checked.message}")
+        return checked.version.model_dump(mode="json")

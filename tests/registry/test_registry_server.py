@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from functools import partial
 from typing import Any
@@ -17,8 +18,9 @@ from airflow_trainkit.operators.registry import (
     DECISION_XCOM_KEY,
     PromoteModelOperator,
     RegisterModelOperator,
-    rollback_champion,
 )
+from airflow_trainkit.registry.promotion import rollback_champion
+from airflow_trainkit.vocabulary import TrainkitDeprecationWarning
 
 pytestmark = pytest.mark.integration
 _context = partial(make_context, dag_id="dag_x", run_id="manual__1")
@@ -31,7 +33,7 @@ def register(conn_id: str, name: str, folder: Any, metrics: Any, job: str | None
     op = RegisterModelOperator(
         task_id="register",
         model_name=name,
-        conn_id=conn_id,
+        mlflow_conn_id=conn_id,
         training_result=training_result(folder, metrics, job or uuid.uuid4().hex),
         **kw,
     )
@@ -41,7 +43,7 @@ def register(conn_id: str, name: str, folder: Any, metrics: Any, job: str | None
 def promote(conn_id: str, name: str, **kw: Any) -> Any:
     kw.setdefault("thresholds", DEMO_THRESHOLDS)
     context = _context(task_id="promote")
-    op = PromoteModelOperator(task_id="promote", model_name=name, conn_id=conn_id, **kw)
+    op = PromoteModelOperator(task_id="promote", model_name=name, mlflow_conn_id=conn_id, **kw)
     return op.execute(context), context
 
 
@@ -85,7 +87,7 @@ def test_register_lineage_and_idempotent_retry(server_conn, model_folders, mlflo
     assert len(predictions) == 20 and ((predictions > 0) & (predictions < 1)).all()
 
 
-def test_gate_pass_reject_and_rollback(server_conn, model_folders, mlflow_server):
+def test_gate_pass_reject_and_rollback(server_conn, model_folders, mlflow_server, caplog, capsys):
     name = "churn-gate"
     good, good_metrics = model_folders["good"]
     weak, weak_metrics = model_folders["weak"]
@@ -114,13 +116,27 @@ def test_gate_pass_reject_and_rollback(server_conn, model_folders, mlflow_server
         PromoteModelOperator(
             task_id="promote",
             model_name=name,
-            conn_id=server_conn,
-            on_reject="skip",
+            mlflow_conn_id=server_conn,
+            on_failure="skip",
             thresholds={"auc_roc": 0.4, "f1_weighted": 0.5, "log_loss": 0.9},
         ).execute(context)
     pushed = context["ti"].xcoms[DECISION_XCOM_KEY]
     assert pushed["version"] == v3["version"] and not pushed["passed"]
     assert any("auc_roc" in reason for reason in pushed["reasons"])
+    assert client.get_model_version_by_alias(name, "champion").version == v1["version"]
+
+    # on_failure="warn": the same verdict, the task succeeds with the decision and logs it; nothing moves.
+    caplog.set_level(logging.WARNING)
+    warned, context = promote(
+        server_conn,
+        name,
+        on_failure="warn",
+        thresholds={"auc_roc": 0.4, "f1_weighted": 0.5, "log_loss": 0.9},
+    )
+    assert warned["decision"] == "rejected" and not warned["passed"] and warned["version"] == v3["version"]
+    assert context["ti"].xcoms[DECISION_XCOM_KEY] == warned
+    logged = caplog.text + capsys.readouterr().out  # Airflow's task logger writes through structlog
+    assert "not promoted (on_failure='warn')" in logged and "worse than @champion" in logged
     assert client.get_model_version_by_alias(name, "champion").version == v1["version"]
 
     # v2 passes demo thresholds: it becomes champion and v1 keeps @previous-champion.
@@ -130,12 +146,20 @@ def test_gate_pass_reject_and_rollback(server_conn, model_folders, mlflow_server
     again, _ = promote(server_conn, name, version=v2["version"])
     assert again["decision"] == "already-champion"
 
-    rolled = rollback_champion(name, conn_id=server_conn)
+    rolled = rollback_champion(name, mlflow_conn_id=server_conn)
     assert rolled == {**rolled, "champion": v1["version"], "rolled_back": v2["version"]}
     assert client.get_model_version_by_alias(name, "champion").version == v1["version"]
     assert client.get_model_version_by_alias(name, "rolled-back").version == v2["version"]
     with pytest.raises(ValueError, match="previous-champion"):
-        rollback_champion(name, conn_id=server_conn)
+        rollback_champion(name, mlflow_conn_id=server_conn)
+    # The old place and name still work for one release, with a warning naming the new ones.
+    from airflow_trainkit.operators.registry import rollback_champion as old_rollback
+
+    with (
+        pytest.warns(TrainkitDeprecationWarning, match=r"registry\.promotion\.rollback_champion"),
+        pytest.raises(ValueError, match="previous-champion"),
+    ):
+        old_rollback(name, conn_id=server_conn)
 
 
 def test_bad_input_errors(server_conn, model_folders):
@@ -180,7 +204,11 @@ def test_version_trigger_waits_for_tag_and_alias(server_conn, model_folders):
 
     async def scenario() -> Any:
         trigger = ModelVersionTrigger(
-            "churn-watch", tag={"stage": "approved"}, newer_than=0, conn_id=server_conn, poll_interval=0.2
+            "churn-watch",
+            tag={"stage": "approved"},
+            newer_than=0,
+            mlflow_conn_id=server_conn,
+            poll_interval=0.2,
         )
         task = asyncio.ensure_future(trigger.run().__anext__())
         await asyncio.sleep(1.0)
@@ -198,7 +226,7 @@ def test_version_trigger_waits_for_tag_and_alias(server_conn, model_folders):
         "churn-watch",
         alias="challenger",
         newer_than=int(first["version"]),
-        conn_id=server_conn,
+        mlflow_conn_id=server_conn,
         poll_interval=0.2,
     )
 
@@ -223,7 +251,7 @@ def test_sensor_defers_and_completes(server_conn, model_folders):
     version = register(server_conn, name, folder, metrics)["version"]
     MlflowHook(server_conn).get_client().set_model_version_tag(name, version, "stage", "approved")
     sensor = ModelVersionSensor(
-        task_id="wait", model_name=name, alias="champion", conn_id=server_conn, poke_interval=1
+        task_id="wait", model_name=name, alias="champion", mlflow_conn_id=server_conn, poke_interval=1
     )
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute(_context(task_id="wait"))
@@ -234,17 +262,18 @@ def test_sensor_defers_and_completes(server_conn, model_folders):
         classpath == "airflow_trainkit.triggers.registry.ModelVersionTrigger"
         and kwargs["alias"] == "champion"
     )
-    found = sensor.execute_complete(
-        _context(task_id="wait"), {"status": "found", "version": {"version": "3"}}
-    )
-    assert found == {"version": "3"}
+    found = {"model_name": name, "version": "3", "model_uri": f"models:/{name}/3"}
+    returned = sensor.execute_complete(_context(task_id="wait"), {"status": "found", "version": found})
+    assert returned == {**found, "alias": None, "tag": None, "run_id": None, "source": None}
     poking = ModelVersionSensor(
         task_id="poke",
         model_name=name,
         tag={"stage": "approved"},
-        conn_id=server_conn,
+        mlflow_conn_id=server_conn,
         deferrable=False,
     )
     assert poking.poke(_context(task_id="poke")).xcom_value["version"] == version
     with pytest.raises(ValueError, match="exactly one of alias or tag"):
-        ModelVersionSensor(task_id="x", model_name="m", conn_id=server_conn).execute(_context(task_id="x"))
+        ModelVersionSensor(task_id="x", model_name="m", mlflow_conn_id=server_conn).execute(
+            _context(task_id="x")
+        )

@@ -77,13 +77,53 @@ def test_watch_target_checks():
 
 def test_trigger_round_trips_through_serialize():
     trigger = ModelVersionTrigger(
-        "m", alias="champion", newer_than=2, conn_id="c", poll_interval=5, deadline=1.5
+        "m", alias="champion", newer_than=2, mlflow_conn_id="c", poll_interval=5, deadline=1.5
     )
     classpath, kwargs = trigger.serialize()
     module, name = classpath.rsplit(".", 1)
     again = getattr(importlib.import_module(module), name)(**kwargs)
     assert again.serialize() == (classpath, kwargs)
     assert all(isinstance(v, (str, int, float, type(None), dict)) for v in kwargs.values())
+
+
+def test_trigger_serialized_before_the_rename_still_loads():
+    """A trigger waiting in the triggerer across the upgrade was serialized with ``conn_id``."""
+    from airflow_trainkit.vocabulary import TrainkitDeprecationWarning
+
+    with pytest.warns(TrainkitDeprecationWarning, match="use mlflow_conn_id"):
+        trigger = ModelVersionTrigger("m", alias="champion", conn_id="c")
+    assert trigger.serialize()[1]["mlflow_conn_id"] == "c"
+
+
+@pytest.mark.parametrize(
+    ("tolerance", "expected"),
+    [
+        (0.02, 0.02),
+        ("0.02", 0.02),
+        (0, 0.0),
+        ({"auc_roc": "0.1", "log_loss": 1}, {"auc_roc": 0.1, "log_loss": 1.0}),
+    ],
+)
+def test_tolerance_takes_numbers_and_rendered_numbers(tolerance, expected):
+    from airflow_trainkit.registry.gate import check_tolerance
+
+    assert check_tolerance(tolerance) == expected
+
+
+@pytest.mark.parametrize(
+    ("tolerance", "message"),
+    [
+        (-0.1, "tolerance must be a number >= 0, got -0.1"),
+        ("lots", "tolerance must be a number, got 'lots'"),
+        (True, "tolerance must be a number, got True"),
+        ({"auc_roc": None}, r"tolerance\['auc_roc'\] must be a number, got None"),
+    ],
+)
+def test_bad_tolerance_names_field_and_value(tolerance, message):
+    from airflow_trainkit.registry.gate import check_tolerance
+
+    with pytest.raises(ValueError, match=message):
+        check_tolerance(tolerance)
 
 
 def test_meta_of_the_builtin_trainer_is_normalised(tmp_path):

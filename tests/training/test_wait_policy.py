@@ -200,7 +200,7 @@ def registry_trigger(script: list[str]) -> str:
 
     async def first() -> dict[str, Any]:
         trigger = ModelVersionTrigger(
-            "churn", alias="champion", conn_id="trainkit_mlflow_scripted", poll_interval=0.01
+            "churn", alias="champion", mlflow_conn_id="trainkit_mlflow_scripted", poll_interval=0.01
         )
         async for event in trigger.run():
             return event.payload
@@ -220,7 +220,7 @@ def registry_sensor_poke(script: list[str]) -> str:
         task_id="wait",
         model_name="churn",
         alias="champion",
-        conn_id="trainkit_mlflow_scripted",
+        mlflow_conn_id="trainkit_mlflow_scripted",
         deferrable=False,
         poke_interval=0.01,
     )
