@@ -12,8 +12,6 @@ import ast
 from functools import cache
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parents[1] / "airflow_trainkit"
 
 # The layers that face Airflow or the user (operators and their kind, the demo, local runs, the
@@ -23,17 +21,6 @@ OUTER_MODULES = ("cli", "get_provider_info")
 # What a core must not import: the outer layers (the top-level cli.py included; a core's own
 # cli.py, such as registry/cli.py, is a core module that the top-level one loads).
 FORBIDDEN = tuple(f"airflow_trainkit.{name}" for name in (*OUTER_PACKAGES, "cli"))
-
-# Known offenders, untangled by the drift and costs parts of issue 19 on their own branches.
-# Removed when the drift/costs changes merge. Strict: once fixed, the entry fails until removed.
-# drift/config <-> drift/performance is no entry: performance imports config under TYPE_CHECKING only.
-EXPECTED_LAYER_FAILURES = {
-    "airflow_trainkit.drift.check",  # imports airflow_trainkit.demo.data (the demo's drift check)
-}
-EXPECTED_CYCLE_FAILURES = {
-    "airflow_trainkit.costs.catalog",  # imports costs.onprem in a function; onprem imports catalog
-    "airflow_trainkit.costs.onprem",
-}
 
 
 def module_name(path: Path) -> str:
@@ -138,37 +125,13 @@ def outer_imports(module: str) -> list[str]:
 
 def test_no_core_module_imports_an_outer_layer() -> None:
     cores = [name for name in modules() if is_core(name)]
-    assert EXPECTED_LAYER_FAILURES <= set(cores)
-    wrong = {name: outer_imports(name) for name in cores if name not in EXPECTED_LAYER_FAILURES}
+    wrong = {name: outer_imports(name) for name in cores}
     assert not {name: found for name, found in wrong.items() if found}, "core modules import outer layers"
 
 
 def test_no_import_cycle() -> None:
-    assert EXPECTED_CYCLE_FAILURES <= set(modules())
-    cycles = [cycle_through(name) for name in modules() if name not in EXPECTED_CYCLE_FAILURES]
+    cycles = [cycle_through(name) for name in modules()]
     assert not [" -> ".join(cycle) for cycle in cycles if cycle], "import cycles"
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="fixed by the drift change"))
-        for name in sorted(EXPECTED_LAYER_FAILURES)
-    ],
-)
-def test_known_layer_offender(module: str) -> None:
-    assert not outer_imports(module)
-
-
-@pytest.mark.parametrize(
-    "module",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="fixed by the costs change"))
-        for name in sorted(EXPECTED_CYCLE_FAILURES)
-    ],
-)
-def test_known_cycle_offender(module: str) -> None:
-    assert cycle_through(module) is None
 
 
 def test_the_reader_sees_function_level_imports_and_skips_type_checking_ones() -> None:
