@@ -177,33 +177,6 @@ def test_compare_operator_prices_a_cpu_job_in_the_region_of_the_connection(
     assert result["request"]["vcpus"] == 8
 
 
-# Deprecated aliases are folded into their templated replacement in __init__, so a template given
-# under the old name is rendered too.
-NOT_TEMPLATED = {
-    "CompareTrainingCostsOperator": {
-        "providers": "deprecated alias, stored as backends",
-        "pick_from": "deprecated alias, stored as pick_from_backends",
-        "max_age_days": "deprecated alias, stored as max_price_age ('<days>d')",
-    },
-    "RefreshPriceCatalogOperator": {"providers": "deprecated alias, stored as backends"},
-}
-
-
-@pytest.mark.parametrize("name", sorted(NOT_TEMPLATED))
-def test_every_parameter_a_user_may_template_is_templated(name: str) -> None:
-    import inspect
-
-    from airflow_trainkit.operators import costs
-
-    operator = getattr(costs, name)
-    parameters = [
-        p.name for p in inspect.signature(operator.__init__).parameters.values() if p.kind is p.KEYWORD_ONLY
-    ]
-    untemplated = {p for p in parameters if p not in operator.template_fields}
-    assert untemplated == set(NOT_TEMPLATED[name])
-    assert all(hasattr(operator, "template_fields") and f in parameters for f in operator.template_fields)
-
-
 def test_compare_operator_renders_templates_before_it_validates(home: Path) -> None:
     from airflow_trainkit.operators.costs import CompareTrainingCostsOperator
 

@@ -11,18 +11,9 @@ from airflow_trainkit.drift.config import DriftConfig
 from airflow_trainkit.operators.drift import DriftCheckOperator
 from airflow_trainkit.vocabulary import TrainkitDeprecationWarning
 
-# The one parameter left untemplated, and why.
-UNTEMPLATED = {"model_name": "builds the task's outlet (the asset alias) when the DAG is parsed"}
-
 
 def _op(**kwargs):
     return DriftCheckOperator(task_id="check", reference="ref.parquet", current="cur.parquet", **kwargs)
-
-
-def test_every_parameter_is_templated_but_model_name():
-    own = set(inspect.signature(DriftCheckOperator.__init__).parameters) - {"self", "kwargs"}
-    assert own - set(DriftCheckOperator.template_fields) == set(UNTEMPLATED)
-    assert set(DriftCheckOperator.template_fields) <= own
 
 
 def test_the_settings_are_one_config_not_keyword_arguments():

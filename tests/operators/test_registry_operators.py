@@ -20,25 +20,11 @@ from airflow_trainkit.vocabulary import TrainkitDeprecationWarning
 
 OPERATORS = [RegisterModelOperator, PromoteModelOperator, RollbackChampionOperator]
 REQUIRED = {"model_name": "churn", "training_result": {}}
-# Parameters that are not templated, and why. The old spellings are copied into the new ones in
-# the constructor (before rendering), so only the new names need to be templated.
-NOT_TEMPLATED = {"conn_id": "deprecated name of mlflow_conn_id", "on_reject": "deprecated name of on_failure"}
 
 
 def make(cls, **kwargs):
     params = inspect.signature(cls.__init__).parameters
     return cls(task_id="t", **{k: v for k, v in REQUIRED.items() if k in params}, **kwargs)
-
-
-@pytest.mark.parametrize("cls", OPERATORS)
-def test_every_parameter_is_templated_or_listed_with_a_reason(cls):
-    params = {
-        name
-        for name, p in inspect.signature(cls.__init__).parameters.items()
-        if name != "self" and p.kind is p.KEYWORD_ONLY
-    }
-    assert params - set(cls.template_fields) == set(NOT_TEMPLATED) & params
-    assert "mlflow_conn_id" in cls.template_fields
 
 
 @pytest.mark.parametrize("cls", OPERATORS)

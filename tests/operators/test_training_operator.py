@@ -226,19 +226,6 @@ def test_constructor_only_assigns():
 # -- parameters: the backend's connection, deferrable, templating ------------------------------
 
 DEFERRABLE_ENV = "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"
-# Every __init__ parameter a user may template is; these are not, for the reason given.
-NOT_TEMPLATED = {
-    "deferrable": "decides how the task runs; a rendered 'False' would be a true string",
-    "conn_id": "deprecated name of backend_conn_id, whose value lands in the templated backend_conn_id",
-    "kwargs": "BaseOperator's own arguments",
-}
-
-
-def test_every_parameter_is_templated_or_listed_with_a_reason():
-    import inspect
-
-    params = set(inspect.signature(TrainModelOperator.__init__).parameters) - {"self"}
-    assert params - set(TrainModelOperator.template_fields) == set(NOT_TEMPLATED)
 
 
 def test_backend_conn_id_names_the_backends_connection_and_the_backend_is_made_once():

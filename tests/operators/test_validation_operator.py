@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import re
 import subprocess
@@ -54,12 +53,6 @@ def test_import_and_construction_are_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=REPO)
     assert out.stdout.strip() == "", out.stdout  # nothing heavy; no file read, no error before execute()
-
-
-def test_every_parameter_is_templated() -> None:
-    parameters = set(inspect.signature(ValidateDataOperator.__init__).parameters) - {"self", "kwargs"}
-    deprecated = {"conn_id"}  # stored as database_conn_id, templated there
-    assert set(ValidateDataOperator.template_fields) == parameters - deprecated
 
 
 def test_templates_render_every_parameter(tmp_path: Path) -> None:

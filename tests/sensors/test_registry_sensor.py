@@ -128,16 +128,6 @@ def test_a_malformed_event_names_what_is_wrong(event, message):
         sensor().execute_complete(make_context(), event)
 
 
-def test_every_parameter_is_templated_but_deferrable_and_the_old_name():
-    import inspect
-
-    params = inspect.signature(ModelVersionSensor.__init__).parameters
-    own = {name for name, p in params.items() if p.kind is p.KEYWORD_ONLY}
-    # deferrable decides how the task waits (a rendered "False" would be a true string); conn_id is
-    # copied into mlflow_conn_id before rendering, so a template passed under it is still rendered.
-    assert own - set(ModelVersionSensor.template_fields) == {"deferrable", "conn_id"}
-
-
 def test_conn_id_still_works_with_a_warning():
     with pytest.warns(
         TrainkitDeprecationWarning,

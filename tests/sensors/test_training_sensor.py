@@ -53,18 +53,6 @@ def test_deferrable_waits_in_the_trigger_without_owning_the_job(onprem_root):
 
 
 DEFERRABLE_ENV = "AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"
-NOT_TEMPLATED = {
-    "deferrable": "decides how the task runs; a rendered 'False' would be a true string",
-    "conn_id": "deprecated name of backend_conn_id, whose value lands in the templated backend_conn_id",
-    "kwargs": "BaseSensorOperator's own arguments (poke_interval, timeout, mode)",
-}
-
-
-def test_every_parameter_is_templated_or_listed_with_a_reason():
-    import inspect
-
-    params = set(inspect.signature(TrainingJobSensor.__init__).parameters) - {"self"}
-    assert params - set(TrainingJobSensor.template_fields) == set(NOT_TEMPLATED)
 
 
 def test_backend_conn_id_and_its_old_name(onprem_root):
