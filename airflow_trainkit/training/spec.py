@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from airflow_trainkit.config_model import StrictModel, error_lines
-from airflow_trainkit.durations import WholeSeconds  # noqa: TC001 - pydantic reads the annotations at runtime
+from airflow_trainkit.durations import WholeSeconds
 
 DEFAULT_MAX_RUNTIME = 24 * 3600  # seconds; SageMaker's own default for MaxRuntimeInSeconds
 

@@ -15,7 +15,7 @@ from typing_extensions import override
 from airflow_trainkit._compat import BaseTrigger, TriggerEvent
 from airflow_trainkit.config_model import build
 from airflow_trainkit.durations import parse_duration
-from airflow_trainkit.training.backend import JobPhase  # noqa: TC001 - pydantic reads the annotations at runtime
+from airflow_trainkit.training.backend import JobPhase
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
