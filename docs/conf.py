@@ -107,6 +107,22 @@ def _api_modules(app, docname: str, source: list[str]) -> None:
 
 
 def setup(app):
+    app.connect("builder-inited", _import_the_package_first)
     app.connect("source-read", _snippets_as_includes)
     app.connect("source-read", _api_modules)
     return {"parallel_read_safe": True}
+
+
+def _import_the_package_first(app) -> None:
+    """Import every public module before autodoc reads one.
+
+    Documenting a pydantic model, autodoc writes the annotations it finds in the source of each
+    class of its MRO into their ``__annotations__``, pydantic's ``BaseModel`` included; a pydantic
+    model with ``extra="allow"`` built after that (Airflow's log models, our trigger events) fails
+    with "`__pydantic_extra__` must be dict[str, ...]". Built first, every model is complete.
+    """
+    import importlib
+
+    for module in public_modules():
+        importlib.import_module(module)
+

@@ -8,7 +8,7 @@ the snapshot described in ``note``, when no date can be recovered). A row is a
 Light (pydantic and the stdlib), so ``trainkit costs`` works from the core install. Which file is
 read, first match wins: an explicit path, ``$TRAINKIT_PRICE_CATALOG``, the refreshed
 ``<trainkit home>/costs/price_catalog.csv``, then the snapshot shipped with the package. On-prem rows
-are computed from the on-prem cost settings (:mod:`.onprem`). A row's ``backend`` is the
+are computed from the on-prem cost settings (:mod:`airflow_trainkit.costs.onprem`). A row's ``backend`` is the
 ``catalog_key`` of a declared pricing (:mod:`airflow_trainkit.training.pricing`): a row no installed
 backend or quote-only price source declares is refused.
 """

@@ -2,7 +2,7 @@
 
 The row is a strict settings model (:class:`~airflow_trainkit.config_model.StrictModel`). A price
 file is text, so its cells are converted before the strict checks: an empty cell is a missing value,
-numbers and dates are read from their text. The on-prem cost settings (:mod:`.onprem`) use the same
+numbers and dates are read from their text. The on-prem cost settings (:mod:`airflow_trainkit.costs.onprem`) use the same
 cells. Light (pydantic and the stdlib): the CLI and DAGs import it at parse time.
 """
 
