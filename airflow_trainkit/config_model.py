@@ -59,7 +59,7 @@ def error_lines(
             out.append(f"{where}{field}: unknown key")
         elif problem["type"] == "missing":
             out.append(f"{where}{field}: required, missing")
-        elif "at" in ctx or not problem["loc"]:
+        elif "at" in ctx or (not problem["loc"] and isinstance(problem["input"], Mapping)):
             # A model validator's problem: its input is the whole model, and showing it could
             # repeat a secret (a spec's env). The message names the field instead.
             out.append(f"{where}{field}: {message}")
