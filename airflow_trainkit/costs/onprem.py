@@ -17,10 +17,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, ValidationInfo, field_validator
 
-from airflow_trainkit.config_model import StrictModel, error_lines
+from airflow_trainkit.config_model import error_lines
 from airflow_trainkit.costs.rows import (
+    CellsModel,
     Count,
     Currency,
     Day,
@@ -30,7 +31,6 @@ from airflow_trainkit.costs.rows import (
     Text,
     csv_records,
     number_cell,
-    without_blanks,
 )
 from airflow_trainkit.home import trainkit_home
 
@@ -59,7 +59,7 @@ Share = Annotated[float, BeforeValidator(_share)]
 Positive = Annotated[float, BeforeValidator(_positive)]
 
 
-class OnPremHost(StrictModel):
+class OnPremHost(CellsModel):
     """One kind of on-prem machine and what it costs: either what you paid for it and what it draws
     (a machine you own), or ``hourly_price`` (one you rent).
 
@@ -92,11 +92,6 @@ class OnPremHost(StrictModel):
     vcpus: Number | None = None
     memory_gib: Number | None = None
     as_of: Day | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _cells(cls, data: Any) -> Any:
-        return without_blanks(data)
 
     @field_validator("gpu_count")
     @classmethod

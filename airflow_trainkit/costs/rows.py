@@ -151,10 +151,19 @@ def one_of(choices: tuple[str, ...], what: str) -> Any:
     return BeforeValidator(check)
 
 
+class CellsModel(StrictModel):
+    """A strict model read from text cells: an empty cell is a missing value (defaults apply)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cells(cls, data: Any) -> Any:
+        return without_blanks(data)
+
+
 # --- the row -----------------------------------------------------------------------------------------
 
 
-class PriceRow(StrictModel):
+class PriceRow(CellsModel):
     """One priced thing. ``kind`` is ``instance`` (a whole machine with its GPUs), or, for Vertex AI,
     ``machine`` (the machine type alone) or ``accelerator`` (one GPU of ``instance_type``, e.g.
     ``NVIDIA_TESLA_T4``), which a quote adds together.
@@ -186,11 +195,6 @@ class PriceRow(StrictModel):
     source: Text
     retired_after: Day | None = None
     provenance: Annotated[str, one_of(PROVENANCES, "provenance")] = "unverified"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _cells(cls, data: Any) -> Any:
-        return without_blanks(data)
 
     @field_validator("backend")
     @classmethod
