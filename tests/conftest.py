@@ -142,6 +142,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _leave_out_fault_matrix(config, items)
     for item in items:
         place = _place(Path(str(item.path)))
         if _in(place, LIVE_FOLDERS):
@@ -155,6 +156,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.integration)
         if item.get_closest_marker("integration") is None:
             item.add_marker(pytest.mark.unit)
+
+
+def _leave_out_fault_matrix(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The live fault matrix's cases beyond its ``ci`` subset run only when asked (``-m faults``):
+    all of them take far longer than CI's budget."""
+    if "faults" in config.option.markexpr:
+        return
+    left_out = [i for i in items if i.get_closest_marker("faults") and not i.get_closest_marker("ci")]
+    if left_out:
+        config.hook.pytest_deselected(items=left_out)
+        items[:] = [i for i in items if i not in left_out]
 
 
 class _NotUnit(Exception):

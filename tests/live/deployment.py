@@ -64,16 +64,7 @@ class Deployment:
     def start(self, timeout: float = 600) -> None:
         subprocess.run(["airflow", "db", "migrate"], env=self.env, check=True, capture_output=True)
         for name in COMPONENTS:
-            args = ["airflow", name] + (["--port", str(self.port)] if name == "api-server" else [])
-            log = open(self.home / f"{name}.log", "wb")  # noqa: SIM115 - kept for the process's life
-            self.processes[name] = subprocess.Popen(
-                args,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            self._spawn(name)
         end = time.monotonic() + timeout
         while time.monotonic() < end:
             for name, process in self.processes.items():
@@ -86,6 +77,31 @@ class Deployment:
                 pass
             time.sleep(2)
         raise TimeoutError(f"the deployment was not ready within {timeout} s")
+
+    def _spawn(self, name: str) -> None:
+        args = ["airflow", name] + (["--port", str(self.port)] if name == "api-server" else [])
+        log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - kept for the process's life
+        self.processes[name] = subprocess.Popen(
+            args,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one component with everything it started (as a crashed host would)."""
+        process = self.processes[name]
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        process.wait(timeout=30)
+
+    def restart(self, name: str) -> None:
+        """Start a killed component again, as its supervisor (systemd, Kubernetes) would."""
+        self._spawn(name)
 
     def stop(self) -> None:
         for process in self.processes.values():
