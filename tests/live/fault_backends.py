@@ -96,5 +96,6 @@ class LocalOnPrem(LiveBackend):
             if phase == "active" and state.get("state") != "PENDING":
                 if not (_alive(state.get("runner_pid")) or _alive(state.get("child_pid"))):
                     phase = "failed"
-            found.append(LiveJob(folder.name, attempt_of(folder.name), phase))
+            reason = str(state.get("message", "")) if phase == "stopped" else ""
+            found.append(LiveJob(folder.name, attempt_of(folder.name), phase, reason))
         return found

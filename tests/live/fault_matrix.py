@@ -52,6 +52,7 @@ class LiveJob:
     name: str
     attempt: int
     phase: str  # "active" | "succeeded" | "failed" | "stopped"
+    reason: str = ""  # why it ended, as the backend recorded it (who stopped it), when it says
 
     @property
     def active(self) -> bool:
@@ -228,6 +229,8 @@ class Outcome:
             if self.skipped
             else ("ok" if self.ok else "FAIL: " + "; ".join(self.problems))
         )
+        if self.notes and not self.skipped:
+            verdict += f" ({'; '.join(self.notes)})"
         return (
             f"| {self.backend} | {self.scenario} | {self.task_state or '-'} (try {self.try_number}) "
             f"| {', '.join(self.jobs) or '-'} | {self.orphaned} | {self.duplicated} | "
@@ -245,35 +248,41 @@ def judge(case: Case, started: float) -> Outcome:
     """Wait for the case's task to be final with no retry pending, give its jobs the grace, count."""
     outcome = Outcome(case.backend.name, case.scenario.name, notes=case.notes)
     seen = case.wait_task(FINISHED, timeout=600)
-    task = case.task()
-    outcome.task_state, outcome.try_number = seen[-1], int(task["try_number"])
+    outcome.task_state, outcome.try_number = seen[-1], int(case.task()["try_number"])
     end = time.monotonic() + ORPHAN_GRACE_SECONDS
     jobs = case.jobs()
     while any(j.active for j in jobs) and time.monotonic() < end:
         time.sleep(1)
         jobs = case.jobs()
     outcome.seconds = time.monotonic() - started
-    outcome.jobs = [f"a{j.attempt} {j.phase}" for j in jobs]
+    count(outcome, jobs, case.scenario.expect)
+    if outcome.task_state != case.scenario.expect.task:
+        outcome.problems.append(f"(states seen: {seen})")
+    return outcome
+
+
+def count(outcome: Outcome, jobs: list[LiveJob], expect: Expect) -> None:
+    """Fill in the three counts and the expectation's problems, from the jobs as they are now and
+    the task's final state and try (already in ``outcome``)."""
+    outcome.jobs = [f"a{j.attempt} {j.phase}" + (f" ({j.reason})" if j.reason else "") for j in jobs]
     outcome.orphaned = sum(j.active for j in jobs)
     names = [j.name for j in jobs]
     outcome.duplicated = len(names) - len(set(names)) + max(0, len(set(names)) - outcome.try_number)
     last = max(jobs, key=lambda j: j.attempt) if jobs else None
     if outcome.task_state == "success" and (last is None or last.phase != "succeeded"):
         outcome.falsely_successful = 1
-    expect = case.scenario.expect
     for label, value in (("orphaned", outcome.orphaned), ("duplicated", outcome.duplicated)):
         if value:
             outcome.problems.append(f"{value} {label} job(s)")
     if outcome.falsely_successful:
         outcome.problems.append("the task succeeded while its job did not")
     if outcome.task_state != expect.task:
-        outcome.problems.append(f"task ended {outcome.task_state}, expected {expect.task} (seen {seen})")
+        outcome.problems.append(f"task ended {outcome.task_state}, expected {expect.task}")
     phases = tuple(j.phase for j in sorted(jobs, key=lambda j: j.attempt))
     if phases != expect.jobs:
         outcome.problems.append(f"jobs ended {phases}, expected {expect.jobs}")
     if outcome.try_number != expect.try_number:
         outcome.problems.append(f"ended on try {outcome.try_number}, expected {expect.try_number}")
-    return outcome
 
 
 def run_case(case: Case) -> Outcome:
@@ -292,7 +301,7 @@ def run_case(case: Case) -> Outcome:
         outcome.problems.append(f"{type(err).__name__}: {err}")
         outcome.seconds = time.monotonic() - started
         try:
-            outcome.jobs = [f"a{j.attempt} {j.phase}" for j in case.jobs()]
+            count(outcome, case.jobs(), scenario.expect)
         except Exception as listing:
             outcome.notes.append(f"jobs could not be listed: {listing!r}")
         return outcome

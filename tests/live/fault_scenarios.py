@@ -12,7 +12,9 @@ import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
+from fault_backends import ROWS
 from fault_matrix import POLL_INTERVAL, RUN_ID, Case, Expect, Outcome, Scenario, judge, run_case
 
 # How long the matrix keeps a component down, and gives API faults.
@@ -286,4 +288,19 @@ def run_all(cases: list[Case], concurrency: int = 16) -> list[Outcome]:
     return outcomes
 
 
-__all__ = ["BY_NAME", "SCENARIOS", "judge", "run_all"]
+MATRIX_TEST = "test_fault_case"
+
+
+def selected_cases(session: Any) -> list[tuple[str, str]]:
+    """The (backend, scenario) pairs of the fault matrix this session runs, in table order."""
+    return sorted(
+        {
+            (item.callspec.params["backend"], item.callspec.params["scenario"])
+            for item in session.items
+            if getattr(item, "originalname", "") == MATRIX_TEST
+        },
+        key=lambda pair: (list(ROWS).index(pair[0]), [s.name for s in SCENARIOS].index(pair[1])),
+    )
+
+
+__all__ = ["BY_NAME", "SCENARIOS", "judge", "run_all", "selected_cases"]
