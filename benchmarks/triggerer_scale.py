@@ -79,8 +79,9 @@ ENDED_SHARE = 0.1
 BUDGET_MIB = 300.0
 BUDGET_LATENCY_INTERVALS = 2.0
 BUDGET_STALL_P99_MS = 100.0
-# Gaps are timed where the calls arrive (the fakes' threads, the inotify reader), which wake a few
-# tens of ms late on a loaded machine: a gap may look that much shorter than the trigger kept it.
+# Gaps are timed where the calls arrive (the fakes' threads, the inotify reader), not where the
+# trigger starts them: a call that waited in a thread pool's queue (on-prem reads, Vertex's client)
+# or in a late-woken thread arrives late, and its gap to the next call looks that much shorter.
 GAP_TOLERANCE = 0.95
 RESULT = "RESULT "
 
