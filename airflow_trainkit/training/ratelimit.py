@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 RATE_EXTRA = "status_calls_per_second"
 UNLIMITED = "unlimited"
 
-_LIMITERS: dict[tuple[str, str | None], TokenBucket] = {}
+# None: that account has no limit (remembered too, so its connection is read once).
+_LIMITERS: dict[tuple[str, str | None], TokenBucket | None] = {}
 _LIMITERS_LOCK = threading.Lock()
 
 
@@ -118,20 +119,18 @@ def parse_rate(value: Any, *, where: str) -> float | None:
 
 
 def rate_limiter(name: str, conn_id: str | None, rate: Callable[[], float | None]) -> TokenBucket | None:
-    """The process's one bucket for ``name`` on ``conn_id``; ``rate()`` is read when it is made.
+    """The process's one bucket for ``name`` on ``conn_id``, or ``None`` for no limit.
 
-    ``None`` (and nothing remembered) when the rate is ``None``: no limit.
+    ``rate()`` is read the first time only: a changed connection takes effect in a new process
+    (a restarted triggerer).
     """
     key = (name, conn_id)
     with _LIMITERS_LOCK:
-        bucket = _LIMITERS.get(key)
-    if bucket is not None:
-        return bucket
+        if key in _LIMITERS:
+            return _LIMITERS[key]
     per_second = rate()  # may read a connection: not under the lock
-    if per_second is None:
-        return None
     with _LIMITERS_LOCK:
-        return _LIMITERS.setdefault(key, TokenBucket(per_second))
+        return _LIMITERS.setdefault(key, None if per_second is None else TokenBucket(per_second))
 
 
 def status_call_limiter(backend: TrainingBackend) -> TokenBucket | None:

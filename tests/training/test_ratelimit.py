@@ -238,7 +238,10 @@ def test_backends_on_your_own_hosts_are_not_limited(monkeypatch):
     assert get_backend("ray").status_calls_per_second is None
     for cloud in ("sagemaker", "vertex_ai", "azure_ml"):
         assert get_backend(cloud).status_calls_per_second > 0
-    assert rate_limiter("onprem", None, lambda: None) is None
+    reads = []
+    assert rate_limiter("onprem", None, lambda: reads.append(1)) is None
+    assert rate_limiter("onprem", None, lambda: reads.append(1)) is None
+    assert reads == [1]  # "no limit" is remembered too: the connection is read once
 
 
 # -- the trigger -------------------------------------------------------------------------------------
