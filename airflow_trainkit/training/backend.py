@@ -165,6 +165,10 @@ class TrainingBackend(ABC):
     # Whether the triggerer's triggers on one connection may share one object (and its clients).
     # Cloud backends say yes; one whose settings may change between jobs (on-prem) says no.
     shared_per_connection: ClassVar[bool] = False
+    # The account's sustained status-call rate (calls per second) that every trigger on one
+    # connection shares (training/ratelimit.py); None: no limit (your own hosts). A connection's
+    # extra ``status_calls_per_second`` overrides it.
+    status_calls_per_second: ClassVar[float | None] = None
 
     def __init__(self, conn_id: str | None = None) -> None:
         self.conn_id = conn_id
@@ -230,6 +234,29 @@ class TrainingBackend(ABC):
     def connection_ids(self) -> list[str]:
         """Every Airflow connection this backend reads for a job (the watchdog hands them on)."""
         return [self.conn_id] if self.conn_id else []
+
+    def status_call_rate(self) -> float | None:
+        """Status calls per second allowed on this backend's account: the connection's extra
+        ``status_calls_per_second`` if set (a number, or ``"unlimited"``), else the class's declaration.
+
+        Reads the connection (blocking): call it off the event loop.
+
+        :raises ValueError: the extra is not a positive number or ``"unlimited"``.
+        """
+        from airflow_trainkit.training.ratelimit import RATE_EXTRA, parse_rate
+
+        declared = type(self).status_calls_per_second
+        if not self.conn_id:
+            return declared
+        from airflow_trainkit._compat import AirflowException, BaseHook
+
+        try:
+            extra = BaseHook.get_connection(self.conn_id).extra_dejson
+        except AirflowException:  # no such connection: the backend says so itself when it runs
+            return declared
+        if RATE_EXTRA not in extra:
+            return declared
+        return parse_rate(extra[RATE_EXTRA], where=f"connection {self.conn_id!r}: extra {RATE_EXTRA}")
 
     def is_transient(self, error: BaseException) -> bool:
         """Whether a failed status call is worth retrying (throttling, 5xx, timeouts)."""

@@ -117,7 +117,8 @@ class TrainingJobTrigger(BaseTrigger):
 
     Yields exactly one event: ``{"status": "done", "job": <JobStatus dict>, "ref": <JobRef dict>}``,
     ``{"status": "timeout", ...}`` (the job was asked to stop) or ``{"status": "error", ...}``.
-    Polling follows :class:`~airflow_trainkit.training.waiting.WaitPolicy`.
+    Polling follows :class:`~airflow_trainkit.training.waiting.WaitPolicy`; every status call
+    first waits for the account's rate limit (:mod:`~airflow_trainkit.training.ratelimit`).
 
     :param backend: backend name, e.g. ``"onprem"``.
     :param job: the job's :class:`~airflow_trainkit.training.backend.JobRef` as a dict (with the
@@ -189,13 +190,26 @@ class TrainingJobTrigger(BaseTrigger):
 
         return shared_backend(self.backend_name, self.conn_id)
 
+    def _backend_and_limiter(self) -> tuple[Any, Any]:
+        """The shared backend and its account's status-call limiter (``None``: no limit); blocking."""
+        from airflow_trainkit.training.ratelimit import status_call_limiter
+
+        backend = self._backend()
+        return backend, status_call_limiter(backend)
+
     @override
     async def run(self) -> AsyncIterator[TriggerEvent]:
         from airflow_trainkit.training.waiting import WaitDeadlinePassed, WaitPolicy
 
         started = time.monotonic()
-        backend = await asyncio.to_thread(self._backend)
         ref = self.ref
+        try:
+            backend, limiter = await asyncio.to_thread(self._backend_and_limiter)
+        except ValueError as problem:  # a connection setting the task cannot wait with, named
+            yield TriggerEvent(
+                {"status": "error", "job_id": self.job_id, "ref": ref.to_dict(), "message": str(problem)}
+            )
+            return
         last_state: list[str | None] = [None]
 
         async def describe() -> Any:
@@ -216,6 +230,8 @@ class TrainingJobTrigger(BaseTrigger):
             is_transient=backend.is_transient,
             deadline=self.deadline,
             submitted_at=ref.submitted_at,
+            # One bucket per account: many jobs spread their calls instead of tripping throttling.
+            before_call=limiter.acquire if limiter is not None else None,
         )
         base = {"job_id": self.job_id, "ref": ref.to_dict()}
         try:

@@ -76,6 +76,11 @@ class SageMakerBackend(SageMakerRequestBuilder, TrainingBackend):
     )
     poll_interval = 30.0
     shared_per_connection = True
+    # AWS publishes no rate for DescribeTrainingJob: its quotas page says only that the management
+    # APIs' throttling limits are not adjustable (docs.aws.amazon.com/sagemaker/latest/dg/
+    # model-customize-mtrl-quotas.html, "Amazon SageMaker AI endpoints and quotas"). Ten a second
+    # per account and region is a conservative share; raise it with the connection's extra.
+    status_calls_per_second = 10.0
 
     def __init__(self, conn_id: str | None = None) -> None:
         super().__init__(conn_id)

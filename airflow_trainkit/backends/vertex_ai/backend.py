@@ -78,6 +78,10 @@ class VertexAIBackend(VertexRequestBuilder, TrainingBackend):
     )
     poll_interval = 30.0
     shared_per_connection = True
+    # Vertex AI quota "Resource management (CRUD) requests": 600 a minute per project and region
+    # (cloud.google.com/vertex-ai/docs/quotas, "Request quotas"); GetCustomJob counts against it.
+    # Eight a second leaves a fifth of it to everything else on the project.
+    status_calls_per_second = 8.0
 
     def __init__(self, conn_id: str | None = None) -> None:
         super().__init__(conn_id)

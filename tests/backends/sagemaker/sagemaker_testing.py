@@ -25,6 +25,9 @@ def connection_json(moto_endpoint: str, sagemaker_endpoint: str, **extra: object
                 "service_config": {"sagemaker": {"endpoint_url": sagemaker_endpoint}},
                 # The trigger does its own backoff; botocore's retries would hide the fake's throttling.
                 "config_kwargs": {"retries": {"mode": "standard", "total_max_attempts": 1}},
+                # The fake throttles only when told to: no account limit on it (the limiter itself
+                # is tested in tests/training/test_ratelimit.py and measured by the triggerer benchmark).
+                "status_calls_per_second": "unlimited",
                 **extra,
             },
         }
