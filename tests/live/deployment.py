@@ -119,13 +119,25 @@ class Deployment:
         path = self.home / f"{name}.log"
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
-    def request(self, method: str, path: str, body: Any = None) -> Any:
+    def request(self, method: str, path: str, body: Any = None, attempts: int = 6) -> Any:
+        """One REST call; a 5xx is tried again (the api-server answers 500 while sqlite is locked by
+        the scheduler, with many runs side by side). A POST tried again after a 5xx may meet what
+        its first try did: a 409 then means done."""
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(
-            self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
-        )
-        with urllib.request.urlopen(req, timeout=60) as response:
-            return json.loads(response.read() or b"null")
+        for attempt in range(attempts):
+            req = urllib.request.Request(
+                self.base + path, data=data, method=method, headers={"Content-Type": "application/json"}
+            )
+            try:
+                with urllib.request.urlopen(req, timeout=60) as response:
+                    return json.loads(response.read() or b"null")
+            except urllib.error.HTTPError as err:
+                if err.code == 409 and attempt > 0 and method == "POST":
+                    return None
+                if err.code < 500 or attempt == attempts - 1:
+                    raise
+            time.sleep(2 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     def get(self, path: str) -> Any:
         return self.request("GET", path)
