@@ -161,8 +161,13 @@ class FakeGpuHost:
         """Kill every SSH session of the host (its listener stays): clients see the connection drop."""
         self._act(signal.SIGUSR1, "drop its SSH connections")
 
+    def sshd_down(self) -> None:
+        """Kill every sshd process of the host and start none: connections to it are refused (its
+        jobs run on) until :meth:`restart_sshd`."""
+        self._act(signal.SIGUSR2, "take sshd down")
+
     def restart_sshd(self) -> None:
-        """Kill every sshd process of the host and start sshd again."""
+        """Kill every sshd process of the host and start sshd again (after :meth:`sshd_down` too)."""
         self._act(signal.SIGHUP, "restart sshd")
         self.wait_listening(self.control / "sshd.log")
 
