@@ -227,6 +227,41 @@ print(json.dumps(jobs))
 # A job folder with no runner yet is being started for at most this long (the backend's own grace).
 START_GRACE_SECONDS = 60.0
 
+# Every SSH command of the row's hosts goes through sshd's ForceCommand: while ``HOLD`` is armed (a
+# file naming a job), a session whose stdin is that job's ``spawn`` (the last call of a create) runs
+# it, and then keeps its answer on the host until the caller is gone: the create is carried out,
+# and its answer never leaves the host. Otherwise the command runs as asked.
+_FORCE_COMMAND = 'if [ -e {hold} ]; then exec /usr/bin/python3 {wrapper} {hold}; else exec /bin/sh -c "$SSH_ORIGINAL_COMMAND"; fi'
+_HOLD_WRAPPER = r"""
+import os, select, subprocess, sys, time
+
+hold = sys.argv[1]
+request = sys.stdin.buffer.read()
+done = subprocess.run(
+    ["/bin/sh", "-c", os.environ.get("SSH_ORIGINAL_COMMAND", "")], input=request, capture_output=True
+)
+try:
+    marker = open(hold, "rb").read().strip()
+except OSError:
+    marker = None
+if marker and b'"op": "spawn"' in request and marker in request:
+    try:
+        os.rename(hold, hold + ".taken")  # one create only
+    except OSError:
+        marker = None
+if marker and b'"op": "spawn"' in request and marker in request:
+    # Until the session's client is gone (its stdout hangs up), at most ten minutes.
+    poller = select.poll()
+    poller.register(1, select.POLLERR | select.POLLHUP)
+    end = time.monotonic() + 600
+    while time.monotonic() < end and not poller.poll(500):
+        pass
+    sys.exit(0)
+sys.stdout.buffer.write(done.stdout)
+sys.stderr.buffer.write(done.stderr)
+sys.exit(done.returncode)
+"""
+
 
 class SshOnPrem(LiveBackend):
     """On-prem over SSH to two GPU hosts (``a``, ``b``): each a real OpenSSH sshd in namespaces of its
@@ -239,9 +274,13 @@ class SshOnPrem(LiveBackend):
     started (connections refused, open sessions dropped) for the fault's length, then sshd back;
     the jobs run on meanwhile. sshd neither throttles nor answers 5xx: an SSH server has no
     status codes and no rate limit a poll could trip (``MaxStartups`` drops connections, which is
-    ``unreachable`` again), so those columns are n/a. A create's answer cannot be held honestly: the
-    wire is encrypted and the create is several remote calls, so the lost-create case kills the
-    task as soon as the job's folder exists.
+    ``unreachable`` again), so those columns are n/a.
+
+    A lost create is held at the host's end of the wire (the channel is encrypted, so not in
+    between): sshd's ``ForceCommand`` runs the create's last call (``spawn``, which starts the job's
+    runner) and keeps its answer until the caller is gone. A job exists here once its runner was
+    started; a folder still without one is a create under way (or, past the backend's start grace,
+    a lost job).
     """
 
     name = "onprem_ssh"
@@ -252,6 +291,7 @@ class SshOnPrem(LiveBackend):
     def __init__(self) -> None:
         self.hosts: dict[str, Any] = {}
         self.roots: dict[str, str] = {}
+        self.holds: dict[str, Path] = {}
         self.listing = _Listing(self._read_jobs)
 
     def start(self, workdir: Path) -> None:
@@ -265,8 +305,13 @@ class SshOnPrem(LiveBackend):
                     f"{tool} is missing: the onprem_ssh row needs openssh-server and util-linux"
                 )
         keys = SshKeys.make(workdir / "keys")
+        wrapper = workdir / "hold_wrapper.py"
+        wrapper.write_text(_HOLD_WRAPPER)
         for name in ("a", "b"):
-            self.hosts[name] = FakeGpuHost(name, workdir, keys).start()
+            hold = workdir / f"hold-{name}"
+            self.holds[name] = hold
+            command = _FORCE_COMMAND.format(hold=hold, wrapper=wrapper)
+            self.hosts[name] = FakeGpuHost(name, workdir, keys, force_command=command).start()
 
     def stop(self) -> None:
         for host in self.hosts.values():
@@ -299,10 +344,10 @@ class SshOnPrem(LiveBackend):
         return found
 
     def jobs(self, dag_id: str, run_id: str) -> list[LiveJob]:
-        """This task instance's job folders on every host. A job is active while its state is not
-        final and its runner lives, or while any process of its command's group lives (whatever the
-        state says); a folder whose runner never started is being started for the backend's grace,
-        then lost."""
+        """This task instance's jobs on every host. A job is active while its state is not final and
+        its runner lives, or while any process of its command's group lives (whatever the state
+        says); a folder whose runner never started is a create under way for the backend's start
+        grace (not yet a job), then a lost (failed) job."""
         prefix = job_prefix(dag_id, run_id)
         found = []
         for job in self.listing.get():
@@ -311,8 +356,9 @@ class SshOnPrem(LiveBackend):
             state = job["state"] or "PENDING"
             phase = ENDED.get(state, "active")
             if phase == "active" and not job["runner_alive"]:
-                starting = job["runner_pid"] is None and job["age"] < START_GRACE_SECONDS
-                phase = "active" if starting else "failed"
+                if job["runner_pid"] is None and job["age"] < START_GRACE_SECONDS:
+                    continue  # being created: no job yet
+                phase = "failed"
             if job["command_alive"]:
                 phase = "active"
             found.append(
@@ -335,3 +381,8 @@ class SshOnPrem(LiveBackend):
         finally:
             for host in self.hosts.values():
                 host.restart_sshd()
+
+    def hold_create(self, dag_id: str, run_id: str) -> bool:
+        for hold in self.holds.values():  # the job may be placed on either host
+            hold.write_text(f"/{job_prefix(dag_id, run_id)}-a1")
+        return True

@@ -54,8 +54,9 @@ class SshKeys:
 class FakeGpuHost:
     """One sshd host. ``folder`` (its job roots live below) is a private tmpfs inside the host."""
 
-    def __init__(self, name: str, base: Path, keys: SshKeys) -> None:
+    def __init__(self, name: str, base: Path, keys: SshKeys, force_command: str | None = None) -> None:
         self.name = name
+        self.force_command = force_command  # sshd's ForceCommand: runs instead of every command
         self.base = base / name
         self.folder = self.base / "host"  # mounted over inside the host only
         self.control = self.base / "control"
@@ -84,6 +85,7 @@ class FakeGpuHost:
                     "MaxStartups 100:30:200",
                     "MaxSessions 100",
                     "LogLevel ERROR",
+                    *([f"ForceCommand {self.force_command}"] if self.force_command else []),
                     "",
                 ]
             )

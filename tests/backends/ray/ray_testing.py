@@ -29,6 +29,12 @@ CONN_ID = "trainkit_ray_test"
 # Seconds each wait in the fixtures may take before it fails, saying what did not come up.
 CLUSTER_START_LIMIT = 180.0
 CLUSTER_STOP_LIMIT = 10.0
+START_ATTEMPTS = 3
+STARTED = "Ray runtime started."  # what ``ray start`` prints once its node has registered
+
+
+class _NodeStartTimedOut(Exception):
+    """``ray start`` gave up waiting for its own node to register (a loaded machine)."""
 
 
 def free_port_range(size: int) -> int:
@@ -57,13 +63,33 @@ class RayCluster:
 
     def __init__(self, num_cpus: int = 4) -> None:
         self.num_cpus = num_cpus
+        self.process: subprocess.Popen[bytes] | None = None
+        self._fresh()
+
+    def _fresh(self) -> None:
+        """A temp dir and a dashboard port of its own, for the next start."""
         self.temp_dir = Path(tempfile.mkdtemp(prefix="tkray", dir="/tmp"))
         self.dashboard_port = free_port()
         self.address = f"http://127.0.0.1:{self.dashboard_port}"
-        self.process: subprocess.Popen[bytes] | None = None
         self.log_path = self.temp_dir / "ray-start.log"
 
     def start(self) -> RayCluster:
+        """Start the head node and wait until it is up: the Jobs API answers and ``ray start`` says
+        the runtime started. Ray gives its node 30 s to register (not configurable); on a loaded
+        machine that can pass, and ``ray start`` then exits: the cluster is started again, on fresh
+        ports and a fresh temp dir, up to :data:`START_ATTEMPTS` times."""
+        for attempt in range(1, START_ATTEMPTS + 1):
+            try:
+                return self._start_once()
+            except _NodeStartTimedOut as err:
+                if attempt == START_ATTEMPTS:
+                    raise RuntimeError(f"ray start failed {attempt} times; the last: {err}") from None
+                print(f"ray start failed ({err}); starting the cluster again", file=sys.stderr)
+                self.stop()  # what the failed start left in its process group, and its temp dir
+                self._fresh()
+        raise AssertionError("unreachable")
+
+    def _start_once(self) -> RayCluster:
         bin_dir = Path(sys.executable).parent
         workers = free_port_range(64)
         command = [
@@ -110,18 +136,23 @@ class RayCluster:
         )
         log.close()
         end = time.monotonic() + CLUSTER_START_LIMIT
+        answers = False
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"ray start exited with {self.process.returncode}: {self._log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.address}/api/version", timeout=2) as answer:
-                    if json.load(answer).get("ray_version"):
-                        return self
-            except urllib.error.HTTPError as err:
-                if err.code in (401, 403):  # a cluster with token authentication: it answers
-                    return self
-            except OSError:
-                pass
+                tail = self._log_tail()
+                if "timed out during startup" in tail:
+                    raise _NodeStartTimedOut(tail.strip().splitlines()[-1])
+                raise RuntimeError(f"ray start exited with {self.process.returncode}: {tail}")
+            if not answers:
+                try:
+                    with urllib.request.urlopen(f"{self.address}/api/version", timeout=2) as answer:
+                        answers = bool(json.load(answer).get("ray_version"))
+                except urllib.error.HTTPError as err:
+                    answers = err.code in (401, 403)  # a cluster with token authentication: it answers
+                except OSError:
+                    pass
+            if answers and STARTED in self.log_path.read_text(errors="replace"):
+                return self
             if time.monotonic() > end:
                 self.stop()
                 raise RuntimeError(
