@@ -195,6 +195,20 @@ def group_alive(pgid):
                 return True
     return False
 
+def runners(folder):
+    # Live processes started in the job's folder: its runner (the command runs in work/), and any
+    # second runner a repeated spawn would start.
+    count = 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.readlink(f"/proc/{entry}/cwd") == str(folder):
+                    fields = stat(entry)
+                    count += bool(fields and fields[0] != "Z")
+            except OSError:
+                pass
+    return count
+
 def read(path):
     try:
         return json.loads(path.read_text())
@@ -220,6 +234,7 @@ for folder in sorted(root.glob("tk-*-a*")) if root.is_dir() else []:
         "runner_pid": pid,
         "runner_alive": alive(pid, ticks),
         "command_alive": group_alive(state.get("child_pgid")),
+        "runners": runners(folder),
         "age": age(state, folder),
     })
 print(json.dumps(jobs))
@@ -361,9 +376,9 @@ class SshOnPrem(LiveBackend):
                 phase = "failed"
             if job["command_alive"]:
                 phase = "active"
-            found.append(
-                LiveJob(job["name"], _attempt(job["name"]), phase)
-            )  # one name on two hosts: a duplicate
+            # One name on two hosts, or two runners in one folder: the job runs twice, a duplicate.
+            for _ in range(max(1, job["runners"])):
+                found.append(LiveJob(job["name"], _attempt(job["name"]), phase))
         return sorted(found, key=lambda j: j.attempt)
 
     @contextmanager
