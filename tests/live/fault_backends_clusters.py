@@ -65,8 +65,8 @@ class RayRow(LiveBackend):
 
     The Jobs API is HTTP, so every API fault has a real meaning: ``unreachable`` is the relay
     refusing and resetting connections (a head node restarting, a network cut); ``5xx`` is the
-    relay answering 500/502/503/504 (what the dashboard answers while its GCS or job agent is not
-    ready, and a proxy while the head is away); ``throttle`` is the relay answering 429 (the rate
+    relay answering 500/502/503/504 (the 500 of a dashboard's own internal error, the 502/503/504
+    of a proxy while the head node is away); ``throttle`` is the relay answering 429 (the rate
     limit of the ingress or API gateway in front of a shared cluster; the dashboard has none of its
     own). A lost create is real at the wire: the relay lets the job submission reach the cluster
     and never relays its answer. Submission ids are ours (the job name), not the server's.
