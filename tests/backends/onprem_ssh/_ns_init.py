@@ -3,8 +3,9 @@
 It mounts a private tmpfs over the host's folder (so the job roots there are invisible to the test
 process), gives the host's users empty shell start-up files, names the host, starts sshd and reaps orphans. Signals from the test: SIGHUP restarts
 sshd (every sshd process of the host dies, listener and sessions), SIGUSR1 drops the SSH
-connections (the sessions die, the listener stays), SIGTERM ends the host and everything in it.
-Each action done is counted in ``<control>/acks``.
+connections (the sessions die, the listener stays), SIGUSR2 takes sshd down until the next SIGHUP
+(every sshd process dies and none is started: connections are refused), SIGTERM ends the host and
+everything in it. Each action done is counted in ``<control>/acks``.
 
     python _ns_init.py CONTROL_DIR HOST_DIR HOSTNAME SSHD_CONFIG
 """
@@ -32,6 +33,7 @@ socket.sethostname(hostname)
 actions: list[str] = []
 signal.signal(signal.SIGHUP, lambda *_: actions.append("restart"))
 signal.signal(signal.SIGUSR1, lambda *_: actions.append("drop"))
+signal.signal(signal.SIGUSR2, lambda *_: actions.append("down"))
 signal.signal(signal.SIGTERM, lambda *_: actions.append("exit"))
 
 
@@ -75,8 +77,9 @@ while True:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        if action == "restart":
+        if action in ("restart", "down"):
             sshd.wait()
+        if action == "restart":
             sshd = start_sshd()
         acks += 1
         (control / "acks").write_text(str(acks))

@@ -54,8 +54,9 @@ class SshKeys:
 class FakeGpuHost:
     """One sshd host. ``folder`` (its job roots live below) is a private tmpfs inside the host."""
 
-    def __init__(self, name: str, base: Path, keys: SshKeys) -> None:
+    def __init__(self, name: str, base: Path, keys: SshKeys, force_command: str | None = None) -> None:
         self.name = name
+        self.force_command = force_command  # sshd's ForceCommand: runs instead of every command
         self.base = base / name
         self.folder = self.base / "host"  # mounted over inside the host only
         self.control = self.base / "control"
@@ -84,6 +85,7 @@ class FakeGpuHost:
                     "MaxStartups 100:30:200",
                     "MaxSessions 100",
                     "LogLevel ERROR",
+                    *([f"ForceCommand {self.force_command}"] if self.force_command else []),
                     "",
                 ]
             )
@@ -161,8 +163,13 @@ class FakeGpuHost:
         """Kill every SSH session of the host (its listener stays): clients see the connection drop."""
         self._act(signal.SIGUSR1, "drop its SSH connections")
 
+    def sshd_down(self) -> None:
+        """Kill every sshd process of the host and start none: connections to it are refused (its
+        jobs run on) until :meth:`restart_sshd`."""
+        self._act(signal.SIGUSR2, "take sshd down")
+
     def restart_sshd(self) -> None:
-        """Kill every sshd process of the host and start sshd again."""
+        """Kill every sshd process of the host and start sshd again (after :meth:`sshd_down` too)."""
         self._act(signal.SIGHUP, "restart sshd")
         self.wait_listening(self.control / "sshd.log")
 
