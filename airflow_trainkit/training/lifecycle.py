@@ -208,11 +208,46 @@ class JobLifecycle:
         )
         # Recorded before the call: a crash right after it leaves the name for the next try to find.
         self.records.save(ref)
-        status = self.backend.submit(self.spec, ref, self.identity)
+        try:
+            status = self.backend.submit(self.spec, ref, self.identity)
+        except Exception as err:
+            found = self._find_after_failed_submit(ref, err)
+            if found is None:
+                raise
+            status = found
         if status.handle and status.handle != ref.handle:
             ref = ref.with_(handle=status.handle)
             self.records.save(ref)
         return ref, status
+
+    def _find_after_failed_submit(self, ref: JobRef, err: Exception) -> JobStatus | None:
+        """The job a failed submit started anyway, or ``None``.
+
+        A create whose answer was lost (the connection dropped after the server acted, a timeout, a
+        5xx from a proxy) may still have started the job. Failing the task then would leave that
+        job running with nobody watching on a last try, so look it up by its name first and follow
+        it if it exists. A lookup that fails too leaves the submit's own error standing.
+        """
+        try:
+            found = self.backend.find(ref.job_name)
+        except Exception as lookup:
+            self.log.warning(
+                "Submit of %s job %s failed (%s), and looking for the job failed too (%s)",
+                self.backend.name,
+                ref.job_name,
+                err,
+                lookup,
+            )
+            return None
+        if found is not None:
+            self.log.warning(
+                "Submit of %s job %s failed (%s), but the job exists (%s): following it",
+                self.backend.name,
+                ref.job_name,
+                err,
+                found.state,
+            )
+        return found
 
     def _deadline_of(self, record: JobRef | None, name: str, status: JobStatus) -> float:
         """The deadline of a job found again: the stored one, else counted from the job's start."""

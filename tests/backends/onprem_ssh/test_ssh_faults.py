@@ -186,3 +186,55 @@ def test_bad_host_settings_are_refused_naming_the_field(onprem_ssh, gpu_hosts, m
         onprem_ssh([host_entry(gpu_hosts["a"], ssh_conn_id="not_ssh")]).check(spec("true"))
     with pytest.raises(TrainingJobUnreachable, match=r"\(connection 'gpu_a'\) has no '/usr/bin/python3.9'"):
         onprem_ssh([host_entry(gpu_hosts["a"], python="/usr/bin/python3.9")]).check(spec("true"))
+
+
+# The host runs each command through this wrapper; after the first spawn ran, it kills its own session,
+# so the create is carried out and its answer never arrives (a connection dropped at the worst moment).
+_DROP_AFTER_SPAWN = r"""
+import os, signal, subprocess, sys
+request = sys.stdin.buffer.read()
+done = subprocess.run(["/bin/sh", "-c", os.environ["SSH_ORIGINAL_COMMAND"]], input=request, capture_output=True)
+if b'"op": "spawn"' in request:
+    try:
+        os.rename(sys.argv[1], sys.argv[1] + ".taken")
+        os.kill(os.getppid(), signal.SIGKILL)
+    except OSError:
+        pass
+sys.stdout.buffer.write(done.stdout)
+sys.stderr.buffer.write(done.stderr)
+sys.exit(done.returncode)
+"""
+
+
+@pytest.fixture
+def answer_dropping_host(tmp_path, monkeypatch):
+    """A host whose first spawn runs but whose answer is lost; connection ``gpu_drop``."""
+    from sshd_hosts import FakeGpuHost, SshKeys
+
+    flag, wrapper = tmp_path / "drop-next-spawn", tmp_path / "wrapper.py"
+    wrapper.write_text(_DROP_AFTER_SPAWN)
+    flag.write_text("once")
+    host = FakeGpuHost(
+        "drop",
+        tmp_path,
+        SshKeys.make(tmp_path / "keys"),
+        force_command=f"exec /usr/bin/python3 {wrapper} {flag}",
+    ).start()
+    monkeypatch.setenv("AIRFLOW_CONN_GPU_DROP", host.connection())
+    try:
+        yield host
+    finally:
+        host.stop()
+
+
+def test_a_spawn_whose_answer_is_lost_is_followed_not_failed_nor_repeated(onprem_ssh, answer_dropping_host):
+    """On a last try, failing here would leave the started job running with nobody watching it."""
+    host = answer_dropping_host
+    entry = host_entry(host)
+    onprem_ssh([entry])
+    script = 'echo run >> "$TRAINKIT_JOB_DIR/../runs"; sleep 3'
+    trigger = deferred_trigger(script, run_id="lost-answer")  # deferred on the job: not failed
+    assert (host.base.parent / "drop-next-spawn.taken").exists(), "the answer was never dropped"
+    event = first_trigger_event(trigger)
+    assert event["status"] == "done" and event["job"]["phase"] == "succeeded", event
+    assert host.run(f"cat {entry['root']}/runs").split() == ["run"]  # one runner, not two
