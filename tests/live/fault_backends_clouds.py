@@ -16,6 +16,7 @@ datastores and blob store (the fake, with the workspace's stores as the Azure ML
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -122,6 +123,7 @@ class SageMakerRow(CloudRow):
 
         self.conn_id = CONN_ID
         self.fake = FakeSageMaker().start()
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's server logs every request
         self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self.moto.start()
         host, port = self.moto.get_host_and_port()
