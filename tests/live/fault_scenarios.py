@@ -22,6 +22,9 @@ SCHEDULER_DOWN_SECONDS = 20.0
 TRIGGERER_DOWN_MAX_SECONDS = 150.0
 API_FAULT_SECONDS = {"throttle": 5 * POLL_INTERVAL, "5xx": 4 * POLL_INTERVAL, "unreachable": 60.0}
 RETRY = {"retries": 1, "retry_delay": 5}
+# Long enough for execute() to create the job first: a cloud SDK's first import alone (aiplatform_v1,
+# boto3, azure-ai-ml) took over 20-25 s on this two-core machine with the cases running side by side.
+EXECUTION_TIMEOUT_SECONDS = 60
 
 
 def _nothing(case: Case) -> None:
@@ -122,7 +125,7 @@ SCENARIOS = [
         Expect("failed", ("stopped",)),
         _nothing,
         seconds=300,
-        task={"execution_timeout": 25},
+        task={"execution_timeout": EXECUTION_TIMEOUT_SECONDS},
         summary="execution_timeout passes while deferred: the trigger stops the job, the task fails",
     ),
     Scenario(
@@ -130,7 +133,7 @@ SCENARIOS = [
         Expect("failed", ("stopped",)),
         _nothing,
         seconds=300,
-        task={"execution_timeout": 25, "deferrable": False},
+        task={"execution_timeout": EXECUTION_TIMEOUT_SECONDS, "deferrable": False},
         summary="execution_timeout passes in the worker's wait: the job is stopped, the task fails",
     ),
     Scenario(
@@ -154,7 +157,7 @@ SCENARIOS = [
         Expect("failed", ("stopped",)),
         _BARRIER.drive,
         seconds=600,
-        task={"execution_timeout": 20},
+        task={"execution_timeout": EXECUTION_TIMEOUT_SECONDS},
         phase="triggerer",
         summary="the deferral times out (triggerer down past execution_timeout): the resumed task stops the job",
     ),

@@ -83,6 +83,9 @@ class FakeAzureML(WireFake[Plan]):
     """Run with ``start()``; give the backend ``endpoint_url`` as the connection's ``api_endpoint``."""
 
     plan_type = Plan
+    PENDING, RUNNING, SUCCEEDED, FAILED = "Queued", "Running", "Completed", "Failed"
+    # Retry-After of the throttles of a fault window, unless ``retry_after`` sets one.
+    WINDOW_RETRY_AFTER = "2"
 
     def __init__(self) -> None:
         super().__init__()
@@ -102,6 +105,11 @@ class FakeAzureML(WireFake[Plan]):
 
     def job(self, name: str) -> Job:
         return self.jobs[name]
+
+    def timed_plan(self, seconds: float, *, failed: bool = False, pending: float = 1.0) -> Plan:
+        plan = super().timed_plan(seconds, failed=failed, pending=pending)
+        plan.queued_seconds, plan.run_seconds = round(pending), max(1, round(seconds - pending))
+        return plan
 
     def add_cluster(self, name: str, vm_size: str, *, low_priority: bool, max_nodes: int = 4) -> None:
         self.computes[name] = {
@@ -183,7 +191,10 @@ class FakeAzureML(WireFake[Plan]):
             fault = self.injected_fault()
             if fault == "throttle":
                 self.requests.append(("Throttled", {"path": route}))
-                headers_out = {"Retry-After": self.retry_after} if self.retry_after is not None else {}
+                retry_after = self.retry_after
+                if retry_after is None and self.window_open("throttle"):
+                    retry_after = self.WINDOW_RETRY_AFTER
+                headers_out = {"Retry-After": retry_after} if retry_after is not None else {}
                 return Answer(429, _error_body("TooManyRequests", "Rate limit exceeded"), headers_out)
             if fault == "5xx":
                 self.requests.append(("Unavailable", {"path": route}))
@@ -260,8 +271,8 @@ class FakeAzureML(WireFake[Plan]):
             "systemData": {"createdAt": now.isoformat().replace("+00:00", "Z"), "createdBy": "trainkit-test"},
             "properties": props,
         }
-        self.jobs[name] = Job(plan=self.next_plan(), body=stored, created=now)
-        return Answer(201, stored)
+        self.jobs[name] = Job(plan=self.next_plan(name), body=stored, created=now)
+        return Answer(201, stored, hold=self.take_hold(name))
 
     def _get(self, name: str) -> Answer:
         self.requests.append(("GetJob", {"name": name}))
@@ -285,10 +296,13 @@ class FakeAzureML(WireFake[Plan]):
             self.end_before_cancel = False
             job.end_as("Completed")
             _advance(job, "Completed")
+        if job.timed:  # the clock moved the job on since it was last read
+            _advance(job, job.state)
         current = job.body["properties"]["status"]
         if current in _TERMINAL:
             return _error(400, "UserError", f"Cannot cancel job {name} in status {current}")
-        job.stop_requested = True
+        if not job.stop_requested:
+            job.request_stop(stopping="CancelRequested", stopped="Canceled")
         location = (
             f"https://{ARM}/subscriptions/{sub}/providers/Microsoft.MachineLearningServices/locations/eastus/"
             f"mfeOperationResults/jc:{name}?api-version=2023-04-01-preview"

@@ -53,13 +53,28 @@ class FakeSageMaker(WireFake[Plan]):
 
     plan_type = Plan
     content_type = "application/x-amz-json-1.1"
+    # A timed plan's states: SageMaker reports InProgress from the create (SecondaryStatus Starting).
+    PENDING = RUNNING = "InProgress"
+    SUCCEEDED, FAILED = "Completed", "Failed"
 
     def calls(self, operation: str, name: str | None = None) -> list[dict[str, Any]]:  # type: ignore[override]
         return super().calls(operation) if name is None else super().calls(operation, TrainingJobName=name)
 
+    def timed_plan(self, seconds: float, *, failed: bool = False, pending: float = 1.0) -> Plan:
+        plan = super().timed_plan(seconds, failed=failed, pending=pending)
+        plan.billable_seconds = plan.training_seconds = max(1, int(seconds - pending))
+        if failed:
+            plan.failure_reason = "AlgorithmError: the training script exited with status 3"
+        return plan
+
     def answer(self, method: str, path: str, headers: Any, body: bytes) -> Answer:
-        status, payload = self.handle(headers.get("X-Amz-Target", ""), json.loads(body or b"{}"))
-        return Answer(status, payload, {"x-amzn-RequestId": "fake-request"})
+        target, request = headers.get("X-Amz-Target", ""), json.loads(body or b"{}")
+        status, payload = self.handle(target, request)
+        hold = False
+        if target == "SageMaker.CreateTrainingJob" and status == 200:
+            with self.lock:
+                hold = self.take_hold(request["TrainingJobName"])
+        return Answer(status, payload, {"x-amzn-RequestId": "fake-request"}, hold=hold)
 
     def handle(self, target: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         service, _, operation = target.partition(".")
@@ -88,7 +103,7 @@ class FakeSageMaker(WireFake[Plan]):
                 "message": f"Training job names must be unique within an AWS account and region, "
                 f"and a training job with this name already exists ({name})",
             }
-        self.jobs[name] = Job(plan=self.next_plan(), request=body, created=time.time())
+        self.jobs[name] = Job(plan=self.next_plan(name), request=body, created=time.time())
         return 200, {"TrainingJobArn": _arn(name)}
 
     def _DescribeTrainingJob(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:  # noqa: N802
@@ -103,12 +118,13 @@ class FakeSageMaker(WireFake[Plan]):
         if job is None:
             return 400, {"__type": "ValidationException", "message": "Requested resource not found."}
         if job.state != "InProgress" or job.stop_requested:
-            current = "Stopping" if job.stop_requested and not job.stop_reported else job.state
+            scripted_stop = not job.timed and job.stop_requested and not job.stop_reported
+            current = "Stopping" if scripted_stop else job.state
             return 400, {
                 "__type": "ValidationException",
                 "message": f"The request was rejected because the training job is in status {current}.",
             }
-        job.stop_requested = True
+        job.request_stop(stopping="Stopping", stopped="Stopped")
         return 200, {}
 
 

@@ -59,6 +59,7 @@ class FakeVertex(WireFake[Plan]):
     """Run with ``start()``; give the backend ``endpoint_url`` as the connection's ``api_endpoint``."""
 
     plan_type = Plan
+    PENDING, RUNNING, SUCCEEDED, FAILED = "PENDING", "RUNNING", "SUCCEEDED", "FAILED"
 
     def __init__(self) -> None:
         super().__init__()
@@ -69,6 +70,13 @@ class FakeVertex(WireFake[Plan]):
         self._numbers = iter(range(7_000_000_000_000_000_000, 8_000_000_000_000_000_000, 7919))
 
     # -- test controls ---------------------------------------------------------------------------
+
+    def timed_plan(self, seconds: float, *, failed: bool = False, pending: float = 1.0) -> Plan:
+        plan = super().timed_plan(seconds, failed=failed, pending=pending)
+        plan.queued_seconds, plan.run_seconds = round(pending), max(1, round(seconds - pending))
+        if failed:
+            plan.error = "The replica workerpool0-0 exited with a non-zero status of 3."
+        return plan
 
     def job_named(self, display_name: str) -> Job:
         (job,) = [j for j in self.jobs.values() if j.message.display_name == display_name]
@@ -84,7 +92,11 @@ class FakeVertex(WireFake[Plan]):
 
     def answer(self, method: str, path: str, headers: Any, body: bytes) -> Answer:
         status, payload = self.handle(method, path, body.decode(), headers.get("Authorization", ""))
-        return Answer(status, payload)
+        hold = False
+        if method == "POST" and status == 200 and _CREATE_OR_LIST.match(urlparse(path).path):
+            with self.lock:
+                hold = self.take_hold(payload.get("displayName", ""))
+        return Answer(status, payload, hold=hold)
 
     def handle(self, method: str, path: str, raw: str, auth: str) -> tuple[int, dict[str, Any]]:
         url = urlparse(path)
@@ -137,7 +149,7 @@ class FakeVertex(WireFake[Plan]):
         message.create_time.FromDatetime(now)
         message.update_time.FromDatetime(now)
         _set_state(message, "PENDING")
-        self.jobs[name] = Job(plan=self.next_plan(), message=message, created=now)
+        self.jobs[name] = Job(plan=self.next_plan(message.display_name), message=message, created=now)
         return 200, _json(message)
 
     def _list(self, parent: str, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
@@ -203,12 +215,14 @@ class FakeVertex(WireFake[Plan]):
             self.end_before_cancel = False
             job.end_as("SUCCEEDED")
             _advance(job, "SUCCEEDED")
+        if job.timed:  # the clock moved the job on since it was last read
+            _advance(job, job.state)
         current = _state_name(job.message)
         if job.stop_requested or current not in _LIVE:
             return _error(
                 400, "FAILED_PRECONDITION", f"Cannot cancel CustomJob {name} in state JOB_STATE_{current}."
             )
-        job.stop_requested = True
+        job.request_stop(stopping="CANCELLING", stopped="CANCELLED")
         return 200, {}
 
 
