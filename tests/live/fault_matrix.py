@@ -154,7 +154,7 @@ class Case:
 
     @property
     def dag_id(self) -> str:
-        return f"fm_{self.backend.name}_{self.scenario.name}"
+        return case_dag_id(self.backend, self.scenario)
 
     # -- the task, through the deployment's REST API --
 
@@ -197,6 +197,11 @@ class Case:
                 self.notes.append("task process SIGKILLed")
                 return
         raise AssertionError(f"{self.dag_id}: no process titled {title!r}")
+
+
+def case_dag_id(backend: LiveBackend, scenario: Scenario) -> str:
+    """The DAG of one case: ``fm_<backend>_<scenario>``."""
+    return f"fm_{backend.name}_{scenario.name}"
 
 
 # -- the verdict -------------------------------------------------------------------------------------
@@ -318,19 +323,18 @@ def run_together(cases: list[Case]) -> list[Outcome]:
 # -- the DAGs ----------------------------------------------------------------------------------------
 
 
-def write_dags(folder: Path, backends: list[LiveBackend], scenarios: list[Scenario]) -> None:
-    """``fault_matrix.json`` for ``dags/fault_matrix.py``: one DAG per backend x scenario."""
+def write_dags(folder: Path, cases: list[tuple[LiveBackend, Scenario]]) -> None:
+    """``fault_matrix.json`` for ``dags/fault_matrix.py``: one DAG per (backend, scenario) case."""
     entries = [
         {
-            "dag_id": Case(backend, scenario, None).dag_id,  # type: ignore[arg-type]
+            "dag_id": case_dag_id(backend, scenario),
             "backend": backend.backend,
             "conn_id": backend.conn_id,
             "spec": backend.spec(),
             "task": scenario.task,
             "poll_interval": POLL_INTERVAL,
         }
-        for backend in backends
-        for scenario in scenarios
+        for backend, scenario in cases
     ]
     (folder / "fault_matrix.json").write_text(json.dumps(entries, indent=1))
 

@@ -1,9 +1,11 @@
-"""The live fault matrix (issue 20): every selected backend x scenario in one real deployment.
+"""The live fault matrix (issue 20): every selected backend x scenario in real deployments.
 
-``./run test -m faults`` runs all of it (about N minutes); the default run (CI) takes the ``ci``
-subset: local on-prem's whole column of scenarios, and one scenario on each other backend. Each case
-is one test; the fixture runs every selected case once, phase by phase (``fault_scenarios.py``),
-prints the table and writes it as JSON to ``$TRAINKIT_FAULT_REPORT`` when that is set.
+``./run test -m faults`` runs all of it, one deployment per backend row, one after another; the
+default run (CI) takes the ``ci`` subset in one deployment: local on-prem's whole row of scenarios,
+and one scenario on each other backend. Each case is one test; the fixture runs every selected case
+once, phase by phase (``fault_scenarios.py``), prints the table and writes it as JSON to
+``$TRAINKIT_FAULT_REPORT`` when that is set. ``$TRAINKIT_FAULT_CONCURRENCY`` (default 8) bounds the
+cases run side by side.
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from pathlib import Path
 import pytest
 from deployment import Deployment
 from fault_backends import ROWS
+from fault_deployments import running_deployment
 from fault_matrix import Case, LiveBackend, Outcome, report, save
-from fault_scenarios import BY_NAME, SCENARIOS, run_all, selected_cases
+from fault_scenarios import BY_NAME, SCENARIOS, run_all
 
 pytestmark = [pytest.mark.live, pytest.mark.integration]
 # What CI runs: one backend's full matrix, plus one scenario for each other backend.
@@ -40,22 +43,40 @@ CASES = [
 ]
 
 
-@pytest.fixture(scope="session")
-def matrix(
-    request: pytest.FixtureRequest, live_deployment: Deployment, matrix_backends: dict[str, LiveBackend]
-) -> dict[tuple[str, str], Outcome]:
-    """Run every selected case once; the outcomes by (backend, scenario)."""
-    deployment = live_deployment
-    cases = [Case(matrix_backends[b], BY_NAME[s], deployment) for b, s in selected_cases(request.session)]
+def run_group(
+    deployment: Deployment, backends: dict[str, LiveBackend], pairs: list[tuple[str, str]]
+) -> list[Outcome]:
+    """Run one deployment's cases, phase by phase; print its table (and its logs when one failed)."""
+    cases = [Case(backends[b], BY_NAME[s], deployment) for b, s in pairs]
     for case in cases:
         deployment.wait_for_dag(case.dag_id)
-    outcomes = run_all(cases, concurrency=int(os.environ.get("TRAINKIT_FAULT_CONCURRENCY", "16")))
+    outcomes = run_all(cases, concurrency=int(os.environ.get("TRAINKIT_FAULT_CONCURRENCY", "8")))
     print("\n" + report(outcomes))
-    if os.environ.get("TRAINKIT_FAULT_REPORT"):
-        save(outcomes, Path(os.environ["TRAINKIT_FAULT_REPORT"]))
     if any(not o.ok and not o.skipped for o in outcomes):
         for name in ("scheduler", "triggerer"):
             print(f"--- {name} ---\n{deployment.log_tail(name, 80)}")
+    return outcomes
+
+
+@pytest.fixture(scope="session")
+def matrix(
+    tmp_path_factory: pytest.TempPathFactory,
+    fault_groups: list[list[tuple[str, str]]],
+    first_deployment: tuple[Deployment, dict[str, LiveBackend]],
+) -> dict[tuple[str, str], Outcome]:
+    """Run every selected case once, group by group (the first in the shared deployment, each other
+    in one of its own); the outcomes by (backend, scenario)."""
+    outcomes = run_group(*first_deployment, fault_groups[0])
+    for pairs in fault_groups[1:]:
+        with running_deployment(tmp_path_factory.mktemp("faults"), pairs, demo=False) as (
+            deployment,
+            backends,
+        ):
+            outcomes += run_group(deployment, backends, pairs)
+    if len(fault_groups) > 1:
+        print("\nThe whole matrix:\n" + report(outcomes))
+    if os.environ.get("TRAINKIT_FAULT_REPORT"):
+        save(outcomes, Path(os.environ["TRAINKIT_FAULT_REPORT"]))
     return {(o.backend, o.scenario): o for o in outcomes}
 
 
