@@ -352,6 +352,25 @@ def report(outcomes: list[Outcome]) -> str:
     return "\n".join(lines)
 
 
+def grid(outcomes: list[Outcome]) -> str:
+    """The matrix at a glance, a row per scenario and a column per backend (for docs/failures.md)."""
+    backends = list(dict.fromkeys(o.backend for o in outcomes))
+    scenarios = list(dict.fromkeys(o.scenario for o in outcomes))
+    cells = {(o.backend, o.scenario): o for o in outcomes}
+
+    def cell(outcome: Outcome | None) -> str:
+        if outcome is None:
+            return ""
+        if outcome.skipped:
+            return "n/a"
+        jobs = ", ".join(j.split(" (")[0] for j in outcome.jobs)
+        return f"{'ok' if outcome.ok else '**FAIL**'}: {outcome.task_state}, {jobs}"
+
+    lines = [f"| scenario | {' | '.join(backends)} |", "|---" * (len(backends) + 1) + "|"]
+    lines += [f"| {s} | {' | '.join(cell(cells.get((b, s))) for b in backends)} |" for s in scenarios]
+    return "\n".join(lines)
+
+
 def save(outcomes: list[Outcome], path: Path) -> None:
     """The outcomes as JSON (``$TRAINKIT_FAULT_REPORT``, for the note and the docs page)."""
     path.write_text(json.dumps([asdict(o) for o in outcomes], indent=1))

@@ -17,7 +17,7 @@ import pytest
 from deployment import Deployment
 from fault_backends import ROWS
 from fault_deployments import running_deployment
-from fault_matrix import Case, LiveBackend, Outcome, report, save
+from fault_matrix import Case, LiveBackend, Outcome, grid, report, save
 from fault_scenarios import BY_NAME, SCENARIOS, run_all
 
 pytestmark = [pytest.mark.live, pytest.mark.integration]
@@ -75,6 +75,11 @@ def matrix(
             outcomes += run_group(deployment, backends, pairs)
     if len(fault_groups) > 1:
         print("\nThe whole matrix:\n" + report(outcomes))
+    scenarios = [s.name for s in SCENARIOS]
+    print(
+        "\n"
+        + grid(sorted(outcomes, key=lambda o: (list(ROWS).index(o.backend), scenarios.index(o.scenario))))
+    )
     if os.environ.get("TRAINKIT_FAULT_REPORT"):
         save(outcomes, Path(os.environ["TRAINKIT_FAULT_REPORT"]))
     return {(o.backend, o.scenario): o for o in outcomes}
