@@ -81,6 +81,19 @@ class _Barrier:
 _BARRIER = _Barrier()
 
 
+def _api_scenario(name: str, kind: str, seconds: int, summary: str) -> Scenario:
+    """A deferred job that outlives a fault of its backend's API and succeeds."""
+    return Scenario(
+        name,
+        Expect("success", ("succeeded",)),
+        _api_fault,
+        seconds=seconds,
+        phase="api",
+        api_fault=kind,
+        summary=summary,
+    )
+
+
 SCENARIOS = [
     Scenario(
         "clear",
@@ -169,32 +182,23 @@ SCENARIOS = [
         phase="scheduler",
         summary="scheduler and dag-processor killed while deferred, restarted: the task succeeds",
     ),
-    Scenario(
+    _api_scenario(
         "throttle_storm",
-        Expect("success", ("succeeded",)),
-        _api_fault,
-        seconds=60,
-        phase="api",
-        api_fault="throttle",
-        summary=f"every status call throttled for {API_FAULT_SECONDS['throttle']:g} s: backoff, then success",
+        "throttle",
+        60,
+        f"every status call throttled for {API_FAULT_SECONDS['throttle']:g} s: backoff, then success",
     ),
-    Scenario(
+    _api_scenario(
         "5xx_burst",
-        Expect("success", ("succeeded",)),
-        _api_fault,
-        seconds=60,
-        phase="api",
-        api_fault="5xx",
-        summary=f"every call answered 5xx for {API_FAULT_SECONDS['5xx']:g} s: retried, then success",
+        "5xx",
+        60,
+        f"every call answered 5xx for {API_FAULT_SECONDS['5xx']:g} s: retried, then success",
     ),
-    Scenario(
+    _api_scenario(
         "api_unreachable",
-        Expect("success", ("succeeded",)),
-        _api_fault,
-        seconds=110,
-        phase="api",
-        api_fault="unreachable",
-        summary="the API unreachable for a minute, then back: the wait goes on, the task succeeds",
+        "unreachable",
+        110,
+        "the API unreachable for a minute, then back: the wait goes on, the task succeeds",
     ),
 ]
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
