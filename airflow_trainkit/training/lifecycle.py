@@ -157,8 +157,13 @@ class JobLifecycle:
         for note in self.backend.check(self.spec):
             self.log.warning("%s", note)
 
-    def find_or_submit(self) -> tuple[JobRef, JobStatus]:
-        """Re-attach to this task instance's job, return its success, or start a new attempt."""
+    def find_or_submit(self, *, new_attempt_after_end: bool = True) -> tuple[JobRef, JobStatus]:
+        """Re-attach to this task instance's job, return its success, or start a new attempt.
+
+        :param new_attempt_after_end: a job that failed or was stopped is followed by a new attempt
+            (a training task's retry); ``False`` returns that job as it ended (a tuning trial is
+            one job: its failure is its outcome).
+        """
         backend = self.backend
         record = self.records.load()
         if record is not None and record.backend != backend.name:
@@ -178,7 +183,7 @@ class JobLifecycle:
             status = backend.find(recorded if recorded and recorded.handle else name)
             if status is None:
                 return self._submit(name, attempt)
-            if status.phase == JobPhase.SUCCEEDED or status.phase.active:
+            if status.phase == JobPhase.SUCCEEDED or status.phase.active or not new_attempt_after_end:
                 self.log.info("Re-attaching to %s job %s (%s)", backend.name, name, status.state)
                 ref = JobRef(
                     backend=backend.name,

@@ -303,29 +303,36 @@ class TrainingJobTrigger(BaseTrigger):
             log.exception("Could not stop %s job %s", self.backend_name, self.job_id)
 
     async def _task_state(self) -> str | None:
-        """The waiting task's state as the scheduler sees it now; ``"unknown"`` if it cannot be read."""
-        from airflow_trainkit._compat import atask_state_now
+        return await task_state_of(self.identity)
 
-        ident = self.identity
-        if not ident.get("dag_id"):
+
+async def task_state_of(identity: Mapping[str, Any]) -> str | None:
+    """The state of the task ``identity`` names, as the scheduler sees it now; ``"unknown"`` if it
+    cannot be read (every trigger that owns jobs asks this before stopping them on a kill)."""
+    from airflow_trainkit._compat import atask_state_now
+
+    if not identity.get("dag_id"):
+        return "unknown"
+    end = time.monotonic() + TASK_STATE_WINDOW_SECONDS
+    while True:
+        try:
+            return await asyncio.wait_for(
+                atask_state_now(
+                    identity["dag_id"],
+                    identity["run_id"],
+                    identity["task_id"],
+                    int(identity.get("map_index", -1)),
+                ),
+                timeout=TASK_STATE_TIMEOUT_SECONDS,
+            )
+        except LookupError as err:  # not inside a triggerer: nobody to ask
+            log.warning("Cannot read the task's state (%s); stopping the job to be safe", err)
             return "unknown"
-        end = time.monotonic() + TASK_STATE_WINDOW_SECONDS
-        while True:
-            try:
-                return await asyncio.wait_for(
-                    atask_state_now(
-                        ident["dag_id"], ident["run_id"], ident["task_id"], int(ident.get("map_index", -1))
-                    ),
-                    timeout=TASK_STATE_TIMEOUT_SECONDS,
-                )
-            except LookupError as err:  # not inside a triggerer: nobody to ask
-                log.warning("Cannot read the task's state (%s); stopping the job to be safe", err)
+        except Exception as err:
+            if time.monotonic() >= end:
+                log.warning("Cannot read the task's state (%r); stopping the job to be safe", err)
                 return "unknown"
-            except Exception as err:
-                if time.monotonic() >= end:
-                    log.warning("Cannot read the task's state (%r); stopping the job to be safe", err)
-                    return "unknown"
-                await asyncio.sleep(2)
+            await asyncio.sleep(2)
 
 
 # Airflow 3.3.2's scheduler fails a resumed task when the worker's "success" for its deferral is
