@@ -42,6 +42,11 @@ def get_provider_info() -> dict[str, Any]:
                 "external-doc-url": "https://github.com/airflow-trainkit/airflow-trainkit/blob/main/docs/costs.md",
                 "tags": ["software"],
             },
+            {
+                "integration-name": "Trainkit tuning",
+                "external-doc-url": "https://github.com/airflow-trainkit/airflow-trainkit/blob/main/docs/tuning.md",
+                "tags": ["software"],
+            },
         ],
         "operators": [
             {
@@ -64,6 +69,10 @@ def get_provider_info() -> dict[str, Any]:
                 "integration-name": "Trainkit costs",
                 "python-modules": ["airflow_trainkit.operators.costs"],
             },
+            {
+                "integration-name": "Trainkit tuning",
+                "python-modules": ["airflow_trainkit.operators.tuning"],
+            },
         ],
         "sensors": [
             {
@@ -83,6 +92,10 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": "Trainkit model registry",
                 "python-modules": ["airflow_trainkit.triggers.registry"],
+            },
+            {
+                "integration-name": "Trainkit tuning",
+                "python-modules": ["airflow_trainkit.triggers.tuning"],
             },
         ],
         "hooks": [

@@ -41,15 +41,18 @@ def trial_seed(seed: int | None, generation: int, number: int) -> int | None:
 
 
 def build_sampler(
-    settings: TuneSettings, space: SearchSpace, seed: int | None
+    settings: TuneSettings, space: SearchSpace, seed: int | None, *, generation: int = 1
 ) -> optuna.samplers.BaseSampler:
-    """The sampler ``settings.sampler`` names (TPE, random or grid)."""
+    """The sampler ``settings.sampler`` names (TPE, random or grid), seeded with ``seed``."""
     import optuna  # heavy: only when a search runs
 
+    grid_seed = trial_seed(settings.seed or 0, generation, 0)
     if settings.sampler == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if settings.sampler == "grid":
-        return optuna.samplers.GridSampler(space.grid(), seed=seed)
+        # The grid sampler shuffles its points once, by its seed, and gives trial n the n-th: the
+        # order must be the same in every rebuilt study, so its seed never varies within a search.
+        return optuna.samplers.GridSampler(space.grid(), seed=grid_seed)
     # constant_liar: trials in flight count as if they had a bad value, so parallel trials spread out.
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
 
@@ -92,7 +95,7 @@ def rebuild(
     distributions = space.distributions()
     study = optuna.create_study(
         direction=settings.direction,
-        sampler=build_sampler(settings, space, seed),
+        sampler=build_sampler(settings, space, seed, generation=record.generation),
         pruner=build_pruner(settings),
     )
     for trial in record.trials:
