@@ -371,12 +371,15 @@ class ProgressWriter:
     logged once and not tried again: progress is for watchers, the model is the job.
 
     :param start_round: the round a checkpoint resumed from (``0`` for a fresh run).
+    :param live: write while training; ``False`` keeps the history for :meth:`document` only (the
+        distributed trainer's workers other than rank 0).
     """
 
-    def __init__(self, output_uri: str, every: float, start_round: int) -> None:
+    def __init__(self, output_uri: str, every: float, start_round: int, *, live: bool = True) -> None:
         self.output_uri = output_uri
         self.every = every
         self.start_round = start_round
+        self.live = live
         self.failed = False
         self.evals_log: Any = {}
         self.trained = 0
@@ -407,7 +410,7 @@ class ProgressWriter:
         """Write ``progress.json`` into a local output folder now (nothing for object storage)."""
         from airflow_trainkit.storage import is_local, join_uri, write_bytes_atomic
 
-        if self.failed or not is_local(self.output_uri):
+        if not self.live or self.failed or not is_local(self.output_uri):
             return
         try:
             write_bytes_atomic(join_uri(self.output_uri, PROGRESS_FILE), self.document().encode())
