@@ -8,9 +8,10 @@ import os
 
 import pytest
 from ssh_testing import host_entry, spec
+from sshd_hosts import free_port
 from trainkit_testing import job_reaches
 
-from airflow_trainkit.training.backend import JobRef
+from airflow_trainkit.training.backend import JobPhase, JobRef, JobStatus
 
 pytestmark = pytest.mark.integration
 
@@ -38,3 +39,19 @@ def test_progress_is_read_on_the_host_while_the_job_runs(onprem_ssh, gpu_hosts):
     assert stopped.state == "STOPPED"
     gpu_hosts["a"].run(f"rm {folder}/progress.json")
     assert backend.progress(stopped) is None and asyncio.run(backend.progress_async(stopped)) is None
+
+
+def test_a_host_that_does_not_answer_has_no_progress_now(onprem_ssh, gpu_hosts, monkeypatch):
+    conn = json.loads(gpu_hosts["a"].connection())
+    conn["port"] = free_port()  # nobody listens there
+    monkeypatch.setenv("AIRFLOW_CONN_GPU_NOWHERE", json.dumps(conn))
+    backend = onprem_ssh([host_entry(gpu_hosts["a"], ssh_conn_id="gpu_nowhere")])
+    status = JobStatus(
+        job_id="ssh-gone",
+        state="RUNNING",
+        phase=JobPhase.RUNNING,
+        output_uri="/srv/outputs/ssh-gone",
+        details={"host": "gpu_nowhere"},
+    )
+    assert backend.progress(status) is None
+    assert asyncio.run(backend.progress_async(status)) is None
