@@ -28,6 +28,12 @@ EXIT_BAD_INPUT = 2
 
 TABLE_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet", ".pq")
 
+# The per-round metrics a trainer writes into its output folder while it trains, for a watcher
+# (a tuner's pruner) to read: {"round": n, "first_round": k, "history": {"validation-auc": [...],
+# ...}, "updated_at": "<ISO-8601 UTC>"}; each history list holds one value per round of this run,
+# its first for round ``first_round``.
+PROGRESS_FILE = "progress.json"
+
 
 class BadInput(ValueError):
     """The job's input or configuration is wrong; the trainer exits with code 2."""
@@ -254,3 +260,33 @@ def newest_checkpoint(
             if number.isdigit():
                 found.append((int(number), item))
     return max(found) if found else None
+
+
+def progress_history(content: bytes | str | None) -> dict[str, list[float]] | None:
+    """The ``history`` of a ``progress.json``'s content: each ``<data>-<metric>`` whose value is a
+    list of numbers, ``null`` read as NaN; other keys are left out.
+
+    :return: ``None`` for no content, content that is not JSON (a partial or garbled file), or
+        JSON without a ``history`` object. Never raises for what the file holds.
+    """
+    import math
+
+    if not content:
+        return None
+    try:
+        document = json.loads(content)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+    history = document.get("history") if isinstance(document, dict) else None
+    if not isinstance(history, dict):
+        return None
+    found: dict[str, list[float]] = {}
+    for key, values in history.items():
+        if not isinstance(values, list):
+            continue
+        if all(v is None or (isinstance(v, int | float) and not isinstance(v, bool)) for v in values):
+            try:
+                found[str(key)] = [math.nan if v is None else float(v) for v in values]
+            except OverflowError:  # an integer beyond any float
+                continue
+    return found

@@ -12,9 +12,10 @@ import sys
 import time
 from typing import Any
 
-from airflow_trainkit.trainers.contract import TrainerEnv, redact_uri, run_main
+from airflow_trainkit.trainers.contract import PROGRESS_FILE, TrainerEnv, redact_uri, run_main
 from airflow_trainkit.trainers.xgboost_booster import (
     KEEP_CHECKPOINTS,
+    ProgressWriter,
     _best_iteration,
     _checkpointer,
     _class_weight,
@@ -22,6 +23,7 @@ from airflow_trainkit.trainers.xgboost_booster import (
     _meta,
     _metrics,
     _params,
+    _progress_callback,
     _recalibrate,
     _resume,
     _stopping_metric,
@@ -112,7 +114,9 @@ def train(config: XGBoostConfig) -> dict[str, Any]:
     start_model, start_round = _resume(config, list(x_train.columns))
     remaining = config.num_boost_round - start_round
     logger = _log_every(config.log_every, start_round, config.num_boost_round)
-    callbacks = [logger]
+    progress = ProgressWriter(config.output_uri, config.progress_interval, start_round)
+    # Progress before early stopping: XGBoost skips the callbacks after one that stops training.
+    callbacks = [logger, _progress_callback(progress)]
     if config.checkpoint_uri:
         callbacks.append(_checkpointer(storage.local_path(config.checkpoint_uri), config.checkpoint_interval))
     if config.early_stopping_rounds:
@@ -171,6 +175,7 @@ def train(config: XGBoostConfig) -> dict[str, Any]:
         model_name: bytes(booster.save_raw(raw_format=config.model_format)),
         "model_meta.json": json.dumps(meta, indent=2, default=str, sort_keys=True) + "\n",
         "metrics.json": json.dumps(metrics, indent=2, sort_keys=True) + "\n",
+        PROGRESS_FILE: progress.document(),
     }
     storage.write_folder_atomic(config.output_uri, files)
     log.info("wrote %s to %s", ", ".join(sorted(files)), redact_uri(config.output_uri))

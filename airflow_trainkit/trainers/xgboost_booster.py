@@ -7,10 +7,11 @@ import json
 import logging
 import math
 import platform
+import time
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-from airflow_trainkit.trainers.contract import BadInput, newest_checkpoint, redact_uri
+from airflow_trainkit.trainers.contract import PROGRESS_FILE, BadInput, newest_checkpoint, redact_uri
 from airflow_trainkit.trainers.xgboost_config import auto_max_depth
 
 if TYPE_CHECKING:
@@ -332,3 +333,94 @@ def _checkpointer(folder: Path, every: int) -> xgb.callback.TrainingCallback:
             return False
 
     return Checkpointer()
+
+
+def _progress_callback(writer: ProgressWriter) -> xgb.callback.TrainingCallback:
+    """A callback that hands each round's evals log to ``writer`` (place it before early stopping:
+    XGBoost skips the callbacks after one that stops training)."""
+    import xgboost as xgb  # heavy: only when a job trains
+
+    class Progress(xgb.callback.TrainingCallback):
+        def before_training(self, model: Any) -> Any:
+            writer.write()  # replaces a progress.json an earlier run left in the folder
+            writer.last_write = None  # the first round is written at once
+            return model
+
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            writer.evals_log = evals_log
+            writer.trained = epoch + 1
+            if writer.due():
+                writer.write()
+            return False
+
+        def after_training(self, model: Any) -> Any:
+            writer.write()
+            return model
+
+    return Progress()
+
+
+class ProgressWriter:
+    """This run's per-round metrics as ``progress.json`` (:data:`~airflow_trainkit.trainers.contract.PROGRESS_FILE`):
+    ``{"round", "first_round", "history", "updated_at"}``, where ``history`` maps ``<data>-<metric>``
+    of XGBoost's evals log to one value per round of this run.
+
+    While training, the file is written atomically into a local output folder at most once per
+    ``every`` seconds after a round (``0``: after every round) and after the last round; to an output
+    in object storage nothing is written until the output folder itself is. A write that fails is
+    logged once and not tried again: progress is for watchers, the model is the job.
+
+    :param start_round: the round a checkpoint resumed from (``0`` for a fresh run).
+    :param live: write while training; ``False`` keeps the history for :meth:`document` only (the
+        distributed trainer's workers other than rank 0).
+    """
+
+    def __init__(self, output_uri: str, every: float, start_round: int, *, live: bool = True) -> None:
+        self.output_uri = output_uri
+        self.every = every
+        self.start_round = start_round
+        self.live = live
+        self.failed = False
+        self.evals_log: Any = {}
+        self.trained = 0
+        self.last_write: float | None = None
+
+    def document(self) -> str:
+        """The file's content now: strict JSON, a value that is not finite written as ``null``."""
+        from datetime import UTC, datetime
+
+        history = {
+            f"{data}-{metric}": [_finite_or_none(v) for v in values]
+            for data, by_metric in self.evals_log.items()
+            for metric, values in by_metric.items()
+        }
+        body = {
+            "round": self.start_round + self.trained,
+            "first_round": self.start_round + 1,
+            "history": history,
+            "updated_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+        }
+        return json.dumps(body, allow_nan=False) + "\n"
+
+    def due(self) -> bool:
+        """Whether a round's write is due: the first one, then at most once per ``every`` seconds."""
+        return self.last_write is None or time.monotonic() - self.last_write >= self.every
+
+    def write(self) -> None:
+        """Write ``progress.json`` into a local output folder now (nothing for object storage)."""
+        from airflow_trainkit.storage import is_local, join_uri, write_bytes_atomic
+
+        if not self.live or self.failed or not is_local(self.output_uri):
+            return
+        try:
+            write_bytes_atomic(join_uri(self.output_uri, PROGRESS_FILE), self.document().encode())
+        except OSError as err:
+            self.failed = True
+            log.warning("cannot write %s (%s); no more progress is written", PROGRESS_FILE, err)
+            return
+        self.last_write = time.monotonic()
+
+
+def _finite_or_none(value: Any) -> float | None:
+    number = float(value[0] if isinstance(value, tuple) else value)  # (mean, std) in xgb.cv
+    return number if math.isfinite(number) else None

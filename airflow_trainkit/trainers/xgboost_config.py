@@ -4,6 +4,7 @@ and defaults into one checked :class:`XGBoostConfig`."""
 from __future__ import annotations
 
 import argparse
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +38,7 @@ class XGBoostConfig:
     checkpoint_uri: str | None = None
     checkpoint_interval: int = 10
     log_every: int = 10
+    progress_interval: float = 2.0  # seconds between writes of progress.json; 0: after every round
     model_format: str = "json"
     device: str = "cpu"
     params: dict[str, Any] = field(default_factory=dict)
@@ -68,6 +70,11 @@ _KNOWN: dict[str, tuple[Any, Any, str]] = {
     "seed": (int, lambda v: True, "an integer"),
     "checkpoint_interval": (int, lambda v: v >= 1, "an integer >= 1"),
     "log_every": (int, lambda v: v >= 1, "an integer >= 1"),
+    "progress_interval": (
+        float,
+        lambda v: math.isfinite(v) and v >= 0,
+        "a number of seconds >= 0 (0: after every round)",
+    ),
     "model_format": (str, lambda v: v in MODEL_FORMATS, "json or ubj"),
 }
 _NOT_PASSED_THROUGH = {*_KNOWN, "scale_pos_weight", "drop_columns", "validation", "train", "output"}
@@ -102,6 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--drop-columns", help="comma-separated columns to leave out, e.g. an id")
     add("--checkpoint", help="local checkpoint folder (env TRAINKIT_CHECKPOINT_URI)")
     add("--checkpoint-interval", type=int, help="save a checkpoint every N rounds (default 10)")
+    add(
+        "--progress-interval",
+        type=float,
+        help="seconds between writes of progress.json to a local output folder (default 2, 0=every round)",
+    )
     add("--model-format", choices=MODEL_FORMATS, help="json (default) or ubj")
     add(
         "--param",
@@ -169,6 +181,7 @@ def _merged_hyperparameters(args: argparse.Namespace, env: TrainerEnv) -> dict[s
         "validation_fraction": args.validation_fraction,
         "seed": args.seed,
         "checkpoint_interval": args.checkpoint_interval,
+        "progress_interval": args.progress_interval,
         "model_format": args.model_format,
         "scale_pos_weight": args.scale_pos_weight,
         "drop_columns": args.drop_columns,

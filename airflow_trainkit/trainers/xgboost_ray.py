@@ -5,9 +5,10 @@ Runs as a Ray job's driver. It reads and prepares the table exactly as the singl
 starts ``TRAINKIT_RAY_WORKERS`` Ray actors, gives each a share of the training rows, and trains one
 model across them with XGBoost's own collective (a ``RabitTracker`` in the driver, a communicator in
 each actor): every boosting round sums the workers' gradient histograms, so the model is the one
-model of all the rows. The driver then writes the same ``model.json``, ``model_meta.json`` and
-``metrics.json`` as the single-process trainer; ``metrics.json`` also records ``world_size`` and
-each worker's rows. Needs ``ray``, ``xgboost``, ``pandas`` and ``scikit-learn`` on the cluster (not
+model of all the rows. The driver then writes the same ``model.json``, ``model_meta.json``,
+``metrics.json`` and ``progress.json`` as the single-process trainer (the rank-0 worker writes
+``progress.json`` while it trains, with the validation metrics only); ``metrics.json`` also records
+``world_size`` and each worker's rows. Needs ``ray``, ``xgboost``, ``pandas`` and ``scikit-learn`` on the cluster (not
 Airflow, not trainkit: the job's working directory carries this module). Checkpoint resume is not
 supported here; a ``checkpoint_uri`` is refused.
 """
@@ -21,7 +22,7 @@ import sys
 import time
 from typing import Any
 
-from airflow_trainkit.trainers.contract import BadInput, TrainerEnv, redact_uri, run_main
+from airflow_trainkit.trainers.contract import PROGRESS_FILE, BadInput, TrainerEnv, redact_uri, run_main
 from airflow_trainkit.trainers.xgboost_config import PROG, XGBoostConfig, build_parser, resolve_config
 
 log = logging.getLogger("airflow_trainkit.trainer.xgboost_ray")
@@ -112,6 +113,7 @@ def train(
             shard,
             config.num_boost_round,
             config.early_stopping_rounds,
+            (config.output_uri, config.progress_interval),
         )
         for a, shard in zip(actors, shards, strict=True)
     ]
@@ -147,6 +149,7 @@ def train(
         model_name: bytes(booster.save_raw(raw_format=config.model_format)),
         "model_meta.json": json.dumps(meta, indent=2, default=str, sort_keys=True) + "\n",
         "metrics.json": json.dumps(metrics, indent=2, sort_keys=True) + "\n",
+        PROGRESS_FILE: next(a["progress"] for a in answers if a["rank"] == 0),
     }
     storage.write_folder_atomic(config.output_uri, files)
     log.info("wrote %s to %s", ", ".join(sorted(files)), redact_uri(config.output_uri))
@@ -168,11 +171,16 @@ class _Worker:
         shard: tuple[int, int],
         num_boost_round: int,
         early_stopping_rounds: int,
+        progress_to: tuple[str, float],
     ) -> dict[str, Any]:
         import xgboost as xgb
         from xgboost import collective
 
-        from airflow_trainkit.trainers.xgboost_booster import _stopping_metric
+        from airflow_trainkit.trainers.xgboost_booster import (
+            ProgressWriter,
+            _progress_callback,
+            _stopping_metric,
+        )
 
         x_train, y_train = train
         x_valid, y_valid, weights = valid
@@ -185,7 +193,10 @@ class _Worker:
             # of them, so early stopping ends every worker at the same round.
             dvalid = xgb.DMatrix(x_valid, label=y_valid, weight=weights, enable_categorical=True, nthread=-1)
             counter = _RoundCounter.make()
-            callbacks = [counter]
+            # Rank 0 writes progress.json (every worker sees the same summed metrics); before early
+            # stopping, since XGBoost skips the callbacks after one that stops training.
+            progress = ProgressWriter(*progress_to, 0, live=collective.get_rank() == 0)
+            callbacks = [counter, _progress_callback(progress)]
             if early_stopping_rounds:
                 callbacks.append(
                     xgb.callback.EarlyStopping(
@@ -211,6 +222,7 @@ class _Worker:
             "rows": end - start,
             "rounds_trained": int(counter.trained),
             "model": bytes(booster.save_raw(raw_format="ubj")) if rank == 0 else b"",
+            "progress": progress.document(),
         }
 
 

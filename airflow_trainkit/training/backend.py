@@ -169,6 +169,9 @@ class TrainingBackend(ABC):
     # connection shares (training/ratelimit.py); None: no limit (your own hosts). A connection's
     # extra ``status_calls_per_second`` overrides it.
     status_calls_per_second: ClassVar[float | None] = None
+    # Whether ``progress`` can read a job's per-round metrics while it runs (a tuner prunes only
+    # where it can); a backend says yes once it has a test that reads them from a running job.
+    reports_progress: ClassVar[bool] = False
 
     def __init__(self, conn_id: str | None = None) -> None:
         self.conn_id = conn_id
@@ -278,6 +281,29 @@ class TrainingBackend(ABC):
         except (OSError, ValueError):  # no metrics.json (FileNotFoundError), or not JSON
             return None
         return data if isinstance(data, dict) else None
+
+    def progress(self, status: JobStatus) -> dict[str, list[float]] | None:
+        """The per-round metrics the job has written so far (``progress.json`` in its output), or ``None``.
+
+        :return: the file's ``history``: ``<data>-<metric>`` (``validation-auc``, ...) to one value per
+            round, only the keys whose values are lists of numbers; ``None`` when the job has no
+            output URI, the file is missing, partial or garbled, or cannot be read now. Never raises
+            for what is (or is not) at the output.
+        """
+        from airflow_trainkit import storage
+        from airflow_trainkit.trainers.contract import PROGRESS_FILE, progress_history
+
+        if not status.output_uri:
+            return None
+        try:
+            content = storage.read_bytes(storage.join_uri(status.output_uri, PROGRESS_FILE))
+        except (OSError, ValueError):  # no progress.json yet (FileNotFoundError), or a store error
+            return None
+        return progress_history(content)
+
+    async def progress_async(self, status: JobStatus) -> dict[str, list[float]] | None:
+        """``progress`` without blocking the triggerer's event loop."""
+        return await asyncio.to_thread(self.progress, status)
 
     def result(
         self, status: JobStatus, spec: TrainingJobSpec | None = None, attempt: int = 1

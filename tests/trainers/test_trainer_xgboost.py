@@ -103,6 +103,7 @@ def test_classification_writes_model_and_metrics(classification_run) -> None:
         "metrics.json",
         "model.json",
         "model_meta.json",
+        "progress.json",
     ]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["auc_roc"] > 0.7
@@ -317,7 +318,9 @@ def test_failure_after_training_leaves_the_old_output(
     argv = ["--train", str(data_dir / "holdout.csv"), "--target", "churned", "--num-boost-round", "5"]
     assert run_inline([*argv, "--output", str(out)]) == EXIT_UNEXPECTED
     assert "RuntimeError: evaluation blew up" in capsys.readouterr().err
-    assert [p.name for p in out.iterdir()] == ["metrics.json"]
+    # The old output stays; only the progress of the failed run was written beside it as it trained.
+    assert sorted(p.name for p in out.iterdir()) == ["metrics.json", "progress.json"]
+    assert json.loads((out / "progress.json").read_text())["round"] == 5
     assert (out / "metrics.json").read_text() == '{"auc_roc": 0.5}'
     assert no_leftovers(out) == []
 

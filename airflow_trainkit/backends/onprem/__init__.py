@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 ROOT_MARKER = ".trainkit-onprem-root"
 # A runner that has not written its pid this long after submit is taken as lost.
 RUNNER_START_GRACE_SECONDS = 60.0
+# The largest progress.json read from an SSH host (a few thousand rounds of a few metrics is ~0.5 MB).
+PROGRESS_READ_LIMIT = 8_000_000
 # Worker environment the job must not inherit: Airflow's connections, variables and config, and
 # whatever is named like a credential. A job that needs one gets it through spec.env.
 _SECRET_ENV = re.compile(
@@ -98,6 +100,7 @@ class OnPremBackend(TrainingBackend):
         basis="wall time x your hourly cost of the host x the share of its GPUs used (whole host for CPU runs)",
     )
     poll_interval = 2.0  # one local file read, or one short command on an SSH host
+    reports_progress = True  # the job's output folder, read here or on its SSH host
 
     @cached_property
     def settings(self) -> OnPremSettings:
@@ -426,19 +429,62 @@ class OnPremBackend(TrainingBackend):
     @override
     def metrics(self, status: JobStatus) -> dict[str, Any] | None:
         """``metrics.json`` of the job's output; read on the GPU host when the output is a path there."""
-        from airflow_trainkit import storage
-
-        transport = self.transports.get(str(status.details.get("host")))
-        if transport is None or not transport.ships_runner or not status.output_uri:
+        on_host = self._output_on_host(status)
+        if on_host is None:
             return super().metrics(status)
-        if not storage.is_local(status.output_uri):
-            return super().metrics(status)
-        text = transport.call("read", path=f"{storage.local_path(status.output_uri)}/metrics.json")
+        transport, folder = on_host
+        text = transport.call("read", path=f"{folder}/metrics.json")
         try:
             data = json.loads(text) if text else None
         except ValueError:
             return None
         return data if isinstance(data, dict) else None
+
+    @override
+    def progress(self, status: JobStatus) -> dict[str, list[float]] | None:
+        """``progress.json`` of the job's output; read on the GPU host when the output is a path there."""
+        from airflow_trainkit.exceptions import TrainingJobUnreachable
+        from airflow_trainkit.trainers.contract import PROGRESS_FILE, progress_history
+
+        on_host = self._output_on_host(status)
+        if on_host is None:
+            return super().progress(status)
+        transport, folder = on_host
+        try:
+            text = transport.call("read", path=f"{folder}/{PROGRESS_FILE}", limit=PROGRESS_READ_LIMIT)
+        except TrainingJobUnreachable:  # the host does not answer now: no progress to read now
+            return None
+        return progress_history(text)
+
+    @override
+    async def progress_async(self, status: JobStatus) -> dict[str, list[float]] | None:
+        """One remote command on the shared connection when the output is on an SSH host."""
+        from airflow_trainkit.exceptions import TrainingJobUnreachable
+        from airflow_trainkit.trainers.contract import PROGRESS_FILE, progress_history
+
+        on_host = await asyncio.to_thread(self._output_on_host, status)  # reads the connection once
+        if on_host is None:
+            return await super().progress_async(status)
+        transport, folder = on_host
+        try:
+            text = await transport.call_async(
+                "read", path=f"{folder}/{PROGRESS_FILE}", limit=PROGRESS_READ_LIMIT
+            )
+        except TrainingJobUnreachable:
+            return None
+        return progress_history(text)
+
+    def _output_on_host(self, status: JobStatus) -> tuple[Transport, str] | None:
+        """The SSH host's transport and the output folder's path there, when the job's output is a
+        path on the GPU host; ``None`` when this process reads it itself (local, or object storage)."""
+        from airflow_trainkit import storage
+
+        transport = self.transports.get(str(status.details.get("host")))
+        if transport is None or not transport.ships_runner or not status.output_uri:
+            return None
+        if not storage.is_local(status.output_uri):
+            return None
+        return transport, str(storage.local_path(status.output_uri))
 
 
 def inherited_env(environ: Mapping[str, str]) -> dict[str, str]:

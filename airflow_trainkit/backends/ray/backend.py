@@ -75,6 +75,10 @@ class RayBackend(TrainingBackend):
     )
     poll_interval = 10.0
     shared_per_connection = True
+    # progress.json in the job's output URI (from its metadata, so known while it runs); the
+    # single-process trainer writes it as it trains to a folder this process can read (a local or
+    # shared path), to object storage only at the end.
+    reports_progress = True
 
     # -- connection -------------------------------------------------------------------------------
 
