@@ -331,6 +331,8 @@ class Search:
             if tail:
                 trial.message = f"{trial.message}; last log line: {tail[-1]}"
             return
+        if self.settings.pruning is not None:  # its whole history: the median later trials are judged by
+            self._read_progress(trial, backend, status)
         metrics = result.get("metrics") or {}
         value = metrics.get(self.settings.objective)
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):

@@ -64,7 +64,12 @@ class PruningSettings(StrictModel):
     @field_validator("check_every", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> Any:
-        return None if value is None else parse_duration(value, field="pruning.check_every")
+        if value is None:
+            return None
+        try:
+            return parse_duration(value, allow_zero=True)
+        except ValueError:  # said again by the model's error, with the field and the value
+            raise ValueError("must be a duration such as '30s' or '2m', or 0 for every poll") from None
 
 
 class TuneSettings(StrictModel):

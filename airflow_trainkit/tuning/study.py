@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 from typing import TYPE_CHECKING, Any
 
 from airflow_trainkit.tuning.records import SearchRecord, TrialRecord, TrialState
@@ -18,6 +19,11 @@ if TYPE_CHECKING:
 
     from airflow_trainkit.tuning.settings import TuneSettings
     from airflow_trainkit.tuning.space import SearchSpace
+
+
+# Which rounds of a trial's per-round metric are kept for the pruner (see intermediate_values).
+ROUND_STRIDE = 5
+MAX_ROUNDS_KEPT = 1000
 
 
 def _quiet_optuna() -> None:
@@ -120,13 +126,45 @@ def ask(study: optuna.Study, space: SearchSpace) -> tuple[dict[str, Any], dict[s
 
 
 def should_prune(study: optuna.Study, trial: TrialRecord) -> bool:
-    """Whether the pruner judges ``trial`` (running, its intermediate values recorded) hopeless."""
-    if not trial.intermediate:
-        return False
+    """Whether the pruner judges ``trial`` (running, its intermediate values recorded) hopeless.
+
+    Optuna's pruners judge a trial at its last reported round against the other trials' values at
+    that round. Here rounds arrive in batches, between two resumes, and a trial may already be past
+    the last round every finished trial reached (they stopped early): it is judged at the last round
+    they reached, not left unjudged for want of company.
+    """
+    import copy
+
     frozen = study.get_trials(deepcopy=False)[trial.number]
-    return bool(study.pruner.prune(study, frozen))
+    finished = [
+        max(t.intermediate_values)
+        for t in study.get_trials(deepcopy=False)
+        if t.state.is_finished() and t.intermediate_values
+    ]
+    reached = max(finished, default=None)
+    values = {
+        step: value for step, value in frozen.intermediate_values.items() if reached is None or step <= reached
+    }
+    if not values:
+        return False
+    judged = copy.copy(frozen)
+    judged.intermediate_values = values
+    return bool(study.pruner.prune(study, judged))
 
 
 def intermediate_values(history: list[float]) -> dict[str, float]:
-    """``progress.json`` history as round -> value (JSON keys), rounds counted from 1."""
-    return {str(i + 1): float(v) for i, v in enumerate(history)}
+    """``progress.json`` history as round -> value (JSON keys), rounds counted from 1.
+
+    Kept in the task state store, so thinned: every ``ROUND_STRIDE``-th round (the same rounds for
+    every trial, so the pruner compares like with like), at most ``MAX_ROUNDS_KEPT`` of them, and
+    no value that is not a finite number.
+    """
+    kept: dict[str, float] = {}
+    for index, value in enumerate(history):
+        round_ = index + 1
+        if round_ % ROUND_STRIDE or value is None or not math.isfinite(value):
+            continue
+        kept[str(round_)] = float(value)
+        if len(kept) >= MAX_ROUNDS_KEPT:
+            break
+    return kept

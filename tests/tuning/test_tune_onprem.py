@@ -272,3 +272,57 @@ def test_bad_input_fails_before_any_trial_starts(onprem_root, kwargs, message):
 def test_the_constructor_only_assigns():
     op = tuner(search_space="{{ var.json.space }}", n_trials="{{ params.n }}", budget="{{ params.b }}")
     assert op.search_space == "{{ var.json.space }}" and op.n_trials == "{{ params.n }}"
+
+
+def test_a_hopeless_trial_is_pruned_early_and_its_partial_cost_counted(onprem_root, tmp_path):
+    from airflow_trainkit.demo.data import write_churn_dataset
+
+    data = str(tmp_path / "churn.parquet")
+    write_churn_dataset(data, rows=1000, seed=3)
+    spec = {
+        "command": [sys.executable, "-m", "airflow_trainkit.trainers.xgboost"],
+        "inputs": {"train": data},
+        "hyperparameters": {
+            "target": "churned",
+            "drop_columns": "customer_id",
+            "num_boost_round": 4000,
+            "early_stopping_rounds": 20,
+            "progress_interval": 0.2,
+        },
+    }
+    context = make_context(task_id="tune")
+    op = TuneModelOperator(
+        task_id="tune",
+        spec=spec,
+        # Seed 1 runs the good rate first; the hopeless one (its log-loss barely moves) second.
+        search_space={"learning_rate": [0.3, 0.0005]},
+        sampler="grid",
+        seed=1,
+        objective="auc_roc",
+        n_trials=2,
+        pruning={
+            "metric": "validation-logloss",
+            "direction": "minimize",
+            "warmup_rounds": 3,
+            "startup_trials": 1,
+            "check_every": 0,
+        },
+        onprem_costs=HOST,
+        poll_interval=0.2,
+        track_in_mlflow=False,
+    )
+    result = run_to_the_end(op, context)
+    good, hopeless = context["task_state_store"].get(SEARCH_KEY)["trials"]
+    assert good["params"] == {"learning_rate": 0.3} and good["state"] == "complete"
+    assert hopeless["params"] == {"learning_rate": 0.0005} and hopeless["state"] == "pruned"
+    assert hopeless["message"].startswith("pruned at round")
+    job = OnPremBackend().describe(hopeless["job"]["job_name"])
+    assert job.state == "STOPPED"
+    rounds = json.loads((Path(job.output_uri) / "progress.json").read_text())["round"]
+    assert rounds < 4000  # stopped long before its last round
+    assert hopeless["cost"]["amount"] > 0 and good["cost"]["amount"] > 0
+    assert result["trials"] == {"complete": 1, "pruned": 1, "failed": 0, "total": 2}
+    assert result["money"]["spent"] == pytest.approx(
+        good["cost"]["amount"] + hopeless["cost"]["amount"], abs=1e-5
+    )
+    assert "intermediate_values.png" in {p.name for p in Path(result["report_uri"]).iterdir()}
