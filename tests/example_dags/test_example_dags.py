@@ -67,6 +67,7 @@ RUN_ELSEWHERE = {
     "example_validate_bad_partition": "tests/contracts/test_validation_example_dags.py",
     "weekly_drift_check": "tests/drift/test_drift_dags.py",
     "example_register_and_promote": "tests/example_dags/test_example_register_and_promote.py",
+    "example_tune_and_register": "tests/example_dags/test_example_tune_and_register.py",
     "trainkit_demo": "tests/demo/test_demo_cli.py",
     "example_onprem_ssh_training": "tests/backends/onprem_ssh/test_ssh_example_dag.py",
     "example_ray_cluster_training": "tests/backends/ray/test_ray_example_dag.py",
