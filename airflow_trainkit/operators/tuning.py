@@ -53,8 +53,8 @@ class TuneModelOperator(BaseOperator):
         pass it. (templated)
     :param trial_hours: how long one trial is expected to run, the basis of its quote: hours, or a
         duration such as ``"20m"``; required with ``budget`` or ``"cheapest"``. (templated)
-    :param sampler: ``"tpe"`` (default), ``"random"`` or ``"grid"`` (float ranges need a ``step``).
-    :param seed: the sampler's seed, for a reproducible search.
+    :param sampler: ``"tpe"`` (default), ``"random"`` or ``"grid"`` (float ranges need a ``step``). (templated)
+    :param seed: the sampler's seed, for a reproducible search. (templated)
     :param pruning: stop hopeless trials early: ``{"metric": "validation-auc"}`` and optionally
         ``direction``, ``warmup_rounds``, ``startup_trials``, ``check_every``; needs a backend that
         reports progress (on-prem, Ray). (templated)
@@ -63,7 +63,8 @@ class TuneModelOperator(BaseOperator):
     :param quote_options: more arguments of the quote (``regions``, ``vcpus``, ``memory_gib``). (templated)
     :param report_uri: where the report folder goes; default under ``<trainkit home>/reports/tuning``. (templated)
     :param track_in_mlflow: log a parent run with a child run per trial (needs the ``mlflow`` extra).
-    :param mlflow_conn_id: a ``trainkit_mlflow`` connection; ``None`` for the default or the embedded registry.
+    :param mlflow_conn_id: a ``trainkit_mlflow`` connection; ``None`` for the default or the embedded
+        registry. (templated)
     :param experiment: the MLflow experiment; the connection's by default. (templated)
     :param deferrable: wait in the triggerer; ``None`` (default): ``True`` unless the deployment
         sets ``[operators] default_deferrable``.
@@ -82,11 +83,14 @@ class TuneModelOperator(BaseOperator):
         "pick_from",
         "budget",
         "trial_hours",
+        "sampler",
+        "seed",
         "pruning",
         "backend_conn_id",
         "onprem_costs",
         "quote_options",
         "report_uri",
+        "mlflow_conn_id",
         "experiment",
         "poll_interval",
     )
@@ -349,12 +353,12 @@ class TuneModelOperator(BaseOperator):
         settings = TuneSettings.parse(
             objective=self.objective,
             direction=self.direction,
-            n_trials=_whole(self.n_trials, "n_trials"),
-            parallel=_whole(self.parallel, "parallel"),
+            n_trials=_whole(self.n_trials),
+            parallel=_whole(self.parallel),
             budget=_money(self.budget),
             trial_hours=self.trial_hours,
             sampler=self.sampler,
-            seed=self.seed,
+            seed=_whole(self.seed),
             pruning=self.pruning or None,
         )
         space = SearchSpace.parse(self.search_space)
@@ -405,11 +409,12 @@ class TuneModelOperator(BaseOperator):
         return self._poll_seconds() or search.backend(name).poll_interval
 
 
-def _whole(value: Any, field: str) -> Any:
-    """A rendered template's ``"8"`` as 8; anything else as given (the settings model judges it)."""
+def _whole(value: Any) -> Any:
+    """A rendered template's ``"8"`` (or 8.0) as 8; anything else as given, for the settings model
+    to judge."""
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         return int(value)
-    if field and isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
 

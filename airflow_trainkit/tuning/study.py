@@ -143,7 +143,9 @@ def should_prune(study: optuna.Study, trial: TrialRecord) -> bool:
     ]
     reached = max(finished, default=None)
     values = {
-        step: value for step, value in frozen.intermediate_values.items() if reached is None or step <= reached
+        step: value
+        for step, value in frozen.intermediate_values.items()
+        if reached is None or step <= reached
     }
     if not values:
         return False

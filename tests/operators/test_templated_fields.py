@@ -18,6 +18,11 @@ UNTEMPLATED: dict[tuple[str, str], str] = {
     ("TrainModelOperator", "deferrable"): _HOW,
     ("TrainingJobSensor", "deferrable"): _HOW,
     ("ModelVersionSensor", "deferrable"): _HOW,
+    ("TuneModelOperator", "deferrable"): _HOW,
+    (
+        "TuneModelOperator",
+        "track_in_mlflow",
+    ): "a bool the task reads before any trial starts (a rendered 'False' would be true)",
     (
         "DriftCheckOperator",
         "model_name",
