@@ -321,8 +321,8 @@ class Search:
         result = backend.result(status, lifecycle.spec, attempt=ref.attempt)
         trial.result = {key: result.get(key) for key in _RESULT_KEYS}
         trial.cost = money.trial_cost(result, self.onprem)
-        if trial.message and trial.message.startswith("pruned"):
-            self._end(trial, TrialState.PRUNED)
+        if status.phase != JobPhase.SUCCEEDED and (trial.message or "").startswith("pruned"):
+            self._end(trial, TrialState.PRUNED)  # a pruned job that finished before the stop counts whole
             return
         if status.phase != JobPhase.SUCCEEDED:
             tail = lifecycle.log_tail(ref, 20)

@@ -163,7 +163,7 @@ def _categorical(name: str, raw: Mapping[str, Any]) -> Dimension:
     if not isinstance(choices, list | tuple) or not choices:
         raise ValueError(f"{where}.choices: a non-empty list of values, got {choices!r}")
     for choice in choices:
-        if choice is not None and not isinstance(choice, str | bool | int | float):
+        if not isinstance(choice, str | bool | int | float):
             raise ValueError(
                 f"{where}.choices: each choice must be a string, number or boolean, got {choice!r}"
             )
