@@ -81,9 +81,17 @@ class Finished:
     result: dict[str, Any]
 
 
-def merge_params(spec: TrainingJobSpec, params: Mapping[str, Any]) -> TrainingJobSpec:
-    """``spec`` with a trial's hyperparameters over its own."""
-    return spec.model_copy(update={"hyperparameters": {**spec.hyperparameters, **params}})
+def trial_spec(spec: TrainingJobSpec, params: Mapping[str, Any], *, folder: str) -> TrainingJobSpec:
+    """The spec of one trial: its hyperparameters over the template's, and its own output and
+    checkpoint folders (``<template's>/<folder>``) so that trials in flight never share one."""
+    from airflow_trainkit.storage import join_uri
+
+    update: dict[str, Any] = {"hyperparameters": {**spec.hyperparameters, **params}}
+    if spec.output_uri:
+        update["output_uri"] = join_uri(spec.output_uri, folder)
+    if spec.checkpoint_uri:
+        update["checkpoint_uri"] = join_uri(spec.checkpoint_uri, folder)
+    return spec.model_copy(update=update)
 
 
 class Search:
@@ -235,12 +243,16 @@ class Search:
         generation = self._record().generation
         return replace(self.identity, task_id=f"{self.identity.task_id}.s{generation}.trial{number}")
 
+    def trial_folder(self, number: int) -> str:
+        """The sub-folder of the template's output and checkpoint URIs that a trial writes to."""
+        return f"search-{self._record().generation}-trial-{number}"
+
     def _lifecycle(self, trial: TrialRecord) -> JobLifecycle:
         from airflow_trainkit.training.lifecycle import JobLifecycle
 
         return JobLifecycle(
             self.backend(trial.backend),
-            merge_params(self.spec, trial.params),
+            trial_spec(self.spec, trial.params, folder=self.trial_folder(trial.number)),
             self.trial_identity(trial.number),
             TrialJobRecords(self._record(), trial, self.store),
             log=self.log,
@@ -464,7 +476,7 @@ class Search:
             "cost": best.cost,
             "best_trial": best.number,
             "params": best.params,
-            "hyperparameters": merge_params(self.spec, best.params).hyperparameters,
+            "hyperparameters": {**self.spec.hyperparameters, **best.params},
             "objective": {
                 "name": self.settings.objective,
                 "direction": self.settings.direction,

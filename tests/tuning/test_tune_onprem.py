@@ -326,3 +326,15 @@ def test_a_hopeless_trial_is_pruned_early_and_its_partial_cost_counted(onprem_ro
         good["cost"]["amount"] + hopeless["cost"]["amount"], abs=1e-5
     )
     assert "intermediate_values.png" in {p.name for p in Path(result["report_uri"]).iterdir()}
+
+
+def test_trials_write_to_folders_of_their_own_under_the_templates_output_and_checkpoints(
+    onprem_root, tmp_path
+):
+    out, checkpoints = tmp_path / "out", tmp_path / "ckpt"
+    op = tuner(n_trials=2, deferrable=False)
+    op.spec = {**op.spec, "output_uri": str(out), "checkpoint_uri": str(checkpoints)}
+    result = op.execute(make_context(task_id="tune"))
+    assert sorted(p.name for p in out.iterdir()) == ["search-1-trial-0", "search-1-trial-1"]
+    assert result["output_uri"] == str(out / f"search-1-trial-{result['best_trial']}")
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["search-1-trial-0", "search-1-trial-1"]
