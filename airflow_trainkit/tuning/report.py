@@ -123,6 +123,8 @@ def log_to_mlflow(
     quoted = search_id.replace("'", "")
     found = client.search_runs([experiment_id], filter_string=f"tags.`{SEARCH_TAG}` = '{quoted}'")
     for run in found:
+        if run.data.tags.get("mlflow.parentRunId"):
+            continue  # a trial's run (children carry the search's tag too)
         if run.info.status == "FINISHED":
             log.info("Search already logged to MLflow run %s", run.info.run_id)
             return str(run.info.run_id)

@@ -338,3 +338,40 @@ def test_trials_write_to_folders_of_their_own_under_the_templates_output_and_che
     assert sorted(p.name for p in out.iterdir()) == ["search-1-trial-0", "search-1-trial-1"]
     assert result["output_uri"] == str(out / f"search-1-trial-{result['best_trial']}")
     assert sorted(p.name for p in checkpoints.iterdir()) == ["search-1-trial-0", "search-1-trial-1"]
+
+
+def test_cheapest_sends_the_trials_to_the_backend_with_the_lowest_quote(onprem_root):
+    context = make_context(task_id="tune")
+    result = run_to_the_end(
+        tuner(
+            backend="cheapest",
+            pick_from=["onprem", "sagemaker", "vertex_ai"],
+            n_trials=2,
+            trial_hours=0.5,
+            onprem_costs=[{"name": "cpu-host", "vcpus": 2, "memory_gib": 8, "hourly_price": 0.01}],
+            quote_options={"vcpus": 2},
+        ),
+        context,
+    )
+    record = context["task_state_store"].get(SEARCH_KEY)
+    assert record["backend"] == "onprem" and record["trial_quote"] == pytest.approx(0.005)
+    assert {t["backend"] for t in record["trials"]} == {"onprem"} and result["search"]["backend"] == "onprem"
+
+
+def test_cheapest_with_one_connection_id_is_refused(onprem_root):
+    op = tuner(backend="cheapest", trial_hours=1, backend_conn_id="aws_training")
+    with pytest.raises(
+        ValueError, match=r"backend_conn_id: with backend='cheapest' give one connection per backend"
+    ):
+        op.execute(make_context(task_id="tune"))
+
+
+def test_a_malformed_event_stops_the_trials_and_names_what_is_wrong(onprem_root):
+    op = tuner(spec_hp={"sleep": 60})
+    context = make_context(task_id="tune")
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute(context)
+    with pytest.raises(ValueError, match=r"event\.status"):
+        op.execute_complete(context, event={"status": "finished"})
+    jobs = [t["job"]["job_name"] for t in deferred.value.trigger.trials]
+    assert [settled(OnPremBackend(), job, timeout=20).state for job in jobs] == ["STOPPED", "STOPPED"]
