@@ -180,7 +180,8 @@ class TuneModelOperator(BaseOperator):
         # "__fail__": a deferral timeout or a crashed trigger; no on_kill runs for those.
         if next_method == "__fail__":
             search = self._search(context)
-            if search.store.load() is not None:
+            record = search.store.load()
+            if record is not None and not record.finished:
                 search.begin()
                 search.stop_running(reason="deferral timed out or the trigger failed")
         return super().resume_execution(next_method, next_kwargs, context)
