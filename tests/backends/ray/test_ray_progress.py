@@ -15,7 +15,7 @@ ROUNDS = 2000
 DISTRIBUTED_ROUNDS = 1000  # each round is a collective call between the workers: slower
 
 
-def test_a_trainer_jobs_progress_is_read_while_it_runs_and_after(cluster, backend, churn_table, tmp_path):
+def test_a_trainer_jobs_progress_is_read_while_it_runs(cluster, backend, churn_table, tmp_path):
     output = str(tmp_path / "model")
     spec = TrainingJobSpec.parse(
         {
@@ -50,10 +50,10 @@ def test_a_trainer_jobs_progress_is_read_while_it_runs_and_after(cluster, backen
     assert {"validation-auc", "validation-logloss", "train-auc", "train-logloss"} <= set(running[0])
     assert 0 < len(running[0]["validation-auc"]) < ROUNDS
 
-    done = job_reaches(backend, job, lambda s: s.phase.terminal, timeout=300)
-    assert done.state == "SUCCEEDED", backend.log_tail(job)
-    final = backend.progress(done)
-    assert final is not None and {len(v) for v in final.values()} == {ROUNDS}
+    # The finished file's length is the trainer's test (tests/trainers/test_trainer_progress.py):
+    # stop here rather than train the remaining rounds.
+    backend.stop(job)
+    assert job_reaches(backend, job, lambda s: s.phase.terminal, timeout=120).state == "STOPPED"
 
 
 def test_a_job_that_writes_no_progress_has_none(cluster, backend, tmp_path):
@@ -103,8 +103,5 @@ def test_the_distributed_trainer_writes_progress_from_its_first_worker(
 
     status = job_reaches(backend, job, read_while_running, timeout=300)
     assert status.state == "RUNNING", f"the job ended before two growing reads: {backend.log_tail(job)}"
-    done = job_reaches(backend, job, lambda s: s.phase.terminal, timeout=300)
-    assert done.state == "SUCCEEDED", backend.log_tail(job)
-    final = backend.progress(done)
-    assert final is not None and {len(v) for v in final.values()} == {DISTRIBUTED_ROUNDS}
-    assert backend.metrics(done)["world_size"] == 2
+    backend.stop(job)
+    assert job_reaches(backend, job, lambda s: s.phase.terminal, timeout=120).state == "STOPPED"
