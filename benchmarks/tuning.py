@@ -12,7 +12,9 @@ another so they never compete for the CPU:
   ``max_depth``, ``min_child_weight`` (log) and ``subsample`` (the trainer hands every
   hyperparameter it does not know itself to ``xgb.train``). Objective ``auc_roc``: both runs use the
   trainer's own split (validation 20 %, seed 42), so every AUC is on the same 1,000 validation rows.
-  Trials are costed from an on-prem CPU host row (``--price`` per hour, 2 vCPUs) under ``--budget``;
+  Trials are costed from an on-prem CPU host row (``--price`` per hour, 2 vCPUs) under ``--budget``.
+  Optuna's TPE draws its first 10 trials at random (``n_startup_trials``), so at 8 trials this is
+  a seeded random search;
 - ``gaps``: the same search with ``parallel=1`` (``--gap-trials`` trials), deferrable: the trials run
   one after another, so each gap between one trial's end and the next one's submit is the
   scheduling overhead alone;
@@ -213,7 +215,9 @@ def main() -> int:
     parser.add_argument("--budget", type=float, default=0.05, help="the tuned search's budget (default 0.05)")
     parser.add_argument("--trial-hours", default="5m", help="one trial's quote basis (default 5m)")
     parser.add_argument(
-        "--settle", help="TRAINKIT_TRIGGER_SETTLE_SECONDS for the deployment (default: unset, the real 10 s)"
+        "--settle",
+        type=float,
+        help="TRAINKIT_TRIGGER_SETTLE_SECONDS for the deployment (default: unset, the real 10 s)",
     )
     parser.add_argument("--no-blocking", action="store_true", help="skip the deferrable=False search")
     parser.add_argument("--keep", action="store_true", help="keep the deployment's folder (its logs)")
@@ -251,7 +255,7 @@ def main() -> int:
     env = {"TRAINKIT_ONPREM_GPUS": "none"}
     deployment = Deployment(home, [dags / "tuning_bench.py", dags / "tuning_bench.json"], env)
     if args.settle is not None:
-        deployment.env["TRAINKIT_TRIGGER_SETTLE_SECONDS"] = args.settle
+        deployment.env["TRAINKIT_TRIGGER_SETTLE_SECONDS"] = str(args.settle)
     tasks = TASKS if conf["blocking"] else TASKS[:-1]
     seen: dict[str, list[str]] = {}
     began = time.monotonic()
@@ -293,8 +297,8 @@ def main() -> int:
     runs = [_when(j["ended_at"]) - _when(j["submitted_at"]) for j in tune_jobs.values()]
     print(f"trial runtimes (submit -> end): {summary(runs)}")
 
-    settle = args.settle if args.settle is not None else "10 (default)"
-    settle_seconds = float(args.settle) if args.settle is not None else 10.0
+    settle = f"{args.settle:g}" if args.settle is not None else "10 (default)"
+    settle_seconds = args.settle if args.settle is not None else 10.0
     print(f"\n## Scheduling overhead per trial (parallel=1, {args.gap_trials} trials each)\n")
     print(
         f"poll_interval {args.poll:g} s, TRAINKIT_TRIGGER_SETTLE_SECONDS {settle}, scheduler heartbeat 2 s\n"
