@@ -21,11 +21,12 @@ def running_deployment(
     home: Path, pairs: Pairs, *, demo: bool
 ) -> Iterator[tuple[Deployment, dict[str, LiveBackend]]]:
     """A deployment with the DAGs of ``pairs`` (backend, scenario), their backends started first,
-    and the demo DAG when ``demo``; everything is stopped on the way out."""
+    and the demo and live tuning DAGs when ``demo``; everything is stopped on the way out."""
     examples = REPO / "example_dags"
     dag_files = [Path(__file__).parent / "dags" / "fault_matrix.py"]
     if demo:
         dag_files += [examples / "trainkit_demo.py", examples / "contracts"]
+        dag_files.append(Path(__file__).parent / "dags" / "live_tuning.py")
     # Blocking cases hold a worker slot each while they wait: room for every case of the group.
     env = {"TRAINKIT_ONPREM_GPUS": "none", "AIRFLOW__CORE__PARALLELISM": "32"}
     backends = {name: row(name) for name in dict.fromkeys(b for b, _ in pairs)}
