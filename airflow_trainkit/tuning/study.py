@@ -59,8 +59,11 @@ def build_sampler(
         # The grid sampler shuffles its points once, by its seed, and gives trial n the n-th: the
         # order must be the same in every rebuilt study, so its seed never varies within a search.
         return optuna.samplers.GridSampler(space.grid(), seed=grid_seed)
+    # Optuna samples its first 10 trials at random; a search of 8 would never use TPE at all. Half
+    # the trials (at least 2, at most Optuna's 10) explore at random, the rest follow the model.
     # constant_liar: trials in flight count as if they had a bad value, so parallel trials spread out.
-    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+    startup = max(2, min(10, settings.n_trials // 2))
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=True, n_startup_trials=startup)
 
 
 def build_pruner(settings: TuneSettings) -> optuna.pruners.BasePruner:
