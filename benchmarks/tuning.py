@@ -13,8 +13,7 @@ another so they never compete for the CPU:
   hyperparameter it does not know itself to ``xgb.train``). Objective ``auc_roc``: both runs use the
   trainer's own split (validation 20 %, seed 42), so every AUC is on the same 1,000 validation rows.
   Trials are costed from an on-prem CPU host row (``--price`` per hour, 2 vCPUs) under ``--budget``.
-  Optuna's TPE draws its first 10 trials at random (``n_startup_trials``), so at 8 trials this is
-  a seeded random search;
+  TPE draws half the trials at random (4 of 8) before it follows its model;
 - ``gaps``: the same search with ``parallel=1`` (``--gap-trials`` trials), deferrable: the trials run
   one after another, so each gap between one trial's end and the next one's submit is the
   scheduling overhead alone;
