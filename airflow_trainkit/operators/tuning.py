@@ -232,7 +232,7 @@ class TuneModelOperator(BaseOperator):
                     {
                         "job": t.job,
                         "conn_id": search.conn_ids.get(t.backend),
-                        "rounds_seen": len(t.intermediate),
+                        "rounds_seen": t.rounds_read,
                     }
                     for t in waiting.trials
                     if t.job

@@ -51,7 +51,10 @@ class TrialRecord:
     :param system_attrs: Optuna's own attributes of the trial (the grid sampler's point), so a
         rebuilt study knows which points are taken.
     :param value: the objective, for a complete trial.
-    :param intermediate: round -> the pruning metric as reported to the pruner (keys are strings in JSON).
+    :param intermediate: round -> the pruning metric as reported to the pruner (keys are strings in
+        JSON; thinned, see ``study.intermediate_values``).
+    :param rounds_read: how many rounds of the pruning metric the trial had written when it was last
+        read (the trigger wakes the task only for more).
     :param quote: what the trial was quoted before it started; ``None`` when it was not quoted.
     :param cost: the actual cost (``amount``, ``currency``, ...) once its job ended; ``None`` when
         it could not be priced.
@@ -67,6 +70,7 @@ class TrialRecord:
     system_attrs: dict[str, Any] = field(default_factory=dict)
     value: float | None = None
     intermediate: dict[str, float] = field(default_factory=dict)
+    rounds_read: int = 0
     quote: float | None = None
     cost: dict[str, Any] | None = None
     result: dict[str, Any] | None = None

@@ -78,7 +78,7 @@ def trial_rows(record: SearchRecord) -> list[dict[str, Any]]:
             "job_id": (t.job or {}).get("job_name"),
             "quote": t.quote,
             "cost": t.spent,
-            "rounds_reported": len(t.intermediate),
+            "rounds_read": t.rounds_read,
             "message": t.message,
         }
         for t in record.trials

@@ -326,6 +326,7 @@ class Search:
         values = history.get(pruning.metric)
         if values:
             trial.intermediate = intermediate_values(values)
+            trial.rounds_read = len(values)
 
     def _settle(self, trial: TrialRecord, lifecycle: JobLifecycle, ref: JobRef, status: JobStatus) -> None:
         """Record the outcome of a trial whose job ended: objective, state, cost, result."""

@@ -244,8 +244,11 @@ def test_an_objective_the_trainer_never_writes_fails_the_search_after_the_first_
         run_to_the_end(tuner(objective="auc_roc", n_trials=6, parallel=2), context)
     trials = context["task_state_store"].get(SEARCH_KEY)["trials"]
     assert len(trials) <= 3  # the first to end, and at most the ones in flight with it
-    for trial in trials:
-        assert not OnPremBackend().describe(trial["job"]["job_name"]).phase.active
+    for trial in trials:  # the trials still in flight were asked to stop: none runs on
+        assert settled(OnPremBackend(), trial["job"]["job_name"], timeout=20).state in (
+            "STOPPED",
+            "SUCCEEDED",
+        )
 
 
 @pytest.mark.parametrize(
@@ -320,6 +323,11 @@ def test_a_hopeless_trial_is_pruned_early_and_its_partial_cost_counted(onprem_ro
     assert job.state == "STOPPED"
     rounds = json.loads((Path(job.output_uri) / "progress.json").read_text())["round"]
     assert rounds < 4000  # stopped long before its last round
+    # What the trigger is told the task has seen: rounds written, not the thinned values kept.
+    good_output = Path(OnPremBackend().describe(good["job"]["job_name"]).output_uri)
+    written = json.loads((good_output / "progress.json").read_text())["history"]["validation-logloss"]
+    assert good["rounds_read"] == len(written) and len(good["intermediate"]) == len(written) // 5
+    assert 0 < hopeless["rounds_read"] <= rounds
     assert hopeless["cost"]["amount"] > 0 and good["cost"]["amount"] > 0
     assert result["trials"] == {"complete": 1, "pruned": 1, "failed": 0, "total": 2}
     assert result["money"]["spent"] == pytest.approx(
