@@ -1,8 +1,8 @@
 """The live fault matrix (issue 20): every selected backend x scenario in real deployments.
 
 ``./run test -m faults`` runs all of it, one deployment per backend row, one after another; the
-default run (CI) takes the ``ci`` subset in one deployment: local on-prem's whole row of scenarios,
-and one scenario on each other backend. Each case is one test; the fixture runs every selected case
+default run (CI) takes the ``ci`` subset in one deployment: local on-prem's whole row of scenarios
+but its racy lost create, and one scenario on each other backend. Each case is one test; the fixture runs every selected case
 once, phase by phase (``fault_scenarios.py``), prints the table and writes it as JSON to
 ``$TRAINKIT_FAULT_REPORT`` when that is set. ``$TRAINKIT_FAULT_CONCURRENCY`` (default 8) bounds the
 cases run side by side.
@@ -30,13 +30,24 @@ CI_ONE_EACH = {
     "vertex_ai": "lost_create",
     "azure_ml": "clear",
 }
+# Local on-prem has no create call to hold: its lost-create case kills the task once the job's
+# folder exists, and on a loaded machine the task may defer first (seen in CI: success on try 1).
+# It stays in the full matrix; CI takes the lost create where the answer is held at the wire (Vertex).
+CI_LEAVES_OUT = {("onprem", "lost_create")}
+
+
+def _in_ci(backend: str, scenario: str) -> bool:
+    if (backend, scenario) in CI_LEAVES_OUT:
+        return False
+    return backend == CI_BACKEND or CI_ONE_EACH.get(backend) == scenario
+
+
 CASES = [
     pytest.param(
         backend,
         scenario.name,
         id=f"{backend}-{scenario.name}",
-        marks=[pytest.mark.faults]
-        + ([pytest.mark.ci] if backend == CI_BACKEND or CI_ONE_EACH.get(backend) == scenario.name else []),
+        marks=[pytest.mark.faults] + ([pytest.mark.ci] if _in_ci(backend, scenario.name) else []),
     )
     for backend in ROWS
     for scenario in SCENARIOS
